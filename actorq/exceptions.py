@@ -1,0 +1,123 @@
+"""The exceptions actorq raises, in one tree.
+
+::
+
+    ActorqError
+     ├── ConfigError                  a config file or option is wrong
+     ├── ServerError                  the embedded nats-server cannot start
+     │    ├── ServerBinaryNotFound
+     │    └── PortInUse
+     ├── BrokerError                  talking to NATS failed
+     │    ├── ConnectionFailed
+     │    ├── BrokerTimeout
+     │    ├── NotFound                 a KV key, stream or consumer is missing
+     │    ├── KeyExists                a KV create found the key already there
+     │    └── IncompatibleStream       a provisioned stream/bucket exists with other settings
+     ├── CodecError                   a payload cannot be encoded or decoded
+     │    └── SignatureError           a payload's HMAC signature is missing or wrong
+     └── JobError                     a job did not produce a result
+          ├── JobTimeout
+          └── JobFailed                carries the remote exception type, message, traceback
+
+Every message says what to do next.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ActorqError",
+    "BrokerError",
+    "BrokerTimeout",
+    "CodecError",
+    "ConfigError",
+    "ConnectionFailed",
+    "IncompatibleStream",
+    "JobError",
+    "JobFailed",
+    "JobTimeout",
+    "KeyExists",
+    "NotFound",
+    "PortInUse",
+    "ServerBinaryNotFound",
+    "ServerError",
+    "SignatureError",
+]
+
+
+class ActorqError(Exception):
+    """Root of every error actorq raises on purpose."""
+
+
+class ConfigError(ActorqError):
+    """A configuration file or option is invalid; the message names the key (and line)."""
+
+
+class ServerError(ActorqError):
+    """The embedded nats-server could not be started or stopped."""
+
+
+class ServerBinaryNotFound(ServerError):
+    """No ``nats-server`` executable was found."""
+
+
+class PortInUse(ServerError):
+    """The port asked for the embedded server is already taken."""
+
+
+class BrokerError(ActorqError):
+    """An operation against NATS failed."""
+
+
+class ConnectionFailed(BrokerError):
+    """Could not connect to any of the NATS servers given."""
+
+
+class BrokerTimeout(BrokerError):
+    """NATS did not answer in time."""
+
+
+class NotFound(BrokerError):
+    """A KV key, stream, consumer or message does not exist."""
+
+
+class KeyExists(BrokerError):
+    """A KV ``create`` found the key already present."""
+
+
+class IncompatibleStream(BrokerError):
+    """A stream or bucket exists already with settings actorq cannot use."""
+
+
+class CodecError(ActorqError):
+    """A payload could not be encoded or decoded."""
+
+
+class SignatureError(CodecError):
+    """A payload's HMAC signature is missing or does not match."""
+
+
+class JobError(ActorqError):
+    """A job did not produce a result."""
+
+
+class JobTimeout(JobError):
+    """Waiting for a job (or the job itself) ran past its timeout."""
+
+
+class JobFailed(JobError):
+    """The job raised; ``exc_type``, ``exc_message`` and ``traceback`` tell what and where.
+
+    Example::
+
+        try:
+            await job.result(timeout=10)
+        except JobFailed as e:
+            print(e.exc_type, e.traceback)
+    """
+
+    def __init__(self, job_id: str, exc_type: str, exc_message: str, traceback: str) -> None:
+        self.job_id = job_id
+        self.exc_type = exc_type
+        self.exc_message = exc_message
+        self.traceback = traceback
+        super().__init__(f"job {job_id} failed: {exc_type}: {exc_message}")
