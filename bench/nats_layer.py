@@ -27,7 +27,6 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import nats
@@ -173,12 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     layer: dict[str, float] | None = None
     with NatsServerProcess() as server:
         for r in range(args.rounds):
-            ref = best(ref, asyncio.run(ref_run(server.url, args.n, args.window, args.batch, f"{r}")))
-            run: Callable[[], Awaitable[dict[str, float]]] = lambda r=r: layer_run(  # noqa: E731
-                server.url, args.n, args.window, args.batch, f"{r}"
-            )
-            layer = best(layer, trio.run(run))
-    assert ref is not None and layer is not None
+            params = (server.url, args.n, args.window, args.batch, f"{r}")
+            ref = best(ref, asyncio.run(ref_run(*params)))
+            layer = best(layer, trio.run(layer_run, *params))
+    assert ref is not None
+    assert layer is not None
 
     result: dict[str, Any] = {"n": args.n, "window": args.window, "batch": args.batch}
     for mode in ("publish", "publish_concurrent", "publish_sequential", "fetch_ack"):
