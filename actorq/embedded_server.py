@@ -177,11 +177,9 @@ class NatsServerProcess(_ServerBase):
         self._requested_port = port
         self.port = port or 0
         self._owned_dir: tempfile.TemporaryDirectory[str] | None = None
-        if data_dir is None:
-            self._owned_dir = tempfile.TemporaryDirectory(prefix="actorq-nats-")
-            self.data_dir = Path(self._owned_dir.name)
-        else:
-            self.data_dir = Path(data_dir)
+        # An owned temporary dir is made in start(), so a failed start leaks nothing.
+        self._given_dir = None if data_dir is None else Path(data_dir)
+        self.data_dir = self._given_dir or Path()
         self.ready_timeout = ready_timeout
         self.stop_timeout = stop_timeout
         self.extra_args = list(extra_args or [])
@@ -203,6 +201,16 @@ class NatsServerProcess(_ServerBase):
         """Start the server and block until it accepts connections."""
         if self.running:
             return
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> None:
+        if self._given_dir is None and self._owned_dir is None:
+            self._owned_dir = tempfile.TemporaryDirectory(prefix="actorq-nats-")
+            self.data_dir = Path(self._owned_dir.name)
         binary = find_nats_server()
         self.port = self._requested_port or free_port(self.host)
         _check_port_free(self.host, self.port)

@@ -1,0 +1,45 @@
+"""Shared fixtures: real nats-server processes on free loopback ports, always stopped by PID."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from actorq import Connection, NatsServerProcess, open_nats
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServerProcess]:
+    """One JetStream server for the whole session (tests must use unique names)."""
+    server = NatsServerProcess(data_dir=tmp_path_factory.mktemp("nats-session"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def fresh_nats_server(tmp_path: Path) -> Iterator[NatsServerProcess]:
+    """A server of this test's own, for tests that stop, kill or restart it."""
+    server = NatsServerProcess(data_dir=tmp_path / "nats")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def nats_url(nats_server: NatsServerProcess) -> str:
+    """URL of the session server."""
+    return nats_server.url
+
+
+@pytest.fixture
+async def nc(nats_url: str) -> AsyncIterator[Connection]:
+    """A Trio NATS connection to the session server."""
+    async with open_nats(nats_url) as conn:
+        yield conn
