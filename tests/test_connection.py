@@ -69,7 +69,7 @@ async def test_request_without_responder_times_out_with_our_error(nats_url: str)
 
 
 async def test_js_publish_deduplicates_by_message_id(nc: Connection) -> None:
-    name, subject = await _stream_with_consumer(nc)
+    _, subject = await _stream_with_consumer(nc)
     first = await nc.js_publish(subject, b"a", msg_id="job-1")
     again = await nc.js_publish(subject, b"a", msg_id="job-1")
     assert not first.duplicate
@@ -200,7 +200,7 @@ async def test_cancelling_a_pending_call_leaves_the_connection_usable(nc: Connec
 
 
 async def test_many_trio_tasks_share_one_connection(nc: Connection) -> None:
-    name, subject = await _stream_with_consumer(nc)
+    _, subject = await _stream_with_consumer(nc)
     results: list[int] = []
 
     async def publisher(i: int) -> None:

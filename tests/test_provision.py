@@ -1,4 +1,4 @@
-"""Provisioning of streams and KV buckets: idempotent, updates in place, refuses the incompatible."""
+"""Provisioning of streams and KV buckets: idempotent, updated in place, or refused."""
 
 from __future__ import annotations
 
