@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import logging
 
+from .codec import Codec as Codec
+from .codec import PickleCodec as PickleCodec
+from .codec import SafeCodec as SafeCodec
+from .codec import Signer as Signer
+from .codec import get_codec as get_codec
+from .codec import register_codec as register_codec
 from .connection import Connection as Connection
 from .connection import JsMsg as JsMsg
 from .connection import Message as Message
@@ -33,39 +39,63 @@ from .exceptions import ServerError as ServerError
 from .exceptions import SignatureError as SignatureError
 from .kv import KeyValueStore as KeyValueStore
 from .kv import KvEntry as KvEntry
+from .messages import Backoff as Backoff
+from .messages import DeadLetter as DeadLetter
+from .messages import ErrorInfo as ErrorInfo
+from .messages import JobEnvelope as JobEnvelope
+from .messages import JobOptions as JobOptions
+from .messages import JobOutcome as JobOutcome
+from .messages import JobRecord as JobRecord
+from .messages import JobStatus as JobStatus
+from .provision import Namespace as Namespace
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ActorqError",
+    "Backoff",
     "BrokerError",
     "BrokerTimeout",
+    "Codec",
     "CodecError",
     "ConfigError",
     "Connection",
     "ConnectionFailed",
+    "DeadLetter",
     "EmbeddedServer",
+    "ErrorInfo",
     "IncompatibleStream",
+    "JobEnvelope",
     "JobError",
     "JobFailed",
+    "JobOptions",
+    "JobOutcome",
+    "JobRecord",
+    "JobStatus",
     "JobTimeout",
     "JsMsg",
     "KeyExists",
     "KeyValueStore",
     "KvEntry",
     "Message",
+    "Namespace",
     "NatsServerProcess",
     "NotFound",
     "OutMsg",
+    "PickleCodec",
     "PortInUse",
     "PubAck",
     "PullConsumer",
+    "SafeCodec",
     "ServerBinaryNotFound",
     "ServerError",
     "SignatureError",
+    "Signer",
     "find_nats_server",
+    "get_codec",
     "open_nats",
     "open_nats_server",
+    "register_codec",
 ]
 
 logging.getLogger("actorq").addHandler(logging.NullHandler())

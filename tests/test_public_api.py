@@ -1,0 +1,30 @@
+"""The public surface is explicit: a change to it is a deliberate change to this list."""
+
+from __future__ import annotations
+
+import actorq
+import actorq.exceptions
+
+EXPECTED = {
+    "ActorqError", "Backoff", "BrokerError", "BrokerTimeout", "Codec", "CodecError",
+    "ConfigError", "Connection", "ConnectionFailed", "DeadLetter", "EmbeddedServer",
+    "ErrorInfo", "IncompatibleStream", "JobEnvelope", "JobError", "JobFailed", "JobOptions",
+    "JobOutcome", "JobRecord", "JobStatus", "JobTimeout", "JsMsg", "KeyExists",
+    "KeyValueStore", "KvEntry", "Message", "Namespace", "NatsServerProcess", "NotFound",
+    "OutMsg", "PickleCodec", "PortInUse", "PubAck", "PullConsumer", "SafeCodec",
+    "ServerBinaryNotFound", "ServerError", "SignatureError", "Signer", "find_nats_server",
+    "get_codec", "open_nats", "open_nats_server", "register_codec",
+}  # fmt: skip
+
+
+def test_the_exported_names_are_exactly_the_public_api() -> None:
+    assert set(actorq.__all__) == EXPECTED
+    for name in actorq.__all__:
+        assert getattr(actorq, name) is not None
+
+
+def test_every_exception_derives_from_actorq_error() -> None:
+    for name in actorq.exceptions.__all__:
+        exc = getattr(actorq.exceptions, name)
+        assert issubclass(exc, actorq.ActorqError)
+        assert name in actorq.__all__
