@@ -88,7 +88,9 @@ class _Incarnation:
     """One run of a child, from spawn to exit."""
 
     def __init__(self) -> None:
-        self.scope = trio.CancelScope()
+        # Shielded: cancelling the supervisor must not reach all children at once. Its
+        # loop stops them one by one, in reverse start order, by cancelling this scope.
+        self.scope = trio.CancelScope(shield=True)
         self.done = trio.Event()
         self.pid: int | None = None
         self.sub: Supervisor | None = None
