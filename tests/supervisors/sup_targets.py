@@ -80,8 +80,8 @@ async def tree_main(ready: Ready, depth: str = "1") -> None:
     At depth 1 one child is itself such a tree (depth 0), so grandchildren exist.
     """
     import trio
-
     from sup_specs import pspec
+
     from supervisors import SupervisorSpec, open_supervisor
 
     children: list[Any] = [

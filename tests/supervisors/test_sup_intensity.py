@@ -33,13 +33,18 @@ async def test_exceeding_intensity_stops_all_children_in_reverse_order_and_carri
         control.spec("last"),
     ]
     send, receive = trio.open_memory_channel[SupervisorEvent](100)
-    pid = None
-    with trio.fail_after(10), pytest.raises(RestartIntensityExceeded) as info:
+    pids: list[int | None] = []
+
+    async def run() -> None:
         async with open_supervisor(
             children, max_restarts=2, within=10, backoff=FAST, events=send
         ) as sup:
-            pid = sup.snapshot().find("proc").pid
+            pids.append(sup.snapshot().find("proc").pid)
             await trio.sleep_forever()
+
+    with trio.fail_after(10), pytest.raises(RestartIntensityExceeded) as info:
+        await run()
+    pid = pids[0]
 
     error = info.value
     assert error.child_id == "crasher"

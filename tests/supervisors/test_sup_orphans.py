@@ -33,7 +33,10 @@ async def read_line(stream: trio.abc.ReceiveStream) -> bytes:
 
 async def wait_all_gone(pids: list[int]) -> None:
     """Return once every pid is gone (or a zombie); the caller bounds the wait."""
-    while not all(gone(pid) for pid in pids):
+    # Polling psutil is the only way to watch processes that are not our children.
+    while True:
+        if all(gone(pid) for pid in pids):
+            return
         await trio.sleep(0.02)
 
 
@@ -93,8 +96,7 @@ async def test_child_dies_on_control_socket_eof_and_resets_signals_and_arms_pdea
         control = trio.socket.from_stdlib_socket(ours)
         with trio.fail_after(10):
             assert await control.recv(1) == b"R"
-        with open(report) as f:
-            state = json.load(f)
+        state = json.loads(await trio.Path(report).read_text())
         assert state == {"sigint": True, "sigterm": True, "pdeathsig": 9}
         # This process stays alive, so only the socket's EOF can stop the child.
         ours.close()

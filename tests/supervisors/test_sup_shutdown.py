@@ -17,7 +17,9 @@ async def test_cancelling_the_scope_kills_a_child_ignoring_sigterm_after_its_tim
     shutdown = 0.5
     with trio.fail_after(10):
         with trio.CancelScope() as scope:
-            async with open_supervisor([pspec("stubborn", "ignore_term", shutdown=shutdown)]) as sup:
+            async with open_supervisor(
+                [pspec("stubborn", "ignore_term", shutdown=shutdown)]
+            ) as sup:
                 pid = sup.snapshot().find("stubborn").pid
                 began = trio.current_time()
                 scope.cancel()
@@ -30,9 +32,7 @@ async def test_cancelling_the_scope_kills_a_child_ignoring_sigterm_after_its_tim
 
 async def test_brutal_shutdown_kills_at_once() -> None:
     with trio.fail_after(10):
-        async with open_supervisor(
-            [pspec("stubborn", "ignore_term", shutdown="brutal")]
-        ) as sup:
+        async with open_supervisor([pspec("stubborn", "ignore_term", shutdown="brutal")]) as sup:
             pid = sup.snapshot().find("stubborn").pid
             began = trio.current_time()
         elapsed = trio.current_time() - began
@@ -42,12 +42,17 @@ async def test_brutal_shutdown_kills_at_once() -> None:
 
 
 async def test_an_exception_in_the_block_stops_children_and_propagates_unwrapped() -> None:
-    with trio.fail_after(10), pytest.raises(KeyError, match="oops"):
+    pids: list[int | None] = []
+
+    async def run() -> None:
         async with open_supervisor([pspec("worker", "serve_forever")]) as sup:
-            pid = sup.snapshot().find("worker").pid
+            pids.append(sup.snapshot().find("worker").pid)
             raise KeyError("oops")
-    assert pid is not None
-    assert gone(pid)
+
+    with trio.fail_after(10), pytest.raises(KeyError, match="oops"):
+        await run()
+    assert pids[0] is not None
+    assert gone(pids[0])
 
 
 async def test_children_stop_in_reverse_start_order() -> None:
