@@ -167,11 +167,12 @@ async def open_bridge(name: str = "actorq-asyncio") -> AsyncIterator[AsyncioBrid
         async with open_bridge() as bridge:
             nc = await bridge.run(nats.connect, url)
     """
-    loop = asyncio.new_event_loop()
+    # Not new_event_loop(): once trio-asyncio is imported (for asyncio jobs) its policy
+    # refuses to make a loop from inside Trio. A plain selector loop is all we need.
+    loop = asyncio.SelectorEventLoop()
     started = threading.Event()
 
     def run_loop() -> None:
-        asyncio.set_event_loop(loop)
         loop.call_soon(started.set)
         try:
             loop.run_forever()

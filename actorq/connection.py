@@ -155,6 +155,17 @@ class Connection:
         with translate_errors(f"publish to {subject!r}"):
             await self.bridge.run(self.nc.publish, subject, data, headers=_headers(headers, None))
 
+    async def publish_many(self, messages: Sequence[OutMsg]) -> None:
+        """Core NATS publish of a batch, in one crossing."""
+        nc = self.nc
+
+        async def run() -> None:
+            for m in messages:
+                await nc.publish(m.subject, m.data, headers=_headers(m.headers, None))
+
+        with translate_errors(f"publish of {len(messages)} messages"):
+            await self.bridge.run(run)
+
     async def flush(self) -> None:
         """Wait until the server has processed everything published so far."""
         with translate_errors("flush"):

@@ -17,6 +17,7 @@
      │    └── SignatureError           a payload's HMAC signature is missing or wrong
      └── JobError                     a job did not produce a result
           ├── JobTimeout
+          ├── JobCancelled
           └── JobFailed                carries the remote exception type, message, traceback
 
 Every message says what to do next.
@@ -32,6 +33,7 @@ __all__ = [
     "ConfigError",
     "ConnectionFailed",
     "IncompatibleStream",
+    "JobCancelled",
     "JobError",
     "JobFailed",
     "JobTimeout",
@@ -102,6 +104,10 @@ class JobError(ActorqError):
 
 class JobTimeout(JobError):
     """Waiting for a job (or the job itself) ran past its timeout."""
+
+
+class JobCancelled(JobError):
+    """The job was cancelled before it produced a result."""
 
 
 class JobFailed(JobError):

@@ -101,7 +101,9 @@ JobStatus: TypeAlias = Literal[
 ]
 
 #: What a single attempt can end in; a subset of :data:`JobStatus`.
-OutcomeStatus: TypeAlias = Literal["succeeded", "failed", "retrying", "cancelled", "dead"]
+OutcomeStatus: TypeAlias = Literal[
+    "running", "succeeded", "failed", "retrying", "cancelled", "dead"
+]
 
 #: Every :data:`JobStatus`, in life-cycle order (for CLIs and validation).
 JOB_STATUSES: Final[tuple[JobStatus, ...]] = (
@@ -265,6 +267,13 @@ class JobOutcome(_Message, frozen=True, kw_only=True):
     started_at: Timestamp
     finished_at: Timestamp
     worker: str = ""
+    # Copied from the envelope so the result actor can build a record without a read.
+    function: str = ""
+    enqueued_at: Timestamp = 0.0
+    metadata: dict[str, str] = {}
+    result_ttl: PositiveSeconds | None = None
+    # The envelope's bytes, sent with a final failure so it can be dead-lettered.
+    original: bytes | None = None
 
 
 class JobRecord(_Message, frozen=True, kw_only=True):
@@ -313,6 +322,21 @@ class JobRecord(_Message, frozen=True, kw_only=True):
         started = at if status == "running" else self.started_at
         history = [*self.history, StatusChange(status, at)]
         return replace(self, status=status, started_at=started, history=history)
+
+    @classmethod
+    def from_outcome(cls, outcome: JobOutcome) -> JobRecord:
+        """The record of a job first seen through an outcome (no earlier record)."""
+        base = cls(
+            id=outcome.job_id,
+            queue=outcome.queue,
+            function=outcome.function,
+            status="queued",
+            codec=outcome.codec,
+            enqueued_at=outcome.enqueued_at or outcome.started_at,
+            metadata=dict(outcome.metadata),
+            history=[StatusChange("queued", outcome.enqueued_at or outcome.started_at)],
+        )
+        return base.apply(outcome)
 
     def apply(self, outcome: JobOutcome) -> JobRecord:
         """A copy updated with one attempt's outcome (result, error, timings, history)."""

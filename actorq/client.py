@@ -1,0 +1,392 @@
+"""The async client (Trio): enqueue jobs, wait for results, look up, cancel, requeue, purge.
+
+Example::
+
+    async with actorq.open_client("nats://127.0.0.1:4222") as client:
+        job = await client.enqueue(add, 1, 2)
+        assert await job.result(timeout=10) == 3
+
+        # Job options never mix with the function's own keyword arguments:
+        job = await client.options(queue="emails", max_retries=5).enqueue(send, to="a@b")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
+
+import msgspec
+import trio
+
+from .codec import Codec, Signer, function_path, get_codec
+from .connection import Connection, OutMsg, open_nats
+from .constants import DEFAULT_QUEUE
+from .exceptions import (
+    ActorqError,
+    CodecError,
+    JobCancelled,
+    JobFailed,
+    JobTimeout,
+    KeyExists,
+    NotFound,
+)
+from .job_streams import JobStreams, check_job_id, check_queue_name
+from .kv import KeyValueStore
+from .messages import (
+    Backoff,
+    CancelJob,
+    DeadLetter,
+    JobEnvelope,
+    JobOptions,
+    JobRecord,
+    JobStatus,
+    decode_dead_letter,
+    decode_envelope,
+    decode_record,
+    encode,
+)
+
+__all__ = ["Client", "EnqueueOptions", "Job", "open_client"]
+
+
+class EnqueueOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """How to enqueue: which queue, which id, retries, timeout, result TTL, metadata.
+
+    ``job_id``: give one to make the enqueue idempotent: a second enqueue with the same
+    id returns the first job (``Job.deduplicated`` is true) and never runs it twice.
+    """
+
+    queue: str = DEFAULT_QUEUE
+    job_id: str | None = None
+    max_retries: int = 3
+    backoff: Backoff = Backoff()
+    timeout: float | None = None
+    result_ttl: float | None = None
+    metadata: dict[str, str] = {}
+
+    def job_options(self) -> JobOptions:
+        """The per-job options carried in the envelope."""
+        return JobOptions(
+            max_retries=self.max_retries,
+            backoff=self.backoff,
+            timeout=self.timeout,
+            result_ttl=self.result_ttl,
+            metadata=dict(self.metadata),
+        )
+
+
+class Job:
+    """A handle on an enqueued job. Cheap: holds only its id and queue."""
+
+    def __init__(self, client: Client, job_id: str, queue: str, *, deduplicated: bool = False):
+        self.client = client
+        self.id = job_id
+        self.queue = queue
+        #: True when this enqueue found the id already used and enqueued nothing.
+        self.deduplicated = deduplicated
+
+    def __repr__(self) -> str:
+        return f"Job(id={self.id!r}, queue={self.queue!r})"
+
+    async def record(self) -> JobRecord | None:
+        """Everything stored about the job, or ``None`` while it has no record yet."""
+        return await self.client.get_record(self.id)
+
+    async def status(self) -> JobStatus:
+        """``queued``, ``running``, ``succeeded``, ``failed``, ``retrying``, ``cancelled``, ..."""
+        return await self.client.status(self.id)
+
+    async def cancel(self) -> None:
+        """Cancel the job: it will not run, or stops if it is running (async jobs)."""
+        await self.client.cancel(self.id)
+
+    async def result(self, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+        """Wait (push-woken, no polling) for the job's result and return it.
+
+        Raises :class:`~actorq.JobFailed` (with the remote type, message and
+        traceback) when it failed, :class:`~actorq.JobCancelled` when cancelled, and
+        :class:`~actorq.JobTimeout` when ``timeout`` seconds pass first.
+        """
+        record = await self.client.wait(self.id, timeout=timeout)
+        return self.client.unwrap(record)
+
+
+class Client:
+    """The async job-queue client. Get one from :func:`open_client`."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        streams: JobStreams,
+        codec: Codec,
+        *,
+        signing_key: bytes | Signer | None = None,
+    ) -> None:
+        self.conn = conn
+        self.streams = streams
+        self.codec = codec
+        self._signing_key = signing_key
+        self._results: KeyValueStore | None = None
+        self._cancels: KeyValueStore | None = None
+        self._claims: KeyValueStore | None = None
+        self._codecs: dict[str, Codec] = {codec.name: codec}
+
+    async def _setup(self) -> None:
+        await self.streams.provision(self.conn)
+        self._results = await self.conn.kv(self.streams.results_bucket)
+        self._cancels = await self.conn.kv(self.streams.cancels_bucket)
+        self._claims = await self.conn.kv(self.streams.claims_bucket)
+
+    @property
+    def results(self) -> KeyValueStore:
+        """The results bucket (job id -> :class:`JobRecord`)."""
+        assert self._results is not None
+        return self._results
+
+    # -- enqueue ---------------------------------------------------------------------
+
+    def options(self, **options: Any) -> _BoundEnqueue:
+        """Enqueue with options: ``await client.options(queue="q").enqueue(fn, x=1)``.
+
+        Accepts the fields of :class:`EnqueueOptions`.
+        """
+        try:
+            opts = msgspec.convert(options, EnqueueOptions)
+        except msgspec.ValidationError as exc:
+            raise ActorqError(f"invalid enqueue option: {exc}") from None
+        return _BoundEnqueue(self, opts)
+
+    async def enqueue(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
+        """Enqueue ``fn(*args, **kwargs)`` on the default queue with default options."""
+        return await self.enqueue_with(EnqueueOptions(), fn, args, kwargs)
+
+    def build_envelope(
+        self, opts: EnqueueOptions, fn: Callable[..., Any], args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+    ) -> JobEnvelope:  # fmt: skip
+        """Encode a call into an envelope (no I/O)."""
+        check_queue_name(opts.queue)
+        job_id = check_job_id(opts.job_id) if opts.job_id is not None else uuid.uuid4().hex
+        payload = self.codec.encode_call(fn, args, kwargs)
+        try:
+            name = function_path(fn)
+        except (AttributeError, TypeError, CodecError):
+            name = repr(fn)
+        return JobEnvelope(
+            id=job_id,
+            queue=opts.queue,
+            function=name,
+            codec=self.codec.name,
+            payload=payload,
+            signature=self.codec.sign_call(payload),
+            options=opts.job_options(),
+            enqueued_at=time.time(),
+        )
+
+    async def enqueue_with(
+        self,
+        opts: EnqueueOptions,
+        fn: Callable[..., Any],
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> Job:
+        """Enqueue with explicit :class:`EnqueueOptions`."""
+        env = self.build_envelope(opts, fn, args, kwargs or {})
+        if opts.job_id is not None:
+            assert self._claims is not None
+            try:
+                await self._claims.create(env.id, env.queue.encode())
+            except KeyExists:
+                return Job(self, env.id, env.queue, deduplicated=True)
+        ack = await self.conn.js_publish(
+            self.streams.job_subject(env.queue, env.id), encode(env), msg_id=env.id
+        )
+        return Job(self, env.id, env.queue, deduplicated=ack.duplicate)
+
+    async def enqueue_many(
+        self, calls: Sequence[tuple[Callable[..., Any], Sequence[Any], Mapping[str, Any]]],
+        opts: EnqueueOptions | None = None,
+    ) -> list[Job]:  # fmt: skip
+        """Enqueue many calls with shared options in one pipelined batch.
+
+        Ids are generated (an explicit ``job_id`` makes no sense for a batch).
+        """
+        opts = opts or EnqueueOptions()
+        if opts.job_id is not None:
+            raise ActorqError("enqueue_many generates job ids; drop job_id from the options")
+        envs = [self.build_envelope(opts, fn, a, k) for fn, a, k in calls]
+        acks = await self.conn.js_publish_many(
+            [OutMsg(self.streams.job_subject(e.queue, e.id), encode(e), msg_id=e.id) for e in envs]
+        )
+        pairs = zip(envs, acks, strict=True)
+        return [Job(self, e.id, e.queue, deduplicated=a.duplicate) for e, a in pairs]
+
+    # -- look up -----------------------------------------------------------------------
+
+    def job(self, job_id: str, queue: str = DEFAULT_QUEUE) -> Job:
+        """A handle on a job by id (no I/O; see :meth:`get_record`)."""
+        return Job(self, check_job_id(job_id), queue)
+
+    async def get_record(self, job_id: str) -> JobRecord | None:
+        """The stored record of a job, or ``None`` if there is none (yet, or any more)."""
+        entry = await self.results.get(job_id)
+        return None if entry is None else decode_record(entry.value)
+
+    async def _queued_envelope(self, job_id: str) -> JobEnvelope | None:
+        try:
+            msg = await self.conn.jsm(
+                "get_last_msg", self.streams.jobs_stream, self.streams.job_subject("*", job_id)
+            )
+        except NotFound:
+            return None
+        return decode_envelope(msg.data)
+
+    async def status(self, job_id: str) -> JobStatus:
+        """The job's status; raises :class:`~actorq.NotFound` for an unknown id."""
+        record = await self.get_record(job_id)
+        if record is not None and record.done:
+            return record.status
+        assert self._cancels is not None
+        if await self._cancels.get(job_id) is not None:
+            return "cancelled"
+        if record is not None:
+            return record.status
+        if await self._queued_envelope(job_id) is not None:
+            return "queued"
+        raise NotFound(
+            f"no job {job_id!r}: never enqueued in namespace {self.streams.ns.name!r}, "
+            "or its record expired (result TTL)."
+        )
+
+    async def wait(self, job_id: str, timeout: float | None = None) -> JobRecord:  # noqa: ASYNC109
+        """Wait until the job has a final record and return it (see :meth:`Job.result`)."""
+        subject = self.streams.done_subject(job_id)
+        with trio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
+            # Subscribe first, then read: a result stored in between is not missed.
+            async with self.conn.subscribe(subject) as done:
+                record = await self.get_record(job_id)
+                if record is not None and record.done:
+                    return record
+                async for msg in done:
+                    record = decode_record(msg.data)
+                    if record.done:
+                        return record
+        assert scope.cancelled_caught
+        raise JobTimeout(
+            f"job {job_id} has no result after {timeout}s; it may still be queued or running: "
+            "check `await job.status()`, or wait longer."
+        )
+
+    def unwrap(self, record: JobRecord) -> Any:
+        """The value of a final record, or the matching exception."""
+        if record.status == "succeeded":
+            if record.result is None:
+                return None
+            codec = self._codec(record.codec)
+            return codec.decode_result(record.result, record.signature)
+        if record.status == "cancelled":
+            raise JobCancelled(f"job {record.id} was cancelled")
+        err = record.error
+        if err is None:
+            raise JobFailed(record.id, "UnknownError", f"job ended {record.status}", "")
+        raise JobFailed(record.id, err.type, err.message, err.traceback)
+
+    def _codec(self, name: str) -> Codec:
+        codec = self._codecs.get(name)
+        if codec is None:
+            codec = self._codecs[name] = get_codec(name, signing_key=self._signing_key)
+        return codec
+
+    # -- steer -------------------------------------------------------------------------
+
+    async def cancel(self, job_id: str) -> None:
+        """Cancel a job by id; durable, so it holds even when no worker is online."""
+        assert self._cancels is not None
+        # Queue actors watch this bucket (push), so a running job stops promptly too.
+        await self._cancels.put(
+            job_id, encode(CancelJob(job_id=job_id, requested_at=time.time()))
+        )
+
+    async def requeue(self, job_id: str) -> Job:
+        """Enqueue a dead-lettered job again, as it was; removes its dead letter."""
+        try:
+            msg = await self.conn.jsm(
+                "get_last_msg", self.streams.dead_stream, self.streams.dead_subject(job_id)
+            )
+        except NotFound:
+            raise NotFound(
+                f"no dead letter for job {job_id!r}; list them with dead_letters()"
+            ) from None
+        letter = decode_dead_letter(msg.data)
+        env = decode_envelope(letter.original)
+        assert self._cancels is not None
+        with contextlib.suppress(NotFound):
+            await self._cancels.delete(job_id)
+        await self.conn.js_publish(
+            self.streams.job_subject(env.queue, env.id),
+            letter.original,
+            msg_id=f"{env.id}-requeue-{msg.seq}",
+        )
+        await self.conn.jsm("delete_msg", self.streams.dead_stream, msg.seq)
+        return Job(self, env.id, env.queue)
+
+    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """Up to ``limit`` dead letters, oldest first (:class:`~actorq.DeadLetter`)."""
+        info = await self.conn.jsm("stream_info", self.streams.dead_stream)
+        out: list[DeadLetter] = []
+        seq = info.state.first_seq
+        while seq and seq <= info.state.last_seq and len(out) < limit:
+            try:
+                msg = await self.conn.jsm("get_msg", self.streams.dead_stream, seq)
+            except NotFound:
+                seq += 1
+                continue
+            out.append(decode_dead_letter(msg.data))
+            seq += 1
+        return out
+
+    async def purge(self, queue: str) -> int:
+        """Remove every waiting job of ``queue``; returns how many were removed."""
+        check_queue_name(queue)
+        subject = self.streams.queue_filter(queue)
+        info = await self.conn.jsm("stream_info", self.streams.jobs_stream, subjects_filter=subject)
+        count = sum((info.state.subjects or {}).values())
+        await self.conn.jsm("purge_stream", self.streams.jobs_stream, subject=subject)
+        return int(count)
+
+
+class _BoundEnqueue:
+    """``client.options(...)``: enqueue with fixed options."""
+
+    def __init__(self, client: Client, opts: EnqueueOptions) -> None:
+        self._client = client
+        self._opts = opts
+
+    async def enqueue(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
+        """Enqueue ``fn(*args, **kwargs)`` with the bound options."""
+        return await self._client.enqueue_with(self._opts, fn, args, kwargs)
+
+
+@contextlib.asynccontextmanager
+async def open_client(
+    url: str | Sequence[str] = "nats://127.0.0.1:4222",
+    *,
+    namespace: str = "actorq",
+    codec: str | Codec = "pickle",
+    signing_key: bytes | Signer | None = None,
+    **connect_options: Any,
+) -> AsyncIterator[Client]:
+    """Connect a job-queue client for the duration of the block (Trio).
+
+    ``codec`` is ``"pickle"`` (default; lambdas and closures work) or ``"safe"``, or a
+    codec object; ``signing_key`` signs payloads so workers refuse unsigned ones.
+    ``connect_options`` go to :func:`actorq.open_nats` (user, password, token, tls...).
+    """
+    c = codec if not isinstance(codec, str) else get_codec(codec, signing_key=signing_key)
+    async with open_nats(url, **connect_options) as conn:
+        client = Client(conn, JobStreams(namespace), c, signing_key=signing_key)
+        await client._setup()
+        yield client

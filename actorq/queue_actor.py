@@ -1,0 +1,487 @@
+"""The queue actor: pulls jobs of one queue, runs them, reports outcomes, then acks.
+
+One or more run per queue, each in its own process under a supervisor (or as a Trio
+task, in tests and embedded use). Per job::
+
+    fetch (only as many as there are free slots)
+      -> decode envelope (undecodable: dead letter, term)
+      -> cancelled already? (a push-fed set from the cancels bucket) -> outcome cancelled
+      -> run: Trio coroutine as a task, asyncio coroutine via trio-asyncio,
+              plain function in a worker thread; bounded by the job's timeout
+      -> outcome published to the outcomes stream (durable), *then* the job is acked,
+         or nak'ed with the backoff delay for a retry
+
+While a job runs its lease (the consumer's ack wait) is renewed with ``in_progress``
+every third of it, so a long job is never redelivered and a killed worker's job is.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+import msgspec
+import psutil
+import trio
+
+from .codec import Codec, get_codec
+from .connection import Connection, JsMsg, OutMsg, PullConsumer, open_nats
+from .exceptions import CodecError, SignatureError
+from .job_streams import DEFAULT_ACK_WAIT, JobStreams
+from .kv import KeyValueStore
+from .messages import (
+    DeadLetter,
+    ErrorInfo,
+    JobEnvelope,
+    JobOutcome,
+    decode_envelope,
+    decode_record,
+    encode,
+)
+
+__all__ = ["QueueActorSettings", "asyncio_job", "main", "serve_queue_actor"]
+
+log = logging.getLogger("actorq.queue")
+
+ExitReason = Literal["stopped", "recycle"]
+
+
+class QueueActorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Everything a queue actor process needs, passed to it as JSON."""
+
+    queue: str
+    url: list[str] = msgspec.field(default_factory=lambda: ["nats://127.0.0.1:4222"])
+    namespace: str = "actorq"
+    concurrency: int = 10
+    ack_wait: float = DEFAULT_ACK_WAIT
+    #: Report a ``running`` status when a job starts (one extra message per job).
+    track_started: bool = True
+    #: Exit gracefully (to be restarted fresh) after this many jobs.
+    recycle_after_jobs: int | None = None
+    #: Exit gracefully when the process's RSS passes this many MB.
+    recycle_above_rss_mb: float | None = None
+    #: Hex-encoded HMAC key; payloads without a valid signature are dead-lettered.
+    signing_key_hex: str | None = None
+    #: Modules imported at start (where job functions live).
+    imports: list[str] = []
+    #: Prepended to ``sys.path`` at start.
+    sys_path: list[str] = []
+    #: Seconds in-flight jobs get to finish on shutdown before being left for redelivery.
+    shutdown_timeout: float = 30.0
+    name: str = ""
+
+
+def asyncio_job(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Mark an ``async def`` as an asyncio coroutine function (run via trio-asyncio).
+
+    Unmarked ``async def`` jobs run as Trio tasks::
+
+        @actorq.asyncio_job
+        async def fetch(url):
+            async with aiohttp.ClientSession() as s: ...
+    """
+    fn.__actorq_asyncio__ = True  # type: ignore[attr-defined]
+    return fn
+
+
+class _Slots:
+    """Counts free job slots; a slot is held from fetch until the job's ack."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.used = 0
+        self._changed = trio.Event()
+
+    @property
+    def free(self) -> int:
+        return self.size - self.used
+
+    def take(self, n: int) -> None:
+        self.used += n
+
+    def give(self, n: int = 1) -> None:
+        self.used -= n
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_free(self) -> None:
+        while self.free <= 0:
+            await self._changed.wait()
+
+
+class _Report(msgspec.Struct):
+    msg: JsMsg
+    outcome: JobOutcome | None
+    action: Literal["ack", "nak", "term", "none"]
+    delay: float | None = None
+
+
+class QueueActor:
+    """The state of one running queue actor. Use :func:`serve_queue_actor`."""
+
+    def __init__(self, settings: QueueActorSettings, conn: Connection) -> None:
+        self.settings = settings
+        self.conn = conn
+        self.streams = JobStreams(settings.namespace)
+        key = bytes.fromhex(settings.signing_key_hex) if settings.signing_key_hex else None
+        self._signing_key = key
+        self._codecs: dict[str, Codec] = {}
+        self.slots = _Slots(settings.concurrency)
+        self.running: dict[str, tuple[trio.CancelScope, JsMsg]] = {}
+        self.cancelled: set[str] = set()
+        self.reports: list[_Report] = []
+        self._reports_ready = trio.Event()
+        self.jobs_done = 0
+        self.worker = settings.name or f"{os.uname().nodename}:{os.getpid()}"
+        self.stop_fetching = trio.Event()
+        self.exit_reason: ExitReason = "stopped"
+        self.stuck_threads = 0
+        self._process = psutil.Process()
+
+    def codec(self, name: str) -> Codec:
+        codec = self._codecs.get(name)
+        if codec is None:
+            codec = self._codecs[name] = get_codec(name, signing_key=self._signing_key)
+        return codec
+
+    # -- the loops -------------------------------------------------------------------
+
+    async def fetch_loop(self, consumer: PullConsumer, jobs: trio.Nursery) -> None:
+        while not self.stop_fetching.is_set():
+            await self.slots.wait_free()
+            if self.stop_fetching.is_set():
+                break
+            free = self.slots.free
+            msgs = await consumer.fetch(free, expires=1.0)
+            self.slots.take(len(msgs))
+            for msg in msgs:
+                jobs.start_soon(self.handle, msg)
+
+    async def handle(self, msg: JsMsg) -> None:
+        try:
+            env = decode_envelope(msg.data)
+        except CodecError as exc:
+            await self.dead_letter(msg, None, "undecodable", str(exc))
+            return
+        if env.id in self.cancelled:
+            self.report(msg, self.outcome(env, msg, "cancelled", time.time()), "term")
+            return
+        if msg.num_delivered > 1 and await self.already_done(env.id):
+            # Redelivered after its outcome was stored (e.g. the worker died before
+            # acking): one result per job id, so do not run it again.
+            self.report(msg, None, "ack")
+            return
+        started = time.time()
+        codec = self.codec(env.codec)
+        try:
+            fn, args, kwargs = codec.decode_call(env.payload, env.signature)
+        except SignatureError as exc:
+            await self.dead_letter(msg, env, "bad_signature", str(exc))
+            return
+        except CodecError as exc:
+            await self.dead_letter(msg, env, "undecodable", str(exc))
+            return
+        if self.settings.track_started:
+            self.report(msg, self.outcome(env, msg, "running", started), "none")
+        scope = trio.CancelScope()
+        self.running[env.id] = (scope, msg)
+        error: BaseException | None = None
+        value: Any = None
+        timed_out = False
+        try:
+            with scope:
+                with trio.move_on_after(env.options.timeout or float("inf")) as timeout_scope:
+                    try:
+                        value = await self.call(fn, args, kwargs)
+                    except Exception as exc:
+                        error = exc
+                timed_out = timeout_scope.cancelled_caught
+        finally:
+            del self.running[env.id]
+        self.jobs_done += 1
+        if scope.cancelled_caught:
+            self.report(msg, self.outcome(env, msg, "cancelled", started), "term")
+        elif timed_out:
+            limit = env.options.timeout
+            self.fail(msg, env, started, TimeoutError(f"job ran past its timeout of {limit}s"))
+        elif error is not None:
+            self.fail(msg, env, started, error)
+        else:
+            try:
+                result = codec.encode_result(value)
+            except CodecError as exc:
+                self.fail(msg, env, started, exc)
+                return
+            out = self.outcome(env, msg, "succeeded", started)
+            out = msgspec.structs.replace(out, result=result, signature=codec.sign_result(result))
+            self.report(msg, out, "ack")
+        self.check_recycle()
+
+    def fail(self, msg: JsMsg, env: JobEnvelope, started: float, exc: BaseException) -> None:
+        attempt = msg.num_delivered
+        info = ErrorInfo.from_exception(exc)
+        if attempt <= env.options.max_retries:
+            delay = env.options.backoff.delay(attempt)
+            out = msgspec.structs.replace(
+                self.outcome(env, msg, "retrying", started), error=info, retry_in=delay
+            )
+            self.report(msg, out, "nak", delay)
+        else:
+            out = msgspec.structs.replace(
+                self.outcome(env, msg, "failed", started), error=info, original=msg.data
+            )
+            self.report(msg, out, "term")
+
+    async def call(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+        if getattr(fn, "__actorq_asyncio__", False):
+            import trio_asyncio
+
+            return await trio_asyncio.aio_as_trio(fn)(*args, **kwargs)
+        if inspect.iscoroutinefunction(fn):
+            return await fn(*args, **kwargs)
+        done = False
+
+        def run() -> Any:
+            nonlocal done
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                done = True
+
+        try:
+            result = await trio.to_thread.run_sync(run, abandon_on_cancel=True)
+        finally:
+            if not done:
+                # The thread cannot be stopped; it keeps a slot of the machine busy.
+                # Finish what is in flight, then exit so the supervisor starts afresh.
+                self.stuck_threads += 1
+                self.exit_reason = "recycle"
+                self.stop_fetching.set()
+        if inspect.isawaitable(result):  # a sync wrapper that returned a coroutine
+            return await result
+        return result
+
+    def outcome(self, env: JobEnvelope, msg: JsMsg, status: Any, started: float) -> JobOutcome:
+        return JobOutcome(
+            job_id=env.id,
+            queue=env.queue,
+            status=status,
+            codec=env.codec,
+            attempt=msg.num_delivered,
+            started_at=started,
+            finished_at=time.time(),
+            worker=self.worker,
+            function=env.function,
+            enqueued_at=env.enqueued_at,
+            metadata=env.options.metadata,
+            result_ttl=env.options.result_ttl,
+        )
+
+    def report(
+        self, msg: JsMsg, outcome: JobOutcome | None, action: Any, delay: float | None = None
+    ) -> None:
+        self.reports.append(_Report(msg, outcome, action, delay))
+        self._reports_ready.set()
+
+    async def report_loop(self) -> None:
+        """Publish outcomes in batches (durable), then ack/nak their jobs."""
+        while True:
+            await self._reports_ready.wait()
+            self._reports_ready = trio.Event()
+            batch, self.reports = self.reports, []
+            if not batch:
+                continue
+            await self.flush_reports(batch)
+
+    async def flush_reports(self, batch: list[_Report]) -> None:
+        outs = [
+            OutMsg(self.streams.outcome_subject(r.outcome.queue), encode(r.outcome))
+            for r in batch
+            if r.outcome is not None
+        ]
+        if outs:
+            await self.conn.js_publish_many(outs)
+        consumer = self._consumer
+        acks = [r.msg for r in batch if r.action == "ack"]
+        if acks:
+            await consumer.ack_many(acks)
+        for r in batch:
+            if r.action == "nak":
+                await consumer.nak(r.msg, r.delay)
+            elif r.action == "term":
+                await consumer.term(r.msg)
+        self.slots.give(sum(1 for r in batch if r.action != "none"))
+
+    async def heartbeat_loop(self) -> None:
+        """Renew the lease of every running job every third of the ack wait."""
+        while True:
+            await trio.sleep(self.settings.ack_wait / 3)
+            msgs = [m for _, m in self.running.values()]
+            if msgs:
+                await self._consumer.in_progress(msgs)
+
+    async def cancel_watch(self, cancels: KeyValueStore) -> None:
+        async with cancels.watch() as updates:
+            async for entry in updates:
+                if entry is None or entry.operation != "PUT":
+                    continue
+                self.cancelled.add(entry.key)
+                running = self.running.get(entry.key)
+                if running is not None:
+                    running[0].cancel()
+
+    async def already_done(self, job_id: str) -> bool:
+        entry = await self._results.get(job_id)
+        return entry is not None and decode_record(entry.value).status == "succeeded"
+
+    async def dead_letter(
+        self, msg: JsMsg, env: JobEnvelope | None, reason: str, detail: str
+    ) -> None:
+        job_id = env.id if env is not None else f"seq-{msg.stream_seq}"
+        letter = DeadLetter(
+            job_id=job_id,
+            queue=self.settings.queue,
+            reason=reason,
+            detail=detail,
+            original=msg.data,
+            headers=msg.headers,
+            failed_at=time.time(),
+        )
+        await self.conn.js_publish(self.streams.dead_subject(job_id), encode(letter))
+        if env is not None:
+            out = msgspec.structs.replace(
+                self.outcome(env, msg, "dead", time.time()),
+                error=ErrorInfo(type=f"actorq.{reason}", message=detail),
+            )
+            self.report(msg, out, "term")
+        else:
+            self.report(msg, None, "term")
+        log.warning("dead-lettered %s from %s: %s: %s", job_id, self.settings.queue, reason, detail)
+
+    def check_recycle(self) -> None:
+        s = self.settings
+        if s.recycle_after_jobs is not None and self.jobs_done >= s.recycle_after_jobs:
+            self.exit_reason = "recycle"
+            self.stop_fetching.set()
+        elif s.recycle_above_rss_mb is not None and self.jobs_done % 16 == 0:
+            rss_mb = self._process.memory_info().rss / 1e6
+            if rss_mb > s.recycle_above_rss_mb:
+                self.exit_reason = "recycle"
+                self.stop_fetching.set()
+
+    _consumer: PullConsumer
+    _results: KeyValueStore
+
+
+async def serve_queue_actor(
+    settings: QueueActorSettings,
+    *,
+    stop: trio.Event | None = None,
+    task_status: trio.TaskStatus[QueueActor] = trio.TASK_STATUS_IGNORED,
+) -> ExitReason:
+    """Run a queue actor until ``stop`` is set, it recycles, or it is cancelled.
+
+    On stop it fetches no more, lets in-flight jobs finish up to
+    ``settings.shutdown_timeout``, reports them, and returns; jobs still running then
+    are left unacked for redelivery (nothing is lost).
+    """
+    for path in reversed(settings.sys_path):
+        sys.path.insert(0, path)
+    for module in settings.imports:
+        importlib.import_module(module)
+    streams = JobStreams(settings.namespace)
+    async with open_nats(settings.url, name=f"actorq-queue-{settings.queue}") as conn:
+        await streams.provision(conn)
+        await streams.provision_queue(
+            conn, settings.queue, ack_wait=settings.ack_wait,
+            max_ack_pending=max(1000, settings.concurrency * 4),
+        )  # fmt: skip
+        actor = QueueActor(settings, conn)
+        actor._consumer = await conn.pull_consumer(
+            streams.jobs_stream, streams.consumer_name(settings.queue)
+        )
+        actor._results = await conn.kv(streams.results_bucket)
+        cancels = await conn.kv(streams.cancels_bucket)
+        stop = stop if stop is not None else trio.Event()
+        async with _maybe_asyncio_loop(), trio.open_nursery() as service:
+            service.start_soon(actor.report_loop)
+            service.start_soon(actor.heartbeat_loop)
+            service.start_soon(actor.cancel_watch, cancels)
+            service.start_soon(_forward_stop, stop, actor.stop_fetching)
+            task_status.started(actor)
+            async with trio.open_nursery() as jobs:
+                async with trio.open_nursery() as fetcher:
+                    fetcher.start_soon(actor.fetch_loop, actor._consumer, jobs)
+                    await actor.stop_fetching.wait()
+                    fetcher.cancel_scope.cancel()
+                # Graceful: give in-flight jobs their time, then leave them unacked.
+                jobs.cancel_scope.deadline = trio.current_time() + settings.shutdown_timeout
+            # Report what finished; the rest is redelivered after the ack wait.
+            with trio.move_on_after(10):
+                while actor.reports:
+                    batch, actor.reports = actor.reports, []
+                    await actor.flush_reports(batch)
+            service.cancel_scope.cancel()
+        return actor.exit_reason
+
+
+async def _forward_stop(stop: trio.Event, stop_fetching: trio.Event) -> None:
+    await stop.wait()
+    stop_fetching.set()
+
+
+def _maybe_asyncio_loop() -> Any:
+    import trio_asyncio
+
+    return trio_asyncio.open_loop()
+
+
+async def _stop_on_signal(stop: trio.Event) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for _ in signals:
+            stop.set()
+            return
+
+
+def main(ready: Callable[[], None], settings_json: str) -> None:
+    """Process entry point: a supervisor runs this in a fresh interpreter.
+
+    SIGTERM/SIGINT stop it gracefully; it exits 0 when stopped or recycled (a
+    ``permanent`` child is then started afresh by its supervisor).
+    """
+    settings = msgspec.json.decode(settings_json, type=QueueActorSettings)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    async def run() -> None:
+        stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_stop_on_signal, stop)
+
+            async def actor_task(task_status: trio.TaskStatus[None]) -> None:
+                reason = await serve_queue_actor(
+                    settings, stop=stop, task_status=_Relay(task_status)
+                )
+                log.info("queue actor %s exits: %s", settings.queue, reason)
+                nursery.cancel_scope.cancel()
+
+            await nursery.start(actor_task)
+            ready()
+
+    trio.run(run)
+
+
+class _Relay:
+    """Passes ``started()`` on without the actor object (which cannot cross processes)."""
+
+    def __init__(self, inner: trio.TaskStatus[None]) -> None:
+        self._inner = inner
+
+    def started(self, value: object = None) -> None:
+        self._inner.started()
