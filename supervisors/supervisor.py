@@ -88,9 +88,10 @@ class _Incarnation:
     """One run of a child, from spawn to exit."""
 
     def __init__(self) -> None:
-        # Shielded: cancelling the supervisor must not reach all children at once. Its
-        # loop stops them one by one, in reverse start order, by cancelling this scope.
-        self.scope = trio.CancelScope(shield=True)
+        # Shielded once ready (see _Reporter): cancelling the supervisor must not reach
+        # all children at once; its loop stops them one by one, in reverse start order,
+        # by cancelling this scope.
+        self.scope = trio.CancelScope()
         self.done = trio.Event()
         self.pid: int | None = None
         self.sub: Supervisor | None = None
@@ -126,6 +127,10 @@ class _Reporter(trio.TaskStatus[object]):
         elif isinstance(value, Supervisor):
             self._incarnation.sub = value
         self.is_started = True
+        if trio.current_effective_deadline() != -math.inf:
+            self._incarnation.scope.shield = True
+        # else the start itself is being cancelled: trio will not hand the child to the
+        # supervisor's nursery, and a shield would keep it (and the start) alive forever.
         self._outer.started(None)
 
 

@@ -97,3 +97,12 @@ async def tree_main(ready: Ready, depth: str = "1") -> None:
             # Only the top prints: the subtree shares its stdout.
             print(json.dumps({"pid": os.getpid()}), flush=True)
         await trio.sleep_forever()
+
+
+def ready_only_once(ready: Ready, marker: str) -> None:
+    """Reports ready on its first run only (``marker`` records that it ran)."""
+    if not os.path.exists(marker):
+        with open(marker, "w"):
+            pass
+        ready()
+    _wait_forever()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 import trio
 from conftest import gone
 from sup_control import Controller
 from sup_specs import pspec
 
-from supervisors import open_supervisor
+from supervisors import ChildExited, open_supervisor
 
 MARGIN = 1.5
 
@@ -68,3 +71,21 @@ async def test_children_stop_in_reverse_start_order() -> None:
         ("stop", "b"),
         ("stop", "a"),
     ]
+
+
+async def test_cancelling_while_a_restart_is_starting_stops_promptly(tmp_path: object) -> None:
+    marker = os.path.join(str(tmp_path), "ran")
+    spec = pspec("once", "ready_only_once", marker, start_timeout=30)
+    with trio.fail_after(5), trio.CancelScope() as scope:
+        async with open_supervisor([spec]) as sup:
+            with sup.subscribe() as events:
+                pid = sup.snapshot().find("once").pid
+                assert pid is not None
+                os.kill(pid, signal.SIGKILL)
+                async for event in events:
+                    if isinstance(event, ChildExited):
+                        break
+            # The replacement never gets ready; the restart is still starting.
+            assert sup.snapshot().find("once").state == "starting"
+            scope.cancel()
+            await trio.sleep_forever()
