@@ -325,6 +325,11 @@ class Client:
         assert self._cancels is not None
         with contextlib.suppress(NotFound):
             await self._cancels.delete(job_id)
+        record = await self.get_record(env.id)
+        if record is not None:
+            # Back to queued before the job is out again (its new result must not be
+            # overwritten), so waiters wait for the new run, not the old failure.
+            await self.results.put(env.id, encode(record.with_status("queued", time.time())))
         await self.conn.js_publish(
             self.streams.job_subject(env.queue, env.id),
             letter.original,

@@ -327,10 +327,20 @@ class QueueActor:
             if msgs:
                 await self._consumer.in_progress(msgs)
 
-    async def cancel_watch(self, cancels: KeyValueStore) -> None:
+    async def cancel_watch(
+        self,
+        cancels: KeyValueStore,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Keep ``cancelled`` in step with the cancels bucket; started once caught up."""
         async with cancels.watch() as updates:
             async for entry in updates:
-                if entry is None or entry.operation != "PUT":
+                if entry is None:
+                    # Caught up: no job may be fetched before every stored cancel is known.
+                    task_status.started()
+                    continue
+                if entry.operation != "PUT":
                     continue
                 self.cancelled.add(entry.key)
                 running = self.running.get(entry.key)
@@ -413,7 +423,7 @@ async def serve_queue_actor(
         async with _maybe_asyncio_loop(), trio.open_nursery() as service:
             service.start_soon(actor.report_loop)
             service.start_soon(actor.heartbeat_loop)
-            service.start_soon(actor.cancel_watch, cancels)
+            await service.start(actor.cancel_watch, cancels)
             service.start_soon(_forward_stop, stop, actor.stop_fetching)
             task_status.started(actor)
             async with trio.open_nursery() as jobs:

@@ -6,6 +6,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import trio
 
@@ -20,8 +21,31 @@ class Runtime:
     namespace: str
     client: Client
     result_actor: ResultActor
+    nursery: trio.Nursery
+    signing_key: bytes | None
+    settings: dict[str, Any]
     queue_actors: list[QueueActor] = field(default_factory=list)
     stop: trio.Event = field(default_factory=trio.Event)
+
+    def queue_settings(self, queue: str, concurrency: int, **overrides: Any) -> QueueActorSettings:
+        return QueueActorSettings(
+            queue=queue,
+            url=[self.url],
+            namespace=self.namespace,
+            concurrency=concurrency,
+            signing_key_hex=self.signing_key.hex() if self.signing_key else None,
+            **{**self.settings, **overrides},
+        )
+
+    async def start_queue_actor(
+        self, queue: str = "default", concurrency: int = 4, **overrides: Any
+    ) -> QueueActor:
+        qs = self.queue_settings(queue, concurrency, **overrides)
+        actor: QueueActor = await self.nursery.start(
+            lambda task_status: serve_queue_actor(qs, stop=self.stop, task_status=task_status)
+        )
+        self.queue_actors.append(actor)
+        return actor
 
 
 @contextlib.asynccontextmanager
@@ -30,7 +54,8 @@ async def open_runtime(
     *,
     queues: dict[str, int] | None = None,
     signing_key: bytes | None = None,
-    **settings: object,
+    client_signing_key: bytes | None = None,
+    **settings: Any,
 ) -> AsyncIterator[Runtime]:
     namespace = f"t{uuid.uuid4().hex[:10]}"
     async with trio.open_nursery() as nursery:
@@ -39,23 +64,11 @@ async def open_runtime(
                 url, namespace=namespace, task_status=task_status
             )
         )
-        async with open_client(url, namespace=namespace, signing_key=signing_key) as client:
-            rt = Runtime(url, namespace, client, result_actor)
-            for queue, concurrency in (queues or {"default": 4}).items():
-                qs = QueueActorSettings(
-                    queue=queue,
-                    url=[url],
-                    namespace=namespace,
-                    concurrency=concurrency,
-                    signing_key_hex=signing_key.hex() if signing_key else None,
-                    **settings,  # type: ignore[arg-type]
-                )
-                actor = await nursery.start(
-                    lambda task_status, qs=qs: serve_queue_actor(
-                        qs, stop=rt.stop, task_status=task_status
-                    )
-                )
-                rt.queue_actors.append(actor)
+        key = client_signing_key if client_signing_key is not None else signing_key
+        async with open_client(url, namespace=namespace, signing_key=key) as client:
+            rt = Runtime(url, namespace, client, result_actor, nursery, signing_key, settings)
+            for queue, concurrency in ({"default": 4} if queues is None else queues).items():
+                await rt.start_queue_actor(queue, concurrency)
             yield rt
             rt.stop.set()
         nursery.cancel_scope.cancel()
