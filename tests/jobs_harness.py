@@ -11,6 +11,7 @@ from typing import Any
 import trio
 
 from actorq.client import Client, open_client
+from actorq.messages import decode_record
 from actorq.queue_actor import QueueActor, QueueActorSettings, serve_queue_actor
 from actorq.result_actor import ResultActor, serve_result_actor
 
@@ -72,3 +73,11 @@ async def open_runtime(
             yield rt
             rt.stop.set()
         nursery.cancel_scope.cancel()
+
+
+async def wait_for_status(client: Client, job_id: str, status: str) -> None:
+    """Wait (push, via a KV watch on the job's record) until the job has ``status``."""
+    async with client.results.watch(job_id) as updates:
+        async for entry in updates:
+            if entry is not None and decode_record(entry.value).status == status:
+                return
