@@ -63,3 +63,14 @@ def touch_and_wait(marker: str, seconds: float) -> int:
 
 def noop() -> None:
     return None
+
+
+def slow_first_time(marker_dir: str, seconds: float) -> int:
+    """The first call sleeps ``seconds`` (to be killed); later calls return their number."""
+    d = Path(marker_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    n = len(list(d.iterdir())) + 1
+    (d / f"{n}-{os.getpid()}").touch()
+    if n == 1:
+        time.sleep(seconds)
+    return n

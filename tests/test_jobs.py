@@ -220,3 +220,18 @@ async def test_the_result_ttl_expires_the_record(nats_url: str) -> None:
                 await trio.sleep(0.1)
             with pytest.raises(NotFound):
                 await job.status()
+
+
+async def test_a_worker_recycles_itself_after_n_jobs_without_losing_the_rest(
+    nats_url: str,
+) -> None:
+    with trio.fail_after(30):
+        async with open_runtime(nats_url, queues={}) as rt:
+            jobs = await rt.client.enqueue_many([(jobfuncs.add, (i, i), {}) for i in range(5)])
+            old = await rt.start_queue_actor("default", 1, recycle_after_jobs=2)
+            assert await jobs[1].result(timeout=10) == 2
+            await old.stop_fetching.wait()
+            assert old.exit_reason == "recycle"
+            # Its successor (what a supervisor starts) runs what is left.
+            await rt.start_queue_actor("default", 1)
+            assert [await j.result(timeout=10) for j in jobs] == [0, 2, 4, 6, 8]
