@@ -106,13 +106,16 @@ async def idle_cpu_percent(seconds: float, child_dir: str) -> float:
         for i in range(8)
     ]
     me = psutil.Process()
-    async with open_supervisor(children):
+    async with open_supervisor(children) as sup:
         await trio.sleep(0.5)  # let start-up work settle before measuring
         before = me.cpu_times()
         began = time.perf_counter()
         await trio.sleep(seconds)
         after = me.cpu_times()
         elapsed = time.perf_counter() - began
+        restarts = sum(node.restarts for node in sup.snapshot().walk())
+        if restarts:
+            raise RuntimeError(f"{restarts} children restarted while idle; the tree is not idle")
     used = (after.user - before.user) + (after.system - before.system)
     return 100 * used / elapsed
 

@@ -5,7 +5,8 @@ The supervisor and the child share a Unix socket pair. The child writes one byte
 is ready; the supervisor never writes, and keeps its end open for the child's whole life,
 so the child sees EOF exactly when its supervising process (or this incarnation) is gone.
 Children are spawned from the Trio thread because Linux ties ``PR_SET_PDEATHSIG`` to the
-thread that forked, and each child gets its own process group so a terminal's Ctrl-C
+thread that forked (``trio.lowlevel.open_process`` forks from a worker thread, so it is
+not used), and each child gets its own process group so a terminal's Ctrl-C
 reaches only the top-level process, which then stops the tree in order.
 """
 
@@ -17,6 +18,7 @@ import math
 import os
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import Mapping
 
@@ -77,11 +79,59 @@ def build_env(
     return env
 
 
-async def _stop(process: trio.Process, spec: ProcessSpec) -> None:
+class _ChildProcess:
+    """A spawned child, waited for through a pidfd without blocking the Trio thread."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+        self._pidfd: int | None = None
+        if hasattr(os, "pidfd_open"):
+            with contextlib.suppress(OSError):
+                self._pidfd = os.pidfd_open(popen.pid)
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.returncode
+
+    async def wait(self) -> int:
+        while self.popen.poll() is None:
+            if self._pidfd is not None:
+                await trio.lowlevel.wait_readable(self._pidfd)
+            else:
+                await trio.sleep(0.05)
+        return self.popen.returncode
+
+    def send_signal(self, signum: int) -> None:
+        # Popen.send_signal polls first, so a reaped pid (maybe reused) is never signalled.
+        with contextlib.suppress(ProcessLookupError):
+            self.popen.send_signal(signum)
+
+    def close(self) -> None:
+        if self._pidfd is not None:
+            trio.lowlevel.notify_closing(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+
+
+def _spawn(spec: ProcessSpec, control_fd: int) -> _ChildProcess:
+    # Deliberately synchronous, in the Trio thread: Linux ties PR_SET_PDEATHSIG to the
+    # thread that forked, and trio.lowlevel.open_process forks from a worker thread that
+    # exits after 10 s idle, which would SIGKILL the child. fork+exec takes milliseconds.
+    popen = subprocess.Popen(
+        build_argv(spec),
+        env=build_env(spec, control_fd),
+        cwd=spec.cwd,
+        pass_fds=(control_fd,),
+        process_group=0,
+    )
+    return _ChildProcess(popen)
+
+
+async def _stop(process: _ChildProcess, spec: ProcessSpec) -> None:
     """Graceful then forceful stop; the caller shields this and it bounds itself."""
     if process.returncode is None and spec.shutdown != "brutal":
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGTERM)
         grace = float(spec.shutdown)
         with trio.move_on_after(grace if math.isfinite(grace) else 1e9):
             await process.wait()
@@ -93,8 +143,7 @@ async def _stop(process: trio.Process, spec: ProcessSpec) -> None:
                 process.pid,
                 spec.shutdown,
             )
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
+        process.send_signal(signal.SIGKILL)
         with trio.move_on_after(_KILL_WAIT):
             await process.wait()
 
@@ -110,15 +159,8 @@ async def run_process(
     """
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        theirs_fd = theirs.fileno()
         try:
-            process = await trio.lowlevel.open_process(
-                build_argv(spec),
-                env=build_env(spec, theirs_fd),
-                cwd=spec.cwd,
-                pass_fds=(theirs_fd,),
-                process_group=0,
-            )
+            process = _spawn(spec, theirs.fileno())
         finally:
             theirs.close()
         _live.add(process.pid)
@@ -139,13 +181,12 @@ async def run_process(
                 )
                 raise StartFailed(spec.id, reason)
             task_status.started(process.pid)
-            await process.wait()
-            assert process.returncode is not None
-            return ExitReason.from_returncode(process.returncode)
+            return ExitReason.from_returncode(await process.wait())
         finally:
             with trio.CancelScope(shield=True):
                 await _stop(process, spec)
             if process.returncode is not None:
                 _live.discard(process.pid)
+            process.close()
     finally:
         ours.close()

@@ -7,11 +7,16 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+from typing import Any
 
 import psutil
+import pytest
 import trio
 from conftest import HERE, ROOT, PidRegistry, gone
+from sup_specs import pspec
 
+from supervisors import open_supervisor, process_child
 from supervisors.child_runtime import CONTROL_FD_ENV, PARENT_PID_ENV
 
 
@@ -106,3 +111,22 @@ async def test_child_dies_on_control_socket_eof_and_resets_signals_and_arms_pdea
     finally:
         ours.close()
         child.kill()
+
+
+async def test_process_children_are_forked_from_the_trio_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # PR_SET_PDEATHSIG fires when the forking *thread* exits; a worker thread of Trio's
+    # cache exits after 10 s idle, which would kill a child forked from it.
+    threads: list[threading.Thread] = []
+    real_popen = subprocess.Popen
+
+    def recording_popen(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        threads.append(threading.current_thread())
+        return real_popen(*args, **kwargs)
+
+    monkeypatch.setattr(process_child.subprocess, "Popen", recording_popen)
+    with trio.fail_after(10):
+        async with open_supervisor([pspec("p", "serve_forever")]):
+            pass
+    assert threads == [threading.main_thread()]
