@@ -111,8 +111,8 @@ class _Slots:
         self._changed.set()
         self._changed = trio.Event()
 
-    async def wait_free(self) -> None:
-        while self.free <= 0:
+    async def wait_free(self, stop: trio.Event) -> None:
+        while self.free <= 0 and not stop.is_set():
             await self._changed.wait()
 
 
@@ -153,13 +153,29 @@ class QueueActor:
 
     # -- the loops -------------------------------------------------------------------
 
+    def request_stop(self, reason: ExitReason = "stopped") -> None:
+        """Fetch no more jobs; the actor exits once in-flight ones are reported."""
+        if not self.stop_fetching.is_set():
+            self.exit_reason = reason
+            self.stop_fetching.set()
+            self.slots.give(0)  # wake a fetch loop waiting for a free slot
+
     async def fetch_loop(self, consumer: PullConsumer, jobs: trio.Nursery) -> None:
+        """Fetch as many jobs as there are free slots, until asked to stop.
+
+        A fetch in flight is never cancelled (messages the server already sent would
+        sit unacked for a whole ack wait); what arrives after a stop is nak'ed, so it
+        goes straight to another worker.
+        """
         while not self.stop_fetching.is_set():
-            await self.slots.wait_free()
+            await self.slots.wait_free(self.stop_fetching)
             if self.stop_fetching.is_set():
                 break
-            free = self.slots.free
-            msgs = await consumer.fetch(free, expires=1.0)
+            msgs = await consumer.fetch(self.slots.free, expires=1.0)
+            if self.stop_fetching.is_set():
+                for msg in msgs:
+                    await consumer.nak(msg)
+                break
             self.slots.take(len(msgs))
             for msg in msgs:
                 jobs.start_soon(self.handle, msg)
@@ -262,8 +278,7 @@ class QueueActor:
                 # The thread cannot be stopped; it keeps a slot of the machine busy.
                 # Finish what is in flight, then exit so the supervisor starts afresh.
                 self.stuck_threads += 1
-                self.exit_reason = "recycle"
-                self.stop_fetching.set()
+                self.request_stop("recycle")
         if inspect.isawaitable(result):  # a sync wrapper that returned a coroutine
             return await result
         return result
@@ -378,13 +393,11 @@ class QueueActor:
     def check_recycle(self) -> None:
         s = self.settings
         if s.recycle_after_jobs is not None and self.jobs_done >= s.recycle_after_jobs:
-            self.exit_reason = "recycle"
-            self.stop_fetching.set()
+            self.request_stop("recycle")
         elif s.recycle_above_rss_mb is not None and self.jobs_done % 16 == 0:
             rss_mb = self._process.memory_info().rss / 1e6
             if rss_mb > s.recycle_above_rss_mb:
-                self.exit_reason = "recycle"
-                self.stop_fetching.set()
+                self.request_stop("recycle")
 
     _consumer: PullConsumer
     _results: KeyValueStore
@@ -424,13 +437,10 @@ async def serve_queue_actor(
             service.start_soon(actor.report_loop)
             service.start_soon(actor.heartbeat_loop)
             await service.start(actor.cancel_watch, cancels)
-            service.start_soon(_forward_stop, stop, actor.stop_fetching)
+            service.start_soon(_forward_stop, stop, actor)
             task_status.started(actor)
             async with trio.open_nursery() as jobs:
-                async with trio.open_nursery() as fetcher:
-                    fetcher.start_soon(actor.fetch_loop, actor._consumer, jobs)
-                    await actor.stop_fetching.wait()
-                    fetcher.cancel_scope.cancel()
+                await actor.fetch_loop(actor._consumer, jobs)
                 # Graceful: give in-flight jobs their time, then leave them unacked.
                 jobs.cancel_scope.deadline = trio.current_time() + settings.shutdown_timeout
             # Report what finished; the rest is redelivered after the ack wait.
@@ -442,9 +452,9 @@ async def serve_queue_actor(
         return actor.exit_reason
 
 
-async def _forward_stop(stop: trio.Event, stop_fetching: trio.Event) -> None:
+async def _forward_stop(stop: trio.Event, actor: QueueActor) -> None:
     await stop.wait()
-    stop_fetching.set()
+    actor.request_stop("stopped")
 
 
 def _maybe_asyncio_loop() -> Any:
