@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from .exceptions import StartTimeout as StartTimeout
     from .exceptions import SupervisorError as SupervisorError
     from .exceptions import SupervisorStopped as SupervisorStopped
+    from .serve import open_supervisor as open_supervisor
+    from .serve import serve_supervisor as serve_supervisor
     from .signals import ShutdownSignals as ShutdownSignals
     from .signals import shutdown_on_signals as shutdown_on_signals
     from .snapshot import ChildSnapshot as ChildSnapshot
@@ -49,8 +51,6 @@ if TYPE_CHECKING:
     from .spec import SupervisorSpec as SupervisorSpec
     from .spec import TaskSpec as TaskSpec
     from .supervisor import Supervisor as Supervisor
-    from .supervisor import open_supervisor as open_supervisor
-    from .supervisor import serve_supervisor as serve_supervisor
 
 logging.getLogger("supervisors").addHandler(logging.NullHandler())
 
@@ -88,8 +88,8 @@ _WHERE = {
     "SupervisorSpec": "spec",
     "TaskSpec": "spec",
     "Supervisor": "supervisor",
-    "open_supervisor": "supervisor",
-    "serve_supervisor": "supervisor",
+    "open_supervisor": "serve",
+    "serve_supervisor": "serve",
 }
 
 __all__ = sorted(_WHERE)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import trio
 
 from .process_child import kill_all_children
+from .serve import raise_single
 
 __all__ = ["ShutdownSignals", "shutdown_on_signals"]
 
@@ -82,9 +83,4 @@ async def shutdown_on_signals(
                     yield state
                 nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
-            if len(group.exceptions) == 1 and isinstance(group.exceptions[0], Exception):
-                single = group.exceptions[0]
-                if not isinstance(single, BaseExceptionGroup):
-                    single.__suppress_context__ = True
-                    raise single from single.__cause__
-            raise
+            raise_single(group)

@@ -16,9 +16,8 @@ import logging
 import math
 import os
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from typing import Any, NoReturn
 
 import trio
@@ -43,7 +42,19 @@ from .exceptions import (
     SupervisorStopped,
 )
 from .process_child import run_process
-from .snapshot import ChildSnapshot, ChildState, SupervisorState
+from .records import (
+    Call,
+    Child,
+    Exited,
+    Incarnation,
+    Message,
+    Reply,
+    RestartDue,
+    Stop,
+    should_restart,
+    stop_bound,
+)
+from .snapshot import ChildSnapshot, SupervisorState
 from .spec import (
     Backoff,
     ChildSpec,
@@ -55,68 +66,17 @@ from .spec import (
 )
 from .task_child import run_task
 
-__all__ = ["Supervisor", "open_supervisor", "serve_supervisor"]
+__all__ = ["DEFAULT_BACKOFF", "Supervisor"]
 
 log = logging.getLogger("supervisors")
 
 DEFAULT_BACKOFF = Backoff()
 
-# Extra wait on top of a process's grace period: SIGKILL, then reaping.
-_KILL_MARGIN = 6.0
-
-
-def should_restart(restart: Restart, reason: ExitReason) -> bool:
-    """The restart-type column of the OTP table."""
-    if restart == Restart.PERMANENT:
-        return True
-    if restart == Restart.TRANSIENT:
-        return reason.abnormal
-    return False
-
-
-def _stop_bound(spec: ChildSpec) -> float:
-    if isinstance(spec, ProcessSpec):
-        grace = 0.0 if spec.shutdown == "brutal" else float(spec.shutdown)
-        return grace + _KILL_MARGIN
-    if spec.shutdown == "brutal":
-        # A task cannot be killed; "brutal" only means "do not wait long for it".
-        return 1.0
-    return float(spec.shutdown)
-
-
-class _Incarnation:
-    """One run of a child, from spawn to exit."""
-
-    def __init__(self) -> None:
-        # Shielded once ready (see _Reporter): cancelling the supervisor must not reach
-        # all children at once; its loop stops them one by one, in reverse start order,
-        # by cancelling this scope.
-        self.scope = trio.CancelScope()
-        self.done = trio.Event()
-        self.pid: int | None = None
-        self.sub: Supervisor | None = None
-        self.started_at: float | None = None
-        self.started_clock = 0.0
-        self.terminating = False
-
-
-class _Child:
-    """A supervisor's record of one child spec across its incarnations."""
-
-    def __init__(self, spec: ChildSpec) -> None:
-        self.spec = spec
-        self.state: ChildState = "starting"
-        self.restarts = 0
-        self.consecutive = 0
-        self.last_exit: ExitReason | None = None
-        self.current: _Incarnation | None = None
-        self.restart_token: object | None = None
-
 
 class _Reporter(trio.TaskStatus[object]):
     """Forwards readiness to ``nursery.start`` and records what the child reported."""
 
-    def __init__(self, outer: trio.TaskStatus[None], incarnation: _Incarnation) -> None:
+    def __init__(self, outer: trio.TaskStatus[None], incarnation: Incarnation) -> None:
         self._outer = outer
         self._incarnation = incarnation
         self.is_started = False
@@ -134,40 +94,6 @@ class _Reporter(trio.TaskStatus[object]):
         self._outer.started(None)
 
 
-@dataclass
-class _Exited:
-    child: _Child
-    incarnation: _Incarnation
-    reason: ExitReason
-    error: BaseException | None
-
-
-@dataclass
-class _RestartDue:
-    token: object
-
-
-@dataclass
-class _Reply:
-    done: trio.Event = field(default_factory=trio.Event)
-    value: Any = None
-    error: BaseException | None = None
-
-
-@dataclass
-class _Call:
-    fn: Callable[[], Awaitable[Any]]
-    reply: _Reply
-
-
-@dataclass
-class _Stop:
-    pass
-
-
-_Message = _Exited | _RestartDue | _Call | _Stop
-
-
 class Supervisor:
     """A running supervisor; get one from :func:`open_supervisor` or :func:`serve_supervisor`.
 
@@ -183,9 +109,9 @@ class Supervisor:
         """Slash-separated ids from the root supervisor to this one."""
         self._bus = bus
         self._state: SupervisorState = "starting"
-        self._children: list[_Child] = []
+        self._children: list[Child] = []
         self._restart_clock: deque[float] = deque()
-        self._inbox_send, self._inbox = trio.open_memory_channel[_Message](math.inf)
+        self._inbox_send, self._inbox = trio.open_memory_channel[Message](math.inf)
         self._nursery: trio.Nursery | None = None
         self._started_at = now()
 
@@ -232,7 +158,7 @@ class Supervisor:
         async def op() -> ChildSnapshot:
             if self._find(spec.id) is not None:
                 raise DuplicateChild(spec.id, self.path)
-            child = _Child(spec)
+            child = Child(spec)
             self._children.append(child)
             try:
                 await self._start(child, restart=False)
@@ -298,7 +224,7 @@ class Supervisor:
     def stop(self) -> None:
         """Ask the supervisor to stop all children (reverse order) and return normally."""
         with suppress(trio.ClosedResourceError, trio.BrokenResourceError):
-            self._inbox_send.send_nowait(_Stop())
+            self._inbox_send.send_nowait(Stop())
 
     # ---- the loop ---------------------------------------------------------------------
 
@@ -319,7 +245,7 @@ class Supervisor:
             self._nursery = nursery
             try:
                 for spec in self.spec.children:
-                    child = _Child(spec)
+                    child = Child(spec)
                     self._children.append(child)
                     await self._start(child, restart=False)
                 self._state = "running"
@@ -338,16 +264,16 @@ class Supervisor:
 
     async def _loop(self) -> None:
         async for message in self._inbox:
-            if isinstance(message, _Exited):
+            if isinstance(message, Exited):
                 await self._on_exit(message)
-            elif isinstance(message, _RestartDue):
+            elif isinstance(message, RestartDue):
                 await self._on_restart_due(message.token)
-            elif isinstance(message, _Call):
+            elif isinstance(message, Call):
                 await self._serve_call(message)
             else:
                 return
 
-    async def _serve_call(self, call: _Call) -> None:
+    async def _serve_call(self, call: Call) -> None:
         try:
             call.reply.value = await call.fn()
         except (ChildNotFound, DuplicateChild, StartError, SpecError) as exc:
@@ -369,16 +295,16 @@ class Supervisor:
                 message = self._inbox.receive_nowait()
             except (trio.WouldBlock, trio.EndOfChannel):
                 return
-            if isinstance(message, _Call):
+            if isinstance(message, Call):
                 message.reply.error = SupervisorStopped(self.path)
                 message.reply.done.set()
 
     async def _call(self, fn: Callable[[], Awaitable[Any]]) -> Any:
         if self._state != "running":
             raise SupervisorStopped(self.path)
-        reply = _Reply()
+        reply = Reply()
         try:
-            self._inbox_send.send_nowait(_Call(fn, reply))
+            self._inbox_send.send_nowait(Call(fn, reply))
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise SupervisorStopped(self.path) from None
         await reply.done.wait()
@@ -386,15 +312,15 @@ class Supervisor:
             raise reply.error
         return reply.value
 
-    def _post(self, message: _Message) -> None:
+    def _post(self, message: Message) -> None:
         with suppress(trio.ClosedResourceError, trio.BrokenResourceError):
             self._inbox_send.send_nowait(message)
 
     # ---- starting and stopping one child ----------------------------------------------
 
-    async def _start(self, child: _Child, *, restart: bool) -> None:
+    async def _start(self, child: Child, *, restart: bool) -> None:
         assert self._nursery is not None
-        incarnation = _Incarnation()
+        incarnation = Incarnation()
         child.current = incarnation
         child.state = "starting"
         try:
@@ -421,8 +347,8 @@ class Supervisor:
 
     async def _run_incarnation(
         self,
-        child: _Child,
-        incarnation: _Incarnation,
+        child: Child,
+        incarnation: Incarnation,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         spec = child.spec
@@ -454,18 +380,18 @@ class Supervisor:
             if incarnation.terminating or incarnation.scope.cancelled_caught:
                 reason = ExitReason("shutdown")
             if reporter.is_started:
-                self._post(_Exited(child, incarnation, reason, error))
+                self._post(Exited(child, incarnation, reason, error))
         finally:
             incarnation.done.set()
 
-    async def _terminate(self, child: _Child) -> None:
+    async def _terminate(self, child: Child) -> None:
         incarnation = child.current
         if incarnation is None:
             return
         incarnation.terminating = True
         child.state = "stopping"
         incarnation.scope.cancel()
-        with trio.move_on_after(_stop_bound(child.spec)) as waited:
+        with trio.move_on_after(stop_bound(child.spec)) as waited:
             await incarnation.done.wait()
         if waited.cancelled_caught:
             log.warning(
@@ -491,7 +417,7 @@ class Supervisor:
 
     # ---- exits and restarts -----------------------------------------------------------
 
-    async def _on_exit(self, message: _Exited) -> None:
+    async def _on_exit(self, message: Exited) -> None:
         child, incarnation = message.child, message.incarnation
         if child.current is not incarnation or incarnation.terminating:
             return
@@ -506,7 +432,7 @@ class Supervisor:
         await self._handle_stop(child, message.reason, message.error, ran_for)
 
     async def _handle_stop(
-        self, child: _Child, reason: ExitReason, error: BaseException | None, ran_for: float
+        self, child: Child, reason: ExitReason, error: BaseException | None, ran_for: float
     ) -> None:
         if not should_restart(child.spec.restart, reason):
             if child.spec.restart == Restart.TEMPORARY:
@@ -540,9 +466,7 @@ class Supervisor:
             assert self._nursery is not None
             self._nursery.start_soon(self._restart_after, delay, token)
 
-    def _count_restart(
-        self, child: _Child, reason: ExitReason, error: BaseException | None
-    ) -> None:
+    def _count_restart(self, child: Child, reason: ExitReason, error: BaseException | None) -> None:
         clock = trio.current_time()
         self._restart_clock.append(clock)
         while self._restart_clock and self._restart_clock[0] < clock - self.spec.within:
@@ -550,7 +474,7 @@ class Supervisor:
         if len(self._restart_clock) > self.spec.max_restarts:
             self._escalate(child, reason, error)
 
-    def _escalate(self, child: _Child, reason: ExitReason, error: BaseException | None) -> NoReturn:
+    def _escalate(self, child: Child, reason: ExitReason, error: BaseException | None) -> NoReturn:
         child.state = "failed"
         self._bus.publish(SupervisorEscalated(self.path, child.spec.id, reason, now()))
         log.error(
@@ -563,8 +487,8 @@ class Supervisor:
             self.path, child.spec.id, reason, self.spec.max_restarts, self.spec.within
         ) from error
 
-    def _restart_group(self, child: _Child) -> list[_Child]:
-        def alive(other: _Child) -> bool:
+    def _restart_group(self, child: Child) -> list[Child]:
+        def alive(other: Child) -> bool:
             return other.current is not None or other.restart_token is not None
 
         strategy = self.spec.strategy
@@ -577,7 +501,7 @@ class Supervisor:
 
     async def _restart_after(self, delay: float, token: object) -> None:
         await trio.sleep(delay)
-        self._post(_RestartDue(token))
+        self._post(RestartDue(token))
 
     async def _on_restart_due(self, token: object) -> None:
         for child in [c for c in self._children if c.restart_token is token]:
@@ -595,19 +519,19 @@ class Supervisor:
 
     # ---- lookups ----------------------------------------------------------------------
 
-    def _find(self, child_id: str) -> _Child | None:
+    def _find(self, child_id: str) -> Child | None:
         for child in self._children:
             if child.spec.id == child_id:
                 return child
         return None
 
-    def _get(self, child_id: str) -> _Child:
+    def _get(self, child_id: str) -> Child:
         child = self._find(child_id)
         if child is None:
             raise ChildNotFound(child_id, self.path)
         return child
 
-    def _child_snapshot(self, child: _Child) -> ChildSnapshot:
+    def _child_snapshot(self, child: Child) -> ChildSnapshot:
         incarnation = child.current
         grandchildren: tuple[ChildSnapshot, ...] = ()
         pid = None
@@ -628,97 +552,3 @@ class Supervisor:
             last_exit=child.last_exit,
             children=grandchildren,
         )
-
-
-def _build_spec(
-    children: Iterable[ChildSpec],
-    id: str,
-    strategy: Strategy | str,
-    max_restarts: int,
-    within: float,
-    backoff: Backoff,
-) -> SupervisorSpec:
-    return SupervisorSpec(
-        id=id,
-        children=tuple(children),
-        strategy=Strategy(strategy) if strategy in tuple(Strategy) else strategy,  # type: ignore[arg-type]
-        max_restarts=max_restarts,
-        within=within,
-        backoff=backoff,
-    )
-
-
-async def serve_supervisor(
-    children: Iterable[ChildSpec] = (),
-    *,
-    id: str = "root",
-    strategy: Strategy | str = Strategy.ONE_FOR_ONE,
-    max_restarts: int = 3,
-    within: float = 5.0,
-    backoff: Backoff = DEFAULT_BACKOFF,
-    events: trio.MemorySendChannel[SupervisorEvent] | None = None,
-    task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Run a root supervisor until cancelled: ``sup = await nursery.start(serve_supervisor, ...)``.
-
-    Starts ``children`` in order, then reports the :class:`Supervisor` as ready.
-    Returns after :meth:`Supervisor.stop`; on cancellation it stops every child first.
-    Raises :class:`RestartIntensityExceeded` when it gives up, :class:`StartError` if an
-    initial child does not start. ``events``, if given, receives every event of the
-    tree (without waiting: it must have room) and is closed when the tree stops.
-    """
-    spec = _build_spec(children, id, strategy, max_restarts, within, backoff)
-    bus = EventBus()
-    if events is not None:
-        bus.add_sink(events)
-    try:
-        await Supervisor(spec, bus, spec.id)._serve(task_status)
-    finally:
-        bus.close()
-
-
-@asynccontextmanager
-async def open_supervisor(
-    children: Iterable[ChildSpec] = (),
-    *,
-    id: str = "root",
-    strategy: Strategy | str = Strategy.ONE_FOR_ONE,
-    max_restarts: int = 3,
-    within: float = 5.0,
-    backoff: Backoff = DEFAULT_BACKOFF,
-    events: trio.MemorySendChannel[SupervisorEvent] | None = None,
-) -> AsyncIterator[Supervisor]:
-    """Start a supervisor for the duration of an ``async with`` block.
-
-    The block starts once every child is ready. Leaving it (normally, by exception or by
-    cancellation) stops every child in reverse start order, each with its shutdown
-    spec, before the block exits. If the supervisor gives up, the block is cancelled and
-    :class:`RestartIntensityExceeded` is raised from the ``async with``. Options are
-    those of :func:`serve_supervisor`.
-    """
-    try:
-        async with trio.open_nursery() as nursery:
-            supervisor: Supervisor = await nursery.start(
-                lambda task_status: serve_supervisor(
-                    children,
-                    id=id,
-                    strategy=strategy,
-                    max_restarts=max_restarts,
-                    within=within,
-                    backoff=backoff,
-                    events=events,
-                    task_status=task_status,
-                )
-            )
-            try:
-                yield supervisor
-            finally:
-                nursery.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        # A lone error (the body's, or the supervisor giving up) reads better unwrapped.
-        if len(group.exceptions) == 1 and isinstance(group.exceptions[0], Exception):
-            single = group.exceptions[0]
-            if not isinstance(single, BaseExceptionGroup):
-                single.__suppress_context__ = True
-                raise single from single.__cause__
-        raise
