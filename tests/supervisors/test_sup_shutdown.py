@@ -41,7 +41,7 @@ async def test_brutal_shutdown_kills_at_once() -> None:
         elapsed = trio.current_time() - began
     assert pid is not None
     assert gone(pid)
-    assert elapsed < 0.4
+    assert elapsed < 1.0  # graceful would take the default 5 s
 
 
 async def test_an_exception_in_the_block_stops_children_and_propagates_unwrapped() -> None:
