@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import logging
 
+from .client import Client as Client
+from .client import EnqueueOptions as EnqueueOptions
+from .client import Job as Job
+from .client import open_client as open_client
 from .codec import Codec as Codec
 from .codec import PickleCodec as PickleCodec
 from .codec import SafeCodec as SafeCodec
@@ -28,6 +32,7 @@ from .exceptions import CodecError as CodecError
 from .exceptions import ConfigError as ConfigError
 from .exceptions import ConnectionFailed as ConnectionFailed
 from .exceptions import IncompatibleStream as IncompatibleStream
+from .exceptions import JobCancelled as JobCancelled
 from .exceptions import JobError as JobError
 from .exceptions import JobFailed as JobFailed
 from .exceptions import JobTimeout as JobTimeout
@@ -48,6 +53,11 @@ from .messages import JobOutcome as JobOutcome
 from .messages import JobRecord as JobRecord
 from .messages import JobStatus as JobStatus
 from .provision import Namespace as Namespace
+from .sync_client import SyncClient as SyncClient
+from .sync_client import SyncJob as SyncJob
+from .sync_client import configure as configure
+from .sync_client import default_client as default_client
+from .sync_client import send as send
 
 __version__ = "0.1.0"
 
@@ -56,6 +66,7 @@ __all__ = [
     "Backoff",
     "BrokerError",
     "BrokerTimeout",
+    "Client",
     "Codec",
     "CodecError",
     "ConfigError",
@@ -63,8 +74,11 @@ __all__ = [
     "ConnectionFailed",
     "DeadLetter",
     "EmbeddedServer",
+    "EnqueueOptions",
     "ErrorInfo",
     "IncompatibleStream",
+    "Job",
+    "JobCancelled",
     "JobEnvelope",
     "JobError",
     "JobFailed",
@@ -91,11 +105,17 @@ __all__ = [
     "ServerError",
     "SignatureError",
     "Signer",
+    "SyncClient",
+    "SyncJob",
+    "configure",
+    "default_client",
     "find_nats_server",
     "get_codec",
+    "open_client",
     "open_nats",
     "open_nats_server",
     "register_codec",
+    "send",
 ]
 
 logging.getLogger("actorq").addHandler(logging.NullHandler())

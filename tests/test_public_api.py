@@ -6,14 +6,15 @@ import actorq
 import actorq.exceptions
 
 EXPECTED = {
-    "ActorqError", "Backoff", "BrokerError", "BrokerTimeout", "Codec", "CodecError",
+    "ActorqError", "Backoff", "BrokerError", "BrokerTimeout", "Client", "Codec", "CodecError",
     "ConfigError", "Connection", "ConnectionFailed", "DeadLetter", "EmbeddedServer",
-    "ErrorInfo", "IncompatibleStream", "JobEnvelope", "JobError", "JobFailed", "JobOptions",
-    "JobOutcome", "JobRecord", "JobStatus", "JobTimeout", "JsMsg", "KeyExists",
-    "KeyValueStore", "KvEntry", "Message", "Namespace", "NatsServerProcess", "NotFound",
-    "OutMsg", "PickleCodec", "PortInUse", "PubAck", "PullConsumer", "SafeCodec",
-    "ServerBinaryNotFound", "ServerError", "SignatureError", "Signer", "find_nats_server",
-    "get_codec", "open_nats", "open_nats_server", "register_codec",
+    "EnqueueOptions", "ErrorInfo", "IncompatibleStream", "Job", "JobCancelled", "JobEnvelope",
+    "JobError", "JobFailed", "JobOptions", "JobOutcome", "JobRecord", "JobStatus", "JobTimeout",
+    "JsMsg", "KeyExists", "KeyValueStore", "KvEntry", "Message", "Namespace",
+    "NatsServerProcess", "NotFound", "OutMsg", "PickleCodec", "PortInUse", "PubAck",
+    "PullConsumer", "SafeCodec", "ServerBinaryNotFound", "ServerError", "SignatureError",
+    "Signer", "SyncClient", "SyncJob", "configure", "default_client", "find_nats_server",
+    "get_codec", "open_client", "open_nats", "open_nats_server", "register_codec", "send",
 }  # fmt: skip
 
 
