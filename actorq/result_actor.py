@@ -25,7 +25,7 @@ import time
 import trio
 
 from .connection import Connection, JsMsg, OutMsg, PullConsumer, open_nats
-from .exceptions import CodecError
+from .exceptions import BrokerTimeout, CodecError
 from .job_streams import JobStreams
 from .kv import KeyValueStore
 from .messages import (
@@ -70,13 +70,32 @@ class ResultActor:
         while len(self.cache) > _CACHE_SIZE:
             self.cache.popitem(last=False)
 
+    async def prefetch(self, job_ids: set[str]) -> dict[str, JobRecord | None]:
+        """Records of the jobs not in the cache, read concurrently (one crossing).
+
+        One read at a time cost a round trip per new job and capped the whole
+        pipeline at about 1/RTT jobs per second (bench/throughput.py).
+        """
+        found: dict[str, JobRecord | None] = {}
+
+        async def one(job_id: str) -> None:
+            found[job_id] = await self.current(job_id)
+
+        async with trio.open_nursery() as nursery:
+            for job_id in job_ids:
+                if job_id not in self.cache:
+                    nursery.start_soon(one, job_id)
+        return found
+
     async def process(self, msgs: list[JsMsg]) -> None:
         writes: dict[str, tuple[JobRecord, float | None]] = {}
         dead: list[OutMsg] = []
+        outcomes: list[JobOutcome | None] = []
         for msg in msgs:
             try:
-                outcome = decode_outcome(msg.data)
+                outcomes.append(decode_outcome(msg.data))
             except CodecError as exc:
+                outcomes.append(None)
                 letter = DeadLetter(
                     queue="?",
                     reason="undecodable_outcome",
@@ -87,9 +106,17 @@ class ResultActor:
                 )
                 subject = self.streams.dead_subject(f"seq-{msg.stream_seq}")
                 dead.append(OutMsg(subject, encode(letter)))
+        stored = await self.prefetch({o.job_id for o in outcomes if o is not None})
+        for outcome in outcomes:
+            if outcome is None:
                 continue
             pending = writes.get(outcome.job_id)
-            record = pending[0] if pending else await self.current(outcome.job_id)
+            if pending:
+                record: JobRecord | None = pending[0]
+            elif outcome.job_id in stored:
+                record = stored[outcome.job_id]
+            else:
+                record = await self.current(outcome.job_id)
             if record is not None and record.status == "succeeded":
                 continue  # a late copy of a job that already has its result
             record = record.apply(outcome) if record else JobRecord.from_outcome(outcome)
@@ -130,7 +157,13 @@ class ResultActor:
 
     async def run(self) -> None:
         while True:
-            msgs = await self._consumer.fetch(256, expires=1.0)
+            try:
+                msgs = await self._consumer.fetch(256, expires=1.0)
+            except BrokerTimeout:
+                # nats-py raises a bare TimeoutError (not nats.errors.TimeoutError) from
+                # fetch when its probe is answered just before the deadline; that is
+                # an empty fetch, not a failure (root cause: PullConsumer.fetch).
+                continue
             if msgs:
                 await self.process(msgs)
 

@@ -1,0 +1,529 @@
+"""The job queue's speed bars (issue 5): actorq vs a raw nats-py pipeline, same server.
+
+Usage::
+
+    python bench/throughput.py                  # N = 10000, backlog 100000
+    python bench/throughput.py --n 2000 --backlog 20000 --json
+
+Reference (plain nats-py, plain asyncio, one process): N messages, each the size of
+an actorq job envelope, published to a work-queue stream with ``--window`` publishes
+in flight (a pool of asyncio workers sharing one iterator, exactly what
+``js_publish_many`` runs); then a durable pull consumer fetches ``--batch`` at a time,
+puts a small result into a KV bucket per message (the batch's puts pipelined), then
+acks each message.
+
+actorq, on the same server: the async client enqueues N no-op jobs (``_jobs.noop``);
+then one queue actor *process* (``actorq.queue_actor.main`` in a fresh interpreter,
+``--concurrency`` slots) runs them, and the result actor, a Trio task in this bench
+process, stores their records.
+
+Figures (each rate the best of ``--rounds`` rounds, reference and actorq alternating):
+
+* enqueue, three modes, each vs the same mode of the reference: pipelined
+  (``enqueue_many`` vs the worker pool), concurrent per-call (``--tasks`` Trio tasks
+  calling ``enqueue`` vs as many asyncio tasks calling ``js.publish``) and sequential
+  per-call (one ``enqueue`` at a time vs one ``js.publish`` at a time);
+  ``enqueue_ratio`` is the pipelined one.
+* sync helper: ``actorq.SyncClient`` per-call enqueue vs the async client's sequential
+  per-call enqueue (``null`` if there is no ``SyncClient``).
+* processing: a backlog of N jobs, timed from the moment the enqueue is complete *and*
+  the queue actor process is ready (connected, consumer bound) to the moment the last
+  record is stored (jobs consumer has nothing pending or unacked, and the outcomes
+  stream, which the result actor acks only after its KV writes, is empty). The
+  reference is timed the same way: from its publish being complete to its last KV put.
+* round trip: 500 sequential ``await (await client.enqueue(noop)).result()``.
+* backlog: ``--backlog`` jobs enqueued first, then a fresh queue actor process drains
+  them; its RSS is sampled with psutil every 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import nats
+import psutil
+import trio
+from nats.js.api import AckPolicy, ConsumerConfig, KeyValueConfig, RetentionPolicy, StreamConfig
+
+import actorq
+from actorq import NatsServerProcess
+from actorq.client import Client, EnqueueOptions, open_client
+from actorq.codec import get_codec
+from actorq.job_streams import JobStreams
+from actorq.messages import encode
+from actorq.queue_actor import QueueActorSettings
+from actorq.result_actor import serve_result_actor
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))
+import _jobs  # noqa: E402
+
+RESULT_VALUE = b"r" * 64
+RTT_JOBS = 500
+ENQ_QUEUE = "enq"  # enqueue-rate jobs go here: no consumer, purged after each mode
+
+_RUNNER = (  # one line per statement; py-spy and ps show it whole
+    "import sys, time\n"
+    "from actorq.queue_actor import main\n"
+    "main(lambda: print('READY', time.time(), flush=True), sys.argv[1])\n"
+)
+
+
+def envelope_size() -> int:
+    """Bytes of one encoded no-op job envelope (the reference publishes this many)."""
+    client = Client(None, None, get_codec("pickle"))  # type: ignore[arg-type]
+    return len(encode(client.build_envelope(EnqueueOptions(), _jobs.noop, (), {})))
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+# -- reference: plain nats-py, plain asyncio ----------------------------------------------
+
+
+async def ref_run(
+    url: str, n: int, window: int, tasks: int, batch: int, n_seq: int, size: int, tag: str
+) -> dict[str, float]:
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    out: dict[str, float] = {}
+    payload = b"x" * size
+    name = f"REF{tag}"
+    bucket = f"REF{tag}_results"
+    try:
+        await js.add_stream(
+            StreamConfig(name=name, subjects=[f"{name}.>"], retention=RetentionPolicy.WORK_QUEUE)
+        )
+        kv = await js.create_key_value(KeyValueConfig(bucket=bucket))
+        ids = [uuid.uuid4().hex for _ in range(n)]
+
+        # Rates of the enqueue modes, on a subject no consumer reads, purged after each.
+        other = f"{name}.other"
+        it = iter(ids)
+
+        async def pool_worker() -> None:
+            for job_id in it:
+                await js.publish(f"{other}.{job_id}", payload)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(pool_worker() for _ in range(min(window, n))))
+        out["enqueue_pipelined"] = n / (time.perf_counter() - t0)
+        await js.purge_stream(name)
+
+        per_task = max(1, n // tasks)
+
+        async def task_worker() -> None:
+            for _ in range(per_task):
+                await js.publish(f"{other}.{uuid.uuid4().hex}", payload)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(task_worker() for _ in range(tasks)))
+        out["enqueue_concurrent"] = per_task * tasks / (time.perf_counter() - t0)
+        await js.purge_stream(name)
+
+        t0 = time.perf_counter()
+        for _ in range(n_seq):
+            await js.publish(f"{other}.{uuid.uuid4().hex}", payload)
+        out["enqueue_sequential"] = n_seq / (time.perf_counter() - t0)
+        await js.purge_stream(name)
+
+        # The processing workload: publish N (pipelined), then fetch, put, ack.
+        work = f"{name}.work"
+        it = iter(ids)
+        await asyncio.gather(*(pool_worker_for(js, it, work, payload) for _ in range(window)))
+        await js.add_consumer(
+            name,
+            ConsumerConfig(
+                durable_name="c", ack_policy=AckPolicy.EXPLICIT, filter_subject=f"{work}.*"
+            ),
+        )
+        psub = await js.pull_subscribe_bind("c", name)
+        got = 0
+        t0 = time.perf_counter()
+        while got < n:
+            msgs = await psub.fetch(batch, timeout=5)
+            await asyncio.gather(*(kv.put(m.subject.rsplit(".", 1)[1], RESULT_VALUE) for m in msgs))
+            for m in msgs:
+                await m.ack()
+            got += len(msgs)
+        await nc.flush()
+        out["processing"] = n / (time.perf_counter() - t0)
+        await js.delete_stream(name)
+        await js.delete_key_value(bucket)
+    finally:
+        await nc.close()
+    return out
+
+
+async def pool_worker_for(js: Any, it: Any, subject: str, payload: bytes) -> None:
+    for job_id in it:
+        await js.publish(f"{subject}.{job_id}", payload)
+
+
+# -- actorq -------------------------------------------------------------------------------
+
+
+class QueueActorProcess:
+    """One queue actor in a fresh interpreter; knows when it is ready; killed by PID."""
+
+    def __init__(self, settings: QueueActorSettings) -> None:
+        self.settings = settings
+        self.proc: trio.Process | None = None
+        self.ready_at = 0.0
+
+    async def start(self) -> None:
+        # Spawned from the Trio thread (parent-death signal semantics, see DESIGN.md).
+        self.proc = await trio.lowlevel.open_process(
+            [sys.executable, "-c", _RUNNER, msgspec.json.encode(self.settings).decode()],
+            stdout=subprocess.PIPE,
+        )
+        assert self.proc.stdout is not None
+        buf = b""
+        with trio.fail_after(30):
+            while b"\n" not in buf:
+                chunk = await self.proc.stdout.receive_some()
+                if not chunk:
+                    raise RuntimeError("queue actor process exited before it was ready")
+                buf += chunk
+        line = buf.split(b"\n", 1)[0].decode()
+        word, stamp = line.split()
+        assert word == "READY", line
+        self.ready_at = float(stamp)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    async def stop(self) -> None:
+        proc = self.proc
+        if proc is None or proc.returncode is not None:
+            return
+        with trio.CancelScope(shield=True):
+            proc.send_signal(signal.SIGTERM)
+            with trio.move_on_after(10):
+                await proc.wait()
+            if proc.returncode is None:
+                os.kill(proc.pid, signal.SIGKILL)
+                await proc.wait()
+
+
+class CpuMeter:
+    """CPU seconds each process spends from now on, as a share of one core."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.procs = {k: psutil.Process(p) for k, p in pids.items()}
+        self.start = {k: self._cpu(p) for k, p in self.procs.items()}
+
+    @staticmethod
+    def _cpu(p: psutil.Process) -> float:
+        t = p.cpu_times()
+        return float(t.user + t.system)
+
+    def shares(self, span: float) -> dict[str, float]:
+        return {k: round((self._cpu(p) - self.start[k]) / span, 2) for k, p in self.procs.items()}
+
+
+class Drained:
+    """Polls whether every job of a queue has its record stored."""
+
+    def __init__(self, client: Client, queue: str) -> None:
+        self.conn = client.conn
+        self.streams: JobStreams = client.streams
+        self.queue = queue
+
+    async def __call__(self) -> bool:
+        s = self.streams
+        info = await self.conn.jsm("consumer_info", s.jobs_stream, s.consumer_name(self.queue))
+        if info.num_pending or info.num_ack_pending:
+            return False
+        outcomes = await self.conn.jsm("stream_info", s.outcomes_stream)
+        return bool(outcomes.state.messages == 0)
+
+
+async def enqueue_chunks(client: Client, queue: str, fn: Callable[..., Any], n: int) -> None:
+    opts = EnqueueOptions(queue=queue)
+    for start in range(0, n, 10_000):
+        await client.enqueue_many([(fn, (), {})] * min(10_000, n - start), opts)
+
+
+async def actorq_run(
+    url: str,
+    args: argparse.Namespace,
+    fn: Callable[..., Any],
+    tag: str,
+    last_round: bool,
+) -> dict[str, Any]:
+    n, tasks, n_seq = args.n, args.tasks, args.n_seq
+    namespace = f"bench{uuid.uuid4().hex[:8]}{tag}"
+    out: dict[str, Any] = {}
+    procs: list[QueueActorProcess] = []
+
+    def settings(queue: str) -> QueueActorSettings:
+        return QueueActorSettings(
+            queue=queue,
+            url=[url],
+            namespace=namespace,
+            concurrency=args.concurrency,
+            track_started=not args.no_track_started,
+            imports=["_jobs"],
+            sys_path=[str(BENCH_DIR)],
+            shutdown_timeout=5.0,
+        )
+
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(lambda task_status: serve_result_actor(
+                url, namespace=namespace, task_status=task_status
+            ))  # fmt: skip
+            async with open_client(url, namespace=namespace) as client:
+                # -- enqueue rates (no consumer on ENQ_QUEUE)
+                opts = EnqueueOptions(queue=ENQ_QUEUE)
+                calls = [(fn, (), {})] * n
+                t0 = time.perf_counter()
+                await client.enqueue_many(calls, opts)
+                out["enqueue_pipelined"] = n / (time.perf_counter() - t0)
+                await client.purge(ENQ_QUEUE)
+
+                per_task = max(1, n // tasks)
+
+                async def task_worker() -> None:
+                    for _ in range(per_task):
+                        await client.enqueue_with(opts, fn)
+
+                t0 = time.perf_counter()
+                async with trio.open_nursery() as callers:
+                    for _ in range(tasks):
+                        callers.start_soon(task_worker)
+                out["enqueue_concurrent"] = per_task * tasks / (time.perf_counter() - t0)
+                await client.purge(ENQ_QUEUE)
+
+                t0 = time.perf_counter()
+                for _ in range(n_seq):
+                    await client.enqueue_with(opts, fn)
+                out["enqueue_sequential"] = n_seq / (time.perf_counter() - t0)
+                await client.purge(ENQ_QUEUE)
+
+                # -- processing: a backlog of N, then one queue actor process
+                await enqueue_chunks(client, "work", fn, n)
+                enqueued_at = time.time()
+                qa = QueueActorProcess(settings("work"))
+                procs.append(qa)
+                await qa.start()
+                drained = Drained(client, "work")
+                cpu = CpuMeter({"queue_actor": qa.pid, "bench": os.getpid(), "nats": args.nats_pid})
+                while not await drained():  # noqa: ASYNC110 (polling the server)
+                    await trio.sleep(0.002)
+                done_at = time.time()
+                span = done_at - max(enqueued_at, qa.ready_at)
+                out["processing"] = n / span
+                out["processing_cpu_share"] = cpu.shares(span)
+
+                if last_round:
+                    # -- round trip, same process
+                    rtts: list[float] = []
+                    wopts = EnqueueOptions(queue="work")
+                    for _ in range(RTT_JOBS):
+                        t0 = time.perf_counter()
+                        job = await client.enqueue_with(wopts, fn)
+                        await job.result(timeout=10)
+                        rtts.append((time.perf_counter() - t0) * 1000)
+                    out["rtt_p50_ms"] = round(statistics.median(rtts), 3)
+                    out["rtt_p99_ms"] = round(pct(rtts, 0.99), 3)
+                    out["rtt_mean_ms"] = round(statistics.fmean(rtts), 3)
+                await qa.stop()
+
+                if last_round and args.backlog > 0:
+                    out.update(await backlog_run(client, settings("backlog"), fn, args, procs))
+            nursery.cancel_scope.cancel()
+    finally:
+        for p in procs:
+            await p.stop()
+    return out
+
+
+async def backlog_run(
+    client: Client,
+    settings: QueueActorSettings,
+    fn: Callable[..., Any],
+    args: argparse.Namespace,
+    procs: list[QueueActorProcess],
+) -> dict[str, Any]:
+    await enqueue_chunks(client, settings.queue, fn, args.backlog)
+    qa = QueueActorProcess(settings)
+    procs.append(qa)
+    await qa.start()
+    ps = psutil.Process(qa.pid)
+    ready_rss = peak = ps.memory_info().rss
+    drained = Drained(client, settings.queue)
+    with trio.fail_after(args.backlog / 500 + 60):
+        while not await drained():
+            peak = max(peak, ps.memory_info().rss)
+            await trio.sleep(0.05)
+    peak = max(peak, ps.memory_info().rss)
+    done_at = time.time()
+    await qa.stop()
+    return {
+        "backlog": args.backlog,
+        "backlog_ready_rss_mb": round(ready_rss / 1e6, 1),
+        "backlog_peak_rss_mb": round(peak / 1e6, 1),
+        "backlog_processing_per_s": round(args.backlog / (done_at - qa.ready_at)),
+    }
+
+
+# -- the sync helper -----------------------------------------------------------------------
+
+
+def sync_run(url: str, n_seq: int, fn: Callable[..., Any]) -> float | None:
+    """Per-call enqueue rate of ``actorq.SyncClient``, or ``None`` when it does not exist."""
+    sync_client = getattr(actorq, "SyncClient", None)
+    if sync_client is None:
+        return None
+    namespace = f"bench{uuid.uuid4().hex[:8]}sync"
+    client = sync_client(url, namespace=namespace)
+    try:
+        client.enqueue_with(EnqueueOptions(queue=ENQ_QUEUE), fn)  # connect, provision
+        t0 = time.perf_counter()
+        for _ in range(n_seq):
+            client.enqueue_with(EnqueueOptions(queue=ENQ_QUEUE), fn)
+        return n_seq / (time.perf_counter() - t0)
+    finally:
+        client.close()
+
+
+# -- main -----------------------------------------------------------------------------------
+
+
+def best(a: dict[str, Any] | None, b: dict[str, Any]) -> dict[str, Any]:
+    if a is None:
+        return b
+    rates = ("enqueue_pipelined", "enqueue_concurrent", "enqueue_sequential", "processing")
+    return {**a, **b, **{k: max(a[k], b[k]) for k in rates if k in a and k in b}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--n", type=int, default=10_000, help="jobs per mode")
+    parser.add_argument("--backlog", type=int, default=100_000, help="jobs for the RSS test")
+    parser.add_argument("--window", type=int, default=1024,
+                        help="reference publishes in flight (as js_publish_many)")  # fmt: skip
+    parser.add_argument("--tasks", type=int, default=256, help="concurrent per-call callers")
+    parser.add_argument("--n-seq", type=int, default=2000, help="sequential per-call enqueues")
+    parser.add_argument("--batch", type=int, default=256, help="reference fetch batch")
+    parser.add_argument("--concurrency", type=int, default=256, help="queue actor slots")
+    parser.add_argument("--job", choices=["sync", "trio"], default="sync",
+                        help="sync no-op (worker thread) or async no-op (Trio task)")  # fmt: skip
+    parser.add_argument("--no-track-started", action="store_true",
+                        help="queue actor sends no 'running' outcome per job")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=2, help="best of this many rounds")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    args.n_seq = min(args.n_seq, args.n)
+    fn = _jobs.noop if args.job == "sync" else _jobs.noop_async
+
+    size = envelope_size()
+    ref: dict[str, Any] | None = None
+    act: dict[str, Any] | None = None
+    sync_rate: float | None = None
+    with NatsServerProcess() as server:
+        args.nats_pid = server.pid
+        for r in range(args.rounds):
+            params = (server.url, args.n, args.window, args.tasks, args.batch, args.n_seq)
+            ref = best(ref, asyncio.run(ref_run(*params, size, f"{r}")))
+            last = r == args.rounds - 1
+            act = best(act, trio.run(actorq_run, server.url, args, fn, f"r{r}", last))
+        for _ in range(args.rounds):
+            rate = sync_run(server.url, args.n_seq, fn)
+            if rate is not None:
+                sync_rate = max(rate, sync_rate or 0.0)
+    assert ref is not None
+    assert act is not None
+
+    res: dict[str, Any] = {
+        "n": args.n,
+        "job": args.job,
+        "concurrency": args.concurrency,
+        "track_started": not args.no_track_started,
+        "window": args.window,
+        "tasks": args.tasks,
+        "n_seq": args.n_seq,
+        "envelope_bytes": size,
+        "result_actor": "trio task in the bench process",
+    }
+    for mode in ("enqueue_pipelined", "enqueue_concurrent", "enqueue_sequential", "processing"):
+        res[f"{mode}_ref_per_s"] = round(ref[mode])
+        res[f"{mode}_actorq_per_s"] = round(act[mode])
+        res[f"{mode}_ratio"] = round(act[mode] / ref[mode], 3)
+    res["enqueue_ratio"] = res["enqueue_pipelined_ratio"]
+    if sync_rate is None:
+        res["sync_enqueue_per_s"] = None
+        res["sync_enqueue_ratio"] = None
+        res["sync_note"] = "actorq.SyncClient does not exist (yet): not measured"
+    else:
+        res["sync_enqueue_per_s"] = round(sync_rate)
+        res["sync_enqueue_ratio"] = round(sync_rate / act["enqueue_sequential"], 3)
+    res["processing_cpu_share"] = act.get("processing_cpu_share")
+    for key in ("rtt_p50_ms", "rtt_p99_ms", "rtt_mean_ms"):
+        res[key] = act.get(key)
+    for key in ("backlog", "backlog_ready_rss_mb", "backlog_peak_rss_mb",
+                "backlog_processing_per_s"):  # fmt: skip
+        res[key] = act.get(key)
+
+    bars = {
+        "enqueue_ratio": res["enqueue_ratio"] >= 0.7,
+        "sync_enqueue_ratio": None if sync_rate is None else res["sync_enqueue_ratio"] >= 0.5,
+        "processing_ratio": res["processing_ratio"] >= 0.5,
+        "rtt_p50_ms": res["rtt_p50_ms"] is not None and res["rtt_p50_ms"] < 3,
+        "rtt_p99_ms": res["rtt_p99_ms"] is not None and res["rtt_p99_ms"] < 15,
+        "backlog_peak_rss_mb": res["backlog_peak_rss_mb"] is not None
+        and res["backlog_peak_rss_mb"] < 150,
+    }
+    res["bars_met"] = bars
+
+    if args.json:
+        print(json.dumps(res))
+        return 0
+    print(
+        f"job queue vs raw nats-py, N={args.n}, {args.job} no-op, concurrency "
+        f"{args.concurrency}, best of {args.rounds}; result actor: {res['result_actor']}"
+    )
+    for mode in ("enqueue_pipelined", "enqueue_concurrent", "enqueue_sequential", "processing"):
+        print(
+            f"  {mode:20s} ref {res[f'{mode}_ref_per_s']:>8,}/s   "
+            f"actorq {res[f'{mode}_actorq_per_s']:>8,}/s   ratio {res[f'{mode}_ratio']:.2f}"
+        )
+    print(f"  processing CPU (share of one core): {res['processing_cpu_share']}")
+    if sync_rate is None:
+        print(f"  sync enqueue         {res['sync_note']}")
+    else:
+        print(
+            f"  sync enqueue         {res['sync_enqueue_per_s']:>8,}/s vs async sequential   "
+            f"ratio {res['sync_enqueue_ratio']:.2f}"
+        )
+    print(f"  round trip           p50 {res['rtt_p50_ms']} ms   p99 {res['rtt_p99_ms']} ms")
+    print(
+        f"  backlog {res['backlog']}: peak RSS {res['backlog_peak_rss_mb']} MB "
+        f"(ready {res['backlog_ready_rss_mb']} MB), {res['backlog_processing_per_s']}/s"
+    )
+    print("  bars: " + ", ".join(f"{k} {'ok' if v else ('n/a' if v is None else 'MISSED')}"
+                                 for k, v in bars.items()))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
