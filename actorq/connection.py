@@ -347,7 +347,9 @@ class PullConsumer:
         async def run() -> list[_NatsMsg]:
             try:
                 msgs: list[_NatsMsg] = await psub.fetch(batch, timeout=expires)
-            except nats.errors.TimeoutError:
+            except TimeoutError:
+                # nats-py raises its own TimeoutError or, when the server's answer
+                # crosses the deadline, a plain asyncio one: both mean "nothing came".
                 return []
             return msgs
 

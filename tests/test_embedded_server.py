@@ -6,7 +6,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -119,3 +121,22 @@ def test_actorq_server_prints_a_usable_url_and_stops_on_ctrl_c(tmp_path: Path) -
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+async def test_the_trio_server_is_forked_from_the_trio_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Linux ties the parent-death signal to the forking thread; Trio's worker threads
+    # retire after 10 s idle, which would SIGKILL a server forked from one of them.
+    threads: list[threading.Thread] = []
+    real_popen = subprocess.Popen
+
+    def recording_popen(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread())
+        return real_popen(*args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", recording_popen)
+    with trio.fail_after(20):
+        async with open_nats_server():
+            pass
+    assert threads == [threading.current_thread()]
