@@ -138,6 +138,7 @@ class QueueActor:
         self.cancelled: set[str] = set()
         self.reports: list[_Report] = []
         self._reports_ready = trio.Event()
+        self._closing = False
         self.jobs_done = 0
         self.worker = settings.name or f"{os.uname().nodename}:{os.getpid()}"
         self.stop_fetching = trio.Event()
@@ -219,6 +220,12 @@ class QueueActor:
                     except Exception as exc:
                         error = exc
                 timed_out = timeout_scope.cancelled_caught
+        except trio.Cancelled:
+            # Shutdown ran out of time: hand the job straight back for redelivery
+            # rather than leaving it to its lease.
+            with trio.CancelScope(shield=True), trio.move_on_after(2):
+                await self._consumer.nak(msg)
+            raise
         finally:
             del self.running[env.id]
         self.jobs_done += 1
@@ -306,14 +313,24 @@ class QueueActor:
         self._reports_ready.set()
 
     async def report_loop(self) -> None:
-        """Publish outcomes in batches (durable), then ack/nak their jobs."""
+        """Publish outcomes in batches (durable), then ack/nak their jobs.
+
+        Returns once :meth:`close_reports` was called and everything is flushed; it is
+        never cancelled mid-batch on a graceful stop, so no finished job is lost.
+        """
         while True:
             await self._reports_ready.wait()
             self._reports_ready = trio.Event()
             batch, self.reports = self.reports, []
-            if not batch:
-                continue
-            await self.flush_reports(batch)
+            if batch:
+                await self.flush_reports(batch)
+            if self._closing and not self.reports:
+                return
+
+    def close_reports(self) -> None:
+        """Ask the report loop to flush what is left and return."""
+        self._closing = True
+        self._reports_ready.set()
 
     async def flush_reports(self, batch: list[_Report]) -> None:
         outs = [
@@ -434,20 +451,19 @@ async def serve_queue_actor(
         cancels = await conn.kv(streams.cancels_bucket)
         stop = stop if stop is not None else trio.Event()
         async with _maybe_asyncio_loop(), trio.open_nursery() as service:
-            service.start_soon(actor.report_loop)
             service.start_soon(actor.heartbeat_loop)
             await service.start(actor.cancel_watch, cancels)
             service.start_soon(_forward_stop, stop, actor)
-            task_status.started(actor)
-            async with trio.open_nursery() as jobs:
-                await actor.fetch_loop(actor._consumer, jobs)
-                # Graceful: give in-flight jobs their time, then leave them unacked.
-                jobs.cancel_scope.deadline = trio.current_time() + settings.shutdown_timeout
-            # Report what finished; the rest is redelivered after the ack wait.
-            with trio.move_on_after(10):
-                while actor.reports:
-                    batch, actor.reports = actor.reports, []
-                    await actor.flush_reports(batch)
+            async with trio.open_nursery() as reporter:
+                reporter.start_soon(actor.report_loop)
+                task_status.started(actor)
+                async with trio.open_nursery() as jobs:
+                    await actor.fetch_loop(actor._consumer, jobs)
+                    # Graceful: in-flight jobs get their time; past it they are nak'ed.
+                    jobs.cancel_scope.deadline = trio.current_time() + settings.shutdown_timeout
+                # Report everything that finished, then stop.
+                actor.close_reports()
+                reporter.cancel_scope.deadline = trio.current_time() + 10
             service.cancel_scope.cancel()
         return actor.exit_reason
 

@@ -74,3 +74,19 @@ def slow_first_time(marker_dir: str, seconds: float) -> int:
     if n == 1:
         time.sleep(seconds)
     return n
+
+
+async def trio_slow_first_time(marker_dir: str, seconds: float) -> int:
+    """Like :func:`slow_first_time`, as a Trio coroutine (cancellable)."""
+    n = _record_call(marker_dir)
+    if n == 1:
+        await trio.sleep(seconds)
+    return n
+
+
+def _record_call(marker_dir: str) -> int:
+    d = Path(marker_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    n = len(list(d.iterdir())) + 1
+    (d / f"{n}-{os.getpid()}").touch()
+    return n

@@ -39,11 +39,17 @@ class Runtime:
         )
 
     async def start_queue_actor(
-        self, queue: str = "default", concurrency: int = 4, **overrides: Any
+        self,
+        queue: str = "default",
+        concurrency: int = 4,
+        *,
+        stop: trio.Event | None = None,
+        **overrides: Any,
     ) -> QueueActor:
         qs = self.queue_settings(queue, concurrency, **overrides)
+        stop_event = stop if stop is not None else self.stop
         actor: QueueActor = await self.nursery.start(
-            lambda task_status: serve_queue_actor(qs, stop=self.stop, task_status=task_status)
+            lambda task_status: serve_queue_actor(qs, stop=stop_event, task_status=task_status)
         )
         self.queue_actors.append(actor)
         return actor

@@ -235,3 +235,34 @@ async def test_a_worker_recycles_itself_after_n_jobs_without_losing_the_rest(
             # Its successor (what a supervisor starts) runs what is left.
             await rt.start_queue_actor("default", 1)
             assert [await j.result(timeout=10) for j in jobs] == [0, 2, 4, 6, 8]
+
+
+async def test_a_graceful_stop_lets_the_running_job_finish_and_report(nats_url: str) -> None:
+    with trio.fail_after(30):
+        async with open_runtime(nats_url, queues={}) as rt:
+            stop = trio.Event()
+            actor = await rt.start_queue_actor("default", 2, stop=stop, shutdown_timeout=10)
+            job = await rt.client.enqueue(jobfuncs.trio_sleep, 0.5)
+            await wait_for_status(rt.client, job.id, "running")
+            stop.set()
+            assert await job.result(timeout=10) == "slept"
+            await actor.stop_fetching.wait()
+            assert actor.exit_reason == "stopped"
+
+
+async def test_a_job_outliving_the_shutdown_timeout_goes_straight_to_another_worker(
+    nats_url: str, tmp_path: Path
+) -> None:
+    marker = tmp_path / "calls"
+    with trio.fail_after(30):
+        async with open_runtime(nats_url, queues={}) as rt:
+            stop = trio.Event()
+            await rt.start_queue_actor("default", 2, stop=stop, shutdown_timeout=0.2)
+            job = await rt.client.enqueue(jobfuncs.trio_slow_first_time, str(marker), 60)
+            await wait_for_status(rt.client, job.id, "running")
+            stop.set()
+            t0 = trio.current_time()
+            await rt.start_queue_actor("default", 2)
+            # Nak'ed at once, not left to its 15 s lease.
+            assert await job.result(timeout=10) == 2
+            assert trio.current_time() - t0 < 5
