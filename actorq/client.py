@@ -81,12 +81,22 @@ class EnqueueOptions(msgspec.Struct, frozen=True, kw_only=True):
 class Job:
     """A handle on an enqueued job. Cheap: holds only its id and queue."""
 
-    def __init__(self, client: Client, job_id: str, queue: str, *, deduplicated: bool = False):
+    def __init__(
+        self,
+        client: Client,
+        job_id: str,
+        queue: str,
+        *,
+        deduplicated: bool = False,
+        via_inbox: bool = False,
+    ):
         self.client = client
         self.id = job_id
         self.queue = queue
         #: True when this enqueue found the id already used and enqueued nothing.
         self.deduplicated = deduplicated
+        # The final record is announced on this client's inbox (it enqueued the job).
+        self._via_inbox = via_inbox
 
     def __repr__(self) -> str:
         return f"Job(id={self.id!r}, queue={self.queue!r})"
@@ -110,7 +120,7 @@ class Job:
         traceback) when it failed, :class:`~actorq.JobCancelled` when cancelled, and
         :class:`~actorq.JobTimeout` when ``timeout`` seconds pass first.
         """
-        record = await self.client.wait(self.id, timeout=timeout)
+        record = await self.client.wait(self.id, timeout=timeout, via_inbox=self._via_inbox)
         return self.client.unwrap(record)
 
 
@@ -133,12 +143,29 @@ class Client:
         self._cancels: KeyValueStore | None = None
         self._claims: KeyValueStore | None = None
         self._codecs: dict[str, Codec] = {codec.name: codec}
+        self._inbox: str | None = None
+        self._waiters: dict[str, list[_Waiter]] = {}
 
     async def _setup(self) -> None:
         await self.streams.provision(self.conn)
         self._results = await self.conn.kv(self.streams.results_bucket)
         self._cancels = await self.conn.kv(self.streams.cancels_bucket)
         self._claims = await self.conn.kv(self.streams.claims_bucket)
+
+    async def _serve_inbox(self, *, task_status: trio.TaskStatus[None]) -> None:
+        """Wake waiters with the final records the result actor sends this client."""
+        inbox = self.streams.ns.subject(f"reply.{uuid.uuid4().hex}")
+        async with self.conn.subscribe(inbox) as messages:
+            self._inbox = inbox
+            task_status.started()
+            async for msg in messages:
+                try:
+                    record = decode_record(msg.data)
+                except CodecError:
+                    continue
+                for waiter in self._waiters.get(record.id, ()):
+                    waiter.record = record
+                    waiter.event.set()
 
     @property
     def results(self) -> KeyValueStore:
@@ -165,10 +192,12 @@ class Client:
 
     def build_envelope(
         self, opts: EnqueueOptions, fn: Callable[..., Any], args: Sequence[Any],
-        kwargs: Mapping[str, Any],
+        kwargs: Mapping[str, Any], *, job_options: JobOptions | None = None,
     ) -> JobEnvelope:  # fmt: skip
         """Encode a call into an envelope (no I/O)."""
-        check_queue_name(opts.queue)
+        if job_options is None:
+            check_queue_name(opts.queue)
+            job_options = opts.job_options()
         job_id = check_job_id(opts.job_id) if opts.job_id is not None else uuid.uuid4().hex
         payload = self.codec.encode_call(fn, args, kwargs)
         try:
@@ -182,8 +211,9 @@ class Client:
             codec=self.codec.name,
             payload=payload,
             signature=self.codec.sign_call(payload),
-            options=opts.job_options(),
+            options=job_options,
             enqueued_at=time.time(),
+            reply_to=self._inbox,
         )
 
     async def enqueue_with(
@@ -201,10 +231,14 @@ class Client:
                 await self._claims.create(env.id, env.queue.encode())
             except KeyExists:
                 return Job(self, env.id, env.queue, deduplicated=True)
+        # Nats-Msg-Id only for ids of the caller's: a generated id is unique already,
+        # and the header costs ~10% of publish throughput.
         ack = await self.conn.js_publish(
-            self.streams.job_subject(env.queue, env.id), encode(env), msg_id=env.id
+            self.streams.job_subject(env.queue, env.id),
+            encode(env),
+            msg_id=env.id if opts.job_id is not None else None,
         )
-        return Job(self, env.id, env.queue, deduplicated=ack.duplicate)
+        return Job(self, env.id, env.queue, deduplicated=ack.duplicate, via_inbox=True)
 
     async def enqueue_many(
         self, calls: Sequence[tuple[Callable[..., Any], Sequence[Any], Mapping[str, Any]]],
@@ -217,12 +251,15 @@ class Client:
         opts = opts or EnqueueOptions()
         if opts.job_id is not None:
             raise ActorqError("enqueue_many generates job ids; drop job_id from the options")
-        envs = [self.build_envelope(opts, fn, a, k) for fn, a, k in calls]
-        acks = await self.conn.js_publish_many(
-            [OutMsg(self.streams.job_subject(e.queue, e.id), encode(e), msg_id=e.id) for e in envs]
+        check_queue_name(opts.queue)
+        job_options = opts.job_options()
+        envs = [
+            self.build_envelope(opts, fn, a, k, job_options=job_options) for fn, a, k in calls
+        ]
+        await self.conn.js_publish_many(
+            [OutMsg(self.streams.job_subject(e.queue, e.id), encode(e)) for e in envs]
         )
-        pairs = zip(envs, acks, strict=True)
-        return [Job(self, e.id, e.queue, deduplicated=a.duplicate) for e, a in pairs]
+        return [Job(self, e.id, e.queue, via_inbox=True) for e in envs]
 
     # -- look up -----------------------------------------------------------------------
 
@@ -261,8 +298,16 @@ class Client:
             "or its record expired (result TTL)."
         )
 
-    async def wait(self, job_id: str, timeout: float | None = None) -> JobRecord:  # noqa: ASYNC109
-        """Wait until the job has a final record and return it (see :meth:`Job.result`)."""
+    async def wait(
+        self, job_id: str, timeout: float | None = None, *, via_inbox: bool = False  # noqa: ASYNC109
+    ) -> JobRecord:
+        """Wait until the job has a final record and return it (see :meth:`Job.result`).
+
+        ``via_inbox``: the job was enqueued by this client, so its final record comes
+        to this client's inbox; otherwise a subscription for this job is made.
+        """
+        if via_inbox and self._inbox is not None:
+            return await self._wait_inbox(job_id, timeout)
         subject = self.streams.done_subject(job_id)
         with trio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
             # Subscribe first, then read: a result stored in between is not missed.
@@ -275,6 +320,28 @@ class Client:
                     if record.done:
                         return record
         assert scope.cancelled_caught
+        raise JobTimeout(
+            f"job {job_id} has no result after {timeout}s; it may still be queued or running: "
+            "check `await job.status()`, or wait longer."
+        )
+
+    async def _wait_inbox(self, job_id: str, timeout: float | None) -> JobRecord:  # noqa: ASYNC109
+        waiter = _Waiter()
+        waiters = self._waiters.setdefault(job_id, [])
+        waiters.append(waiter)
+        try:
+            with trio.move_on_after(timeout if timeout is not None else float("inf")):
+                # Registered first, then read: a result stored in between is not missed.
+                record = await self.get_record(job_id)
+                if record is not None and record.done:
+                    return record
+                await waiter.event.wait()
+                assert waiter.record is not None
+                return waiter.record
+        finally:
+            waiters.remove(waiter)
+            if not waiters:
+                del self._waiters[job_id]
         raise JobTimeout(
             f"job {job_id} has no result after {timeout}s; it may still be queued or running: "
             "check `await job.status()`, or wait longer."
@@ -363,6 +430,16 @@ class Client:
         return int(count)
 
 
+class _Waiter:
+    """One caller waiting for a job's final record."""
+
+    __slots__ = ("event", "record")
+
+    def __init__(self) -> None:
+        self.event = trio.Event()
+        self.record: JobRecord | None = None
+
+
 class _BoundEnqueue:
     """``client.options(...)``: enqueue with fixed options."""
 
@@ -391,7 +468,11 @@ async def open_client(
     ``connect_options`` go to :func:`actorq.open_nats` (user, password, token, tls...).
     """
     c = codec if not isinstance(codec, str) else get_codec(codec, signing_key=signing_key)
-    async with open_nats(url, **connect_options) as conn:
+    async with open_nats(url, **connect_options) as conn, trio.open_nursery() as nursery:
         client = Client(conn, JobStreams(namespace), c, signing_key=signing_key)
         await client._setup()
-        yield client
+        await nursery.start(client._serve_inbox)
+        try:
+            yield client
+        finally:
+            nursery.cancel_scope.cancel()

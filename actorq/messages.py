@@ -244,6 +244,8 @@ class JobEnvelope(_Message, frozen=True, kw_only=True):
     options: JobOptions = JobOptions()
     attempt: Attempt = 1
     enqueued_at: Timestamp
+    #: Core subject the final record is also announced on (the enqueuer's inbox).
+    reply_to: str | None = None
 
 
 class JobOutcome(_Message, frozen=True, kw_only=True):
@@ -274,6 +276,7 @@ class JobOutcome(_Message, frozen=True, kw_only=True):
     result_ttl: PositiveSeconds | None = None
     # The envelope's bytes, sent with a final failure so it can be dead-lettered.
     original: bytes | None = None
+    reply_to: str | None = None
 
 
 class JobRecord(_Message, frozen=True, kw_only=True):

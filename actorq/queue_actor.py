@@ -304,6 +304,7 @@ class QueueActor:
             enqueued_at=env.enqueued_at,
             metadata=env.options.metadata,
             result_ttl=env.options.result_ttl,
+            reply_to=env.reply_to,
         )
 
     def report(

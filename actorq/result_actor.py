@@ -1,33 +1,42 @@
 """The result actor: makes outcomes durable, wakes waiters, writes dead letters.
 
-It is the single writer of job records. It pulls outcomes from the outcomes stream
-in batches and, per batch:
+It pulls outcomes from the outcomes stream in batches and, per batch:
 
-1. folds each outcome into the job's record (kept in a bounded in-memory cache; a
-   cache miss reads the results bucket once);
-2. writes the records to the results bucket with pipelined KV publishes (a job's
-   ``result_ttl`` becomes a per-message TTL);
+1. folds each job's outcomes into its record;
+2. writes the records to the results bucket, all at once, each write conditional on
+   the revision it was built from (``Nats-Expected-Last-Subject-Sequence``). The
+   revision of a record this actor wrote last is cached, so the usual write needs no
+   read; a conflict (a record written elsewhere, or a cold cache after a restart)
+   re-reads that one record and folds again. So several result actors can share the
+   work without ever losing an update, and a job's ``result_ttl`` becomes a
+   per-message TTL;
 3. writes a dead letter, with the original envelope bytes, for each job that failed
    for good;
-4. announces each final record on ``<ns>.done.<job id>`` (push: waiters subscribe);
+4. announces each final record on ``<ns>.done.<job id>`` and on the enqueuing
+   client's inbox (push: waiters are woken, nobody polls);
 5. acks the outcomes, only now that all of the above is stored.
 
 A ``succeeded`` record is never overwritten by a late outcome of a redelivered copy
 of the same job: one result per job id.
+
+The per-batch work has no user code, so it runs entirely on the connection's asyncio
+loop (no Trio crossing per batch); Trio only owns its lifetime.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import time
+from typing import Any
 
+import nats.errors
+import nats.js.errors
 import trio
 
-from .connection import Connection, JsMsg, OutMsg, PullConsumer, open_nats
-from .exceptions import BrokerTimeout, CodecError
+from .connection import open_nats
 from .job_streams import JobStreams
-from .kv import KeyValueStore
 from .messages import (
     DeadLetter,
     JobOutcome,
@@ -42,108 +51,145 @@ __all__ = ["ResultActor", "serve_result_actor"]
 log = logging.getLogger("actorq.results")
 
 _CACHE_SIZE = 50_000
+_BATCH = 256
+_WRONG_LAST_SEQUENCE = 10071
+
+
+def fold(
+    record: JobRecord | None, outcomes: list[JobOutcome]
+) -> tuple[JobRecord | None, list[JobOutcome]]:
+    """Apply outcomes in order; returns the new record (``None``: nothing to write)
+    and the outcomes that ended a job for good (to dead-letter)."""
+    changed = False
+    final_failures: list[JobOutcome] = []
+    for outcome in outcomes:
+        if record is not None and record.status == "succeeded":
+            continue  # a late copy of a job that already has its result
+        record = record.apply(outcome) if record else JobRecord.from_outcome(outcome)
+        changed = True
+        if outcome.status in ("failed", "dead") and outcome.original is not None:
+            final_failures.append(outcome)
+    return (record if changed else None), final_failures
 
 
 class ResultActor:
     """State of a running result actor. Use :func:`serve_result_actor`."""
 
-    def __init__(self, conn: Connection, streams: JobStreams, results: KeyValueStore) -> None:
-        self.conn = conn
+    def __init__(self, nc: Any, streams: JobStreams, psub: Any, kv: Any) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
         self.streams = streams
-        self.results = results
-        self.cache: collections.OrderedDict[str, JobRecord] = collections.OrderedDict()
+        self._psub = psub
+        self._kv = kv
+        self._kv_prefix = f"$KV.{streams.results_bucket}."
+        # job id -> (record, its revision in the bucket), for jobs still in flight.
+        self.cache: collections.OrderedDict[str, tuple[JobRecord, int]] = (
+            collections.OrderedDict()
+        )
         self.outcomes_seen = 0
+        self.conflicts = 0
 
-    async def current(self, job_id: str) -> JobRecord | None:
-        record = self.cache.get(job_id)
-        if record is not None:
-            return record
-        entry = await self.results.get(job_id)
-        return None if entry is None else decode_record(entry.value)
+    # -- asyncio side: the hot loop ---------------------------------------------------
 
-    def remember(self, record: JobRecord) -> None:
-        self.cache[record.id] = record
-        self.cache.move_to_end(record.id)
-        if record.done:
-            # Done jobs rarely change again; keep the cache for jobs in flight.
-            self.cache.pop(record.id, None)
-        while len(self.cache) > _CACHE_SIZE:
-            self.cache.popitem(last=False)
+    async def run(self) -> None:
+        """Fetch and process outcome batches forever (runs on the asyncio loop)."""
+        while True:
+            try:
+                msgs = await self._psub.fetch(_BATCH, timeout=1.0)
+            except TimeoutError:
+                continue
+            try:
+                await self.process(msgs)
+            except (nats.errors.Error, TimeoutError) as exc:
+                # Nothing of this batch was acked: it comes back after the ack wait.
+                log.warning("result actor: batch of %d failed, will retry: %s", len(msgs), exc)
 
-    async def prefetch(self, job_ids: set[str]) -> dict[str, JobRecord | None]:
-        """Records of the jobs not in the cache, read concurrently (one crossing).
-
-        One read at a time cost a round trip per new job and capped the whole
-        pipeline at about 1/RTT jobs per second (bench/throughput.py).
-        """
-        found: dict[str, JobRecord | None] = {}
-
-        async def one(job_id: str) -> None:
-            found[job_id] = await self.current(job_id)
-
-        async with trio.open_nursery() as nursery:
-            for job_id in job_ids:
-                if job_id not in self.cache:
-                    nursery.start_soon(one, job_id)
-        return found
-
-    async def process(self, msgs: list[JsMsg]) -> None:
-        writes: dict[str, tuple[JobRecord, float | None]] = {}
-        dead: list[OutMsg] = []
-        outcomes: list[JobOutcome | None] = []
+    async def process(self, msgs: list[Any]) -> None:
+        by_job: dict[str, list[JobOutcome]] = {}
+        dead: list[tuple[str, bytes]] = []
         for msg in msgs:
             try:
-                outcomes.append(decode_outcome(msg.data))
-            except CodecError as exc:
-                outcomes.append(None)
+                outcome = decode_outcome(msg.data)
+            except Exception as exc:
+                seq = msg.metadata.sequence.stream
                 letter = DeadLetter(
                     queue="?",
                     reason="undecodable_outcome",
                     detail=str(exc),
                     original=msg.data,
-                    headers=msg.headers,
+                    headers=dict(msg.headers or {}),
                     failed_at=time.time(),
                 )
-                subject = self.streams.dead_subject(f"seq-{msg.stream_seq}")
-                dead.append(OutMsg(subject, encode(letter)))
-        stored = await self.prefetch({o.job_id for o in outcomes if o is not None})
-        for outcome in outcomes:
-            if outcome is None:
+                dead.append((self.streams.dead_subject(f"outcome-{seq}"), encode(letter)))
                 continue
-            pending = writes.get(outcome.job_id)
-            if pending:
-                record: JobRecord | None = pending[0]
-            elif outcome.job_id in stored:
-                record = stored[outcome.job_id]
-            else:
-                record = await self.current(outcome.job_id)
-            if record is not None and record.status == "succeeded":
-                continue  # a late copy of a job that already has its result
-            record = record.apply(outcome) if record else JobRecord.from_outcome(outcome)
-            writes[record.id] = (record, outcome.result_ttl)
-            self.remember(record)
-            if outcome.status in ("failed", "dead") and outcome.original is not None:
-                dead.append(self._dead_letter(outcome))
-        kv_prefix = f"$KV.{self.streams.results_bucket}."
-        puts = [
-            OutMsg(kv_prefix + rec.id, encode(rec), {"Nats-TTL": f"{int(ttl)}s"} if ttl else None)
-            for rec, ttl in writes.values()
-        ]
-        if puts:
-            await self.conn.js_publish_many(puts)
+            by_job.setdefault(outcome.job_id, []).append(outcome)
+
+        written = await asyncio.gather(*(self.store(j, outs) for j, outs in by_job.items()))
+        notices: list[tuple[str, bytes]] = []
+        for (record, failures), outs in zip(written, by_job.values(), strict=True):
+            dead.extend(self._dead_letter(o) for o in failures)
+            if record is not None and record.done:
+                data = encode(record)
+                notices.append((self.streams.done_subject(record.id), data))
+                reply_to = next((o.reply_to for o in outs if o.reply_to), None)
+                if reply_to:
+                    notices.append((reply_to, data))
         if dead:
-            await self.conn.js_publish_many(dead)
-        done = [
-            OutMsg(self.streams.done_subject(rec.id), encode(rec))
-            for rec, _ in writes.values()
-            if rec.done
-        ]
-        if done:
-            await self.conn.publish_many(done)
-        await self._consumer.ack_many(msgs)
+            await asyncio.gather(*(self.js.publish(s, d) for s, d in dead))
+        for subject, data in notices:
+            await self.nc.publish(subject, data)
+        for msg in msgs:
+            await msg.ack()
         self.outcomes_seen += len(msgs)
 
-    def _dead_letter(self, outcome: JobOutcome) -> OutMsg:
+    async def store(
+        self, job_id: str, outcomes: list[JobOutcome]
+    ) -> tuple[JobRecord | None, list[JobOutcome]]:
+        """Fold and write one job's outcomes, retrying on a revision conflict."""
+        cached = self.cache.get(job_id)
+        base, revision = cached if cached is not None else (None, 0)
+        ttl = next((o.result_ttl for o in reversed(outcomes) if o.result_ttl), None)
+        for _ in range(10):
+            record, failures = fold(base, outcomes)
+            if record is None:
+                return None, []
+            headers = {"Nats-Expected-Last-Subject-Sequence": str(revision)}
+            if ttl:
+                headers["Nats-TTL"] = f"{int(ttl)}s"
+            try:
+                ack = await self.js.publish(
+                    self._kv_prefix + job_id, encode(record), headers=headers
+                )
+            except nats.js.errors.APIError as exc:
+                if exc.err_code != _WRONG_LAST_SEQUENCE:
+                    raise
+                self.conflicts += 1
+                base, revision = await self._read(job_id)
+                continue
+            self._remember(record, ack.seq)
+            return record, failures
+        raise nats.errors.Error(f"record {job_id} kept changing under the result actor")
+
+    async def _read(self, job_id: str) -> tuple[JobRecord | None, int]:
+        try:
+            entry = await self._kv.get(job_id)
+        except nats.js.errors.KeyDeletedError as exc:
+            return None, int(exc.entry.revision or 0) if exc.entry else 0
+        except nats.js.errors.KeyNotFoundError:
+            return None, 0
+        return decode_record(entry.value), int(entry.revision)
+
+    def _remember(self, record: JobRecord, revision: int) -> None:
+        if record.done:
+            # Done jobs rarely change again; keep the cache for jobs in flight.
+            self.cache.pop(record.id, None)
+            return
+        self.cache[record.id] = (record, revision)
+        self.cache.move_to_end(record.id)
+        while len(self.cache) > _CACHE_SIZE:
+            self.cache.popitem(last=False)
+
+    def _dead_letter(self, outcome: JobOutcome) -> tuple[str, bytes]:
         err = outcome.error
         letter = DeadLetter(
             job_id=outcome.job_id,
@@ -153,21 +199,7 @@ class ResultActor:
             original=outcome.original or b"",
             failed_at=outcome.finished_at,
         )
-        return OutMsg(self.streams.dead_subject(outcome.job_id), encode(letter))
-
-    async def run(self) -> None:
-        while True:
-            try:
-                msgs = await self._consumer.fetch(256, expires=1.0)
-            except BrokerTimeout:
-                # nats-py raises a bare TimeoutError (not nats.errors.TimeoutError) from
-                # fetch when its probe is answered just before the deadline; that is
-                # an empty fetch, not a failure (root cause: PullConsumer.fetch).
-                continue
-            if msgs:
-                await self.process(msgs)
-
-    _consumer: PullConsumer
+        return self.streams.dead_subject(outcome.job_id), encode(letter)
 
 
 async def serve_result_actor(
@@ -180,8 +212,9 @@ async def serve_result_actor(
     streams = JobStreams(namespace)
     async with open_nats(url, name="actorq-results") as conn:
         await streams.provision(conn)
-        results = await conn.kv(streams.results_bucket)
-        actor = ResultActor(conn, streams, results)
-        actor._consumer = await conn.pull_consumer(streams.outcomes_stream, "results")
+        js = conn.js
+        psub = await conn.bridge.run(js.pull_subscribe_bind, "results", streams.outcomes_stream)
+        kv = await conn.bridge.run(js.key_value, streams.results_bucket)
+        actor = ResultActor(conn.nc, streams, psub, kv)
         task_status.started(actor)
-        await actor.run()
+        await conn.bridge.run(actor.run)
