@@ -17,6 +17,7 @@ every third of it, so a long job is never redelivered and a killed worker's job 
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 import logging
@@ -32,7 +33,7 @@ import psutil
 import trio
 
 from .codec import Codec, get_codec
-from .connection import Connection, JsMsg, OutMsg, PullConsumer, open_nats
+from .connection import Connection, JsMsg, PullConsumer, open_nats
 from .exceptions import CodecError, SignatureError
 from .job_streams import DEFAULT_ACK_WAIT, JobStreams
 from .kv import KeyValueStore
@@ -45,6 +46,8 @@ from .messages import (
     decode_record,
     encode,
 )
+from .nats_errors import translate_errors
+from .sync_threads import SyncJobThreads
 
 __all__ = ["QueueActorSettings", "asyncio_job", "main", "serve_queue_actor"]
 
@@ -145,6 +148,7 @@ class QueueActor:
         self.exit_reason: ExitReason = "stopped"
         self.stuck_threads = 0
         self._process = psutil.Process()
+        self.threads = SyncJobThreads(max_threads=settings.concurrency)
 
     def codec(self, name: str) -> Codec:
         codec = self._codecs.get(name)
@@ -279,7 +283,7 @@ class QueueActor:
                 done = True
 
         try:
-            result = await trio.to_thread.run_sync(run, abandon_on_cancel=True)
+            result = await self.threads.run(run)
         finally:
             if not done:
                 # The thread cannot be stopped; it keeps a slot of the machine busy.
@@ -334,23 +338,41 @@ class QueueActor:
         self._reports_ready.set()
 
     async def flush_reports(self, batch: list[_Report]) -> None:
+        """Publish the batch's outcomes, wait for their acks, then settle the jobs.
+
+        One crossing to the asyncio loop for the whole batch. A ``running`` report
+        whose job already finished within the same batch is dropped: the final
+        outcome carries ``started_at``, and it halves the messages for short jobs.
+        """
+        finished = {r.outcome.job_id for r in batch if r.outcome and r.action != "none"}
         outs = [
-            OutMsg(self.streams.outcome_subject(r.outcome.queue), encode(r.outcome))
+            (self.streams.outcome_subject(r.outcome.queue), encode(r.outcome))
             for r in batch
             if r.outcome is not None
+            and not (r.action == "none" and r.outcome.job_id in finished)
         ]
-        if outs:
-            await self.conn.js_publish_many(outs)
-        consumer = self._consumer
-        acks = [r.msg for r in batch if r.action == "ack"]
-        if acks:
-            await consumer.ack_many(acks)
-        for r in batch:
-            if r.action == "nak":
-                await consumer.nak(r.msg, r.delay)
-            elif r.action == "term":
-                await consumer.term(r.msg)
-        self.slots.give(sum(1 for r in batch if r.action != "none"))
+        settle = [(r.msg._raw, r.action, r.delay) for r in batch if r.action != "none"]
+        publisher = self.conn.publisher
+        timeout = self.conn.request_timeout + len(outs) / 1000
+
+        async def run() -> None:
+            if outs:
+                async with asyncio.timeout(timeout):
+                    acks = await publisher.publish([(s, d, None) for s, d in outs])
+                for ack in acks:
+                    if isinstance(ack, BaseException):
+                        raise ack
+            for raw, action, delay in settle:
+                if action == "ack":
+                    await raw.ack()
+                elif action == "nak":
+                    await raw.nak(delay)
+                else:
+                    await raw.term()
+
+        with translate_errors(f"report {len(batch)} outcomes"):
+            await self.conn.bridge.run(run)
+        self.slots.give(len(settle))
 
     async def heartbeat_loop(self) -> None:
         """Renew the lease of every running job every third of the ack wait."""
@@ -452,6 +474,7 @@ async def serve_queue_actor(
         cancels = await conn.kv(streams.cancels_bucket)
         stop = stop if stop is not None else trio.Event()
         async with _maybe_asyncio_loop(), trio.open_nursery() as service:
+            service.start_soon(_close_threads_on_exit, actor.threads)
             service.start_soon(actor.heartbeat_loop)
             await service.start(actor.cancel_watch, cancels)
             service.start_soon(_forward_stop, stop, actor)
@@ -467,6 +490,13 @@ async def serve_queue_actor(
                 reporter.cancel_scope.deadline = trio.current_time() + 10
             service.cancel_scope.cancel()
         return actor.exit_reason
+
+
+async def _close_threads_on_exit(threads: SyncJobThreads) -> None:
+    try:
+        await trio.sleep_forever()
+    finally:
+        threads.close()
 
 
 async def _forward_stop(stop: trio.Event, actor: QueueActor) -> None:

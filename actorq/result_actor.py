@@ -37,6 +37,7 @@ import trio
 
 from .connection import open_nats
 from .job_streams import JobStreams
+from .js_publisher import JsPublisher
 from .messages import (
     DeadLetter,
     JobOutcome,
@@ -78,6 +79,7 @@ class ResultActor:
     def __init__(self, nc: Any, streams: JobStreams, psub: Any, kv: Any) -> None:
         self.nc = nc
         self.js = nc.jetstream()
+        self.publisher = JsPublisher(nc)
         self.streams = streams
         self._psub = psub
         self._kv = kv
@@ -124,7 +126,7 @@ class ResultActor:
                 continue
             by_job.setdefault(outcome.job_id, []).append(outcome)
 
-        written = await asyncio.gather(*(self.store(j, outs) for j, outs in by_job.items()))
+        written = await self.store_all(by_job)
         notices: list[tuple[str, bytes]] = []
         for (record, failures), outs in zip(written, by_job.values(), strict=True):
             dead.extend(self._dead_letter(o) for o in failures)
@@ -135,27 +137,71 @@ class ResultActor:
                 if reply_to:
                     notices.append((reply_to, data))
         if dead:
-            await asyncio.gather(*(self.js.publish(s, d) for s, d in dead))
+            async with asyncio.timeout(30):
+                for ack in await self.publisher.publish([(s, d, None) for s, d in dead]):
+                    if isinstance(ack, BaseException):
+                        raise ack
         for subject, data in notices:
             await self.nc.publish(subject, data)
         for msg in msgs:
             await msg.ack()
         self.outcomes_seen += len(msgs)
 
+    def _write_headers(self, revision: int, ttl: float | None) -> dict[str, str]:
+        headers = {"Nats-Expected-Last-Subject-Sequence": str(revision)}
+        if ttl:
+            headers["Nats-TTL"] = f"{int(ttl)}s"
+        return headers
+
+    async def store_all(
+        self, by_job: dict[str, list[JobOutcome]]
+    ) -> list[tuple[JobRecord | None, list[JobOutcome]]]:
+        """Fold and write every job's outcomes: one pipelined batch of conditional
+        writes from cached revisions; each conflict then goes through :meth:`store`."""
+        folded: list[tuple[JobRecord | None, list[JobOutcome]]] = []
+        items = []
+        for job_id, outcomes in by_job.items():
+            base, revision = self.cache.get(job_id, (None, 0))
+            record, failures = fold(base, outcomes)
+            folded.append((record, failures))
+            if record is not None:
+                ttl = next((o.result_ttl for o in reversed(outcomes) if o.result_ttl), None)
+                items.append(
+                    (self._kv_prefix + job_id, encode(record), self._write_headers(revision, ttl))
+                )
+        async with asyncio.timeout(30):
+            acks = await self.publisher.publish(items)
+        out: list[tuple[JobRecord | None, list[JobOutcome]]] = []
+        results = iter(acks)
+        for (job_id, outcomes), (record, failures) in zip(by_job.items(), folded, strict=True):
+            if record is None:
+                out.append((None, []))
+                continue
+            ack = next(results)
+            if isinstance(ack, nats.js.errors.APIError) and ack.err_code == _WRONG_LAST_SEQUENCE:
+                self.conflicts += 1
+                out.append(await self.store(job_id, outcomes, reread=True))
+            elif isinstance(ack, BaseException):
+                raise ack
+            else:
+                self._remember(record, ack.seq)
+                out.append((record, failures))
+        return out
+
     async def store(
-        self, job_id: str, outcomes: list[JobOutcome]
+        self, job_id: str, outcomes: list[JobOutcome], *, reread: bool = False
     ) -> tuple[JobRecord | None, list[JobOutcome]]:
         """Fold and write one job's outcomes, retrying on a revision conflict."""
-        cached = self.cache.get(job_id)
-        base, revision = cached if cached is not None else (None, 0)
+        if reread:
+            base, revision = await self._read(job_id)
+        else:
+            base, revision = self.cache.get(job_id, (None, 0))
         ttl = next((o.result_ttl for o in reversed(outcomes) if o.result_ttl), None)
         for _ in range(10):
             record, failures = fold(base, outcomes)
             if record is None:
                 return None, []
-            headers = {"Nats-Expected-Last-Subject-Sequence": str(revision)}
-            if ttl:
-                headers["Nats-TTL"] = f"{int(ttl)}s"
+            headers = self._write_headers(revision, ttl)
             try:
                 ack = await self.js.publish(
                     self._kv_prefix + job_id, encode(record), headers=headers
