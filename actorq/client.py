@@ -304,19 +304,17 @@ class Client:
         """Wait until the job has a final record and return it (see :meth:`Job.result`).
 
         ``via_inbox``: the job was enqueued by this client, so its final record comes
-        to this client's inbox; otherwise a subscription for this job is made.
+        to this client's inbox; otherwise the job's record is watched (push).
         """
         if via_inbox and self._inbox is not None:
             return await self._wait_inbox(job_id, timeout)
-        subject = self.streams.done_subject(job_id)
         with trio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
-            # Subscribe first, then read: a result stored in between is not missed.
-            async with self.conn.subscribe(subject) as done:
-                record = await self.get_record(job_id)
-                if record is not None and record.done:
-                    return record
-                async for msg in done:
-                    record = decode_record(msg.data)
+            # A watch delivers the current record first, then every change.
+            async with self.results.watch(job_id) as updates:
+                async for entry in updates:
+                    if entry is None or entry.operation != "PUT":
+                        continue
+                    record = decode_record(entry.value)
                     if record.done:
                         return record
         assert scope.cancelled_caught

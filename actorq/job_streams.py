@@ -5,13 +5,14 @@ name                   kind                            holds
 =====================  ==============================  ===================================
 ``<ns>_jobs``          stream, work-queue retention    ``<ns>.jobs.<queue>.<job id>``: one
                                                        :class:`JobEnvelope` per waiting job
-``<ns>_outcomes``      stream, work-queue retention    ``<ns>.outcomes.<queue>``: what each
+``<ns>_outcomes``      stream, interest retention      ``<ns>.outcomes.<queue>``: what each
                                                        attempt did, for the result actor
 ``<ns>_dead``          stream, limits retention        ``<ns>.dead.<job id>``: dead letters
 ``<ns>_results``       KV bucket, TTL                  job id -> :class:`JobRecord`
 ``<ns>_cancels``       KV bucket, TTL                  job id -> cancel request (durable)
 ``<ns>_claims``        KV bucket, TTL                  explicit job ids already enqueued
-``<ns>.done.<id>``     core subject                    a job's final record, to wake waiters
+``<ns>.reply.<id>``    core subject                    a client's inbox: final records of
+                                                       the jobs it enqueued, to wake waiters
 ``<ns>.cancel``        core subject                    prompt cancel of running jobs
 =====================  ==============================  ===================================
 
@@ -28,7 +29,7 @@ import re
 from nats.js import api as _api
 
 from .connection import Connection
-from .exceptions import ConfigError
+from .exceptions import BrokerError, ConfigError, IncompatibleStream
 from .provision import KvSpec, Namespace, StreamSpec, ensure_kv, ensure_stream
 
 __all__ = ["JobStreams", "check_job_id", "check_queue_name"]
@@ -95,10 +96,6 @@ class JobStreams:
         """Subject of a job's dead letter."""
         return self.ns.subject(f"dead.{job_id}")
 
-    def done_subject(self, job_id: str) -> str:
-        """Core subject a job's final record is announced on."""
-        return self.ns.subject(f"done.{job_id}")
-
     @staticmethod
     def consumer_name(queue: str) -> str:
         """Durable consumer of ``queue``."""
@@ -120,14 +117,25 @@ class JobStreams:
         await ensure_stream(
             conn,
             StreamSpec(
-                name=self.outcomes_stream, subjects=[n.subject("outcomes.>")], retention="workqueue"
+                name=self.outcomes_stream,
+                subjects=[n.subject("outcomes.>")],
+                # Interest, not work-queue: it allows acking a whole batch at once.
+                # The result actor's consumer is made right here, before anyone can
+                # publish an outcome, so none is dropped for lack of interest.
+                retention="interest",
             ),
         )
         await ensure_stream(conn, StreamSpec(name=self.dead_stream, subjects=[n.subject("dead.>")]))
         await ensure_kv(conn, KvSpec(bucket=self.results_bucket, ttl=result_ttl))
         await ensure_kv(conn, KvSpec(bucket=self.cancels_bucket, ttl=result_ttl))
         await ensure_kv(conn, KvSpec(bucket=self.claims_bucket, ttl=CLAIM_TTL))
-        await self._ensure_consumer(conn, self.outcomes_stream, "results", n.subject("outcomes.>"))
+        await self._ensure_consumer(
+            conn,
+            self.outcomes_stream,
+            "results",
+            n.subject("outcomes.>"),
+            ack_policy=_api.AckPolicy.ALL,
+        )
 
     async def provision_queue(
         self,
@@ -159,10 +167,11 @@ class JobStreams:
         max_ack_pending: int = 10_000,
         ack_wait: float = DEFAULT_ACK_WAIT,
         max_deliver: int = -1,
+        ack_policy: _api.AckPolicy = _api.AckPolicy.EXPLICIT,
     ) -> None:
         cfg = _api.ConsumerConfig(
             durable_name=durable,
-            ack_policy=_api.AckPolicy.EXPLICIT,
+            ack_policy=ack_policy,
             filter_subject=filter_subject,
             ack_wait=ack_wait,
             max_deliver=max_deliver,
@@ -171,4 +180,11 @@ class JobStreams:
             max_waiting=512,
         )
         # add_consumer with an existing durable updates the editable fields.
-        await conn.jsm("add_consumer", stream, cfg)
+        try:
+            await conn.jsm("add_consumer", stream, cfg)
+        except BrokerError as exc:
+            raise IncompatibleStream(
+                f"could not create or update consumer {durable!r} of stream {stream!r}: "
+                f"{exc}. If it exists with settings that cannot change in place, delete "
+                "it (the messages stay in the stream) and start again."
+            ) from exc

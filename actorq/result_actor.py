@@ -12,9 +12,10 @@ It pulls outcomes from the outcomes stream in batches and, per batch:
    per-message TTL;
 3. writes a dead letter, with the original envelope bytes, for each job that failed
    for good;
-4. announces each final record on ``<ns>.done.<job id>`` and on the enqueuing
-   client's inbox (push: waiters are woken, nobody polls);
-5. acks the outcomes, only now that all of the above is stored.
+4. sends each final record to the enqueuing client's inbox (push: its waiters wake;
+   anyone else waits on a KV watch of the record);
+5. acks the outcomes, only now that all of the above is stored: one ack for the
+   batch, as the outcomes consumer acknowledges "everything up to".
 
 A ``succeeded`` record is never overwritten by a late outcome of a redelivered copy
 of the same job: one result per job id.
@@ -131,11 +132,9 @@ class ResultActor:
         for (record, failures), outs in zip(written, by_job.values(), strict=True):
             dead.extend(self._dead_letter(o) for o in failures)
             if record is not None and record.done:
-                data = encode(record)
-                notices.append((self.streams.done_subject(record.id), data))
                 reply_to = next((o.reply_to for o in outs if o.reply_to), None)
                 if reply_to:
-                    notices.append((reply_to, data))
+                    notices.append((reply_to, encode(record)))
         if dead:
             async with asyncio.timeout(30):
                 for ack in await self.publisher.publish([(s, d, None) for s, d in dead]):
@@ -143,8 +142,8 @@ class ResultActor:
                         raise ack
         for subject, data in notices:
             await self.nc.publish(subject, data)
-        for msg in msgs:
-            await msg.ack()
+        # The consumer acks "all up to": one ack settles the whole batch.
+        await msgs[-1].ack()
         self.outcomes_seen += len(msgs)
 
     def _write_headers(self, revision: int, ttl: float | None) -> dict[str, str]:
