@@ -28,10 +28,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
+import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import nats.errors
 import nats.js.errors
 import trio
@@ -48,7 +52,7 @@ from .messages import (
     encode,
 )
 
-__all__ = ["ResultActor", "serve_result_actor"]
+__all__ = ["ResultActor", "ResultActorSettings", "main", "serve_result_actor"]
 
 log = logging.getLogger("actorq.results")
 
@@ -263,3 +267,39 @@ async def serve_result_actor(
         actor = ResultActor(conn.nc, streams, psub, kv)
         task_status.started(actor)
         await conn.bridge.run(actor.run)
+
+
+class ResultActorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What a result actor process needs, passed to it as JSON."""
+
+    url: list[str] = msgspec.field(default_factory=lambda: ["nats://127.0.0.1:4222"])
+    namespace: str = "actorq"
+
+
+def main(ready: Callable[[], None], settings_json: str) -> None:
+    """Process entry point: a supervisor runs this in a fresh interpreter.
+
+    Runs until SIGTERM/SIGINT; it holds nothing that needs draining (unacked
+    outcomes are simply delivered again).
+    """
+    settings = msgspec.json.decode(settings_json, type=ResultActorSettings)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    async def run() -> None:
+        async with trio.open_nursery() as nursery:
+
+            async def on_signal() -> None:
+                with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                    async for _ in signals:
+                        nursery.cancel_scope.cancel()
+                        return
+
+            nursery.start_soon(on_signal)
+            await nursery.start(
+                functools.partial(
+                    serve_result_actor, settings.url, namespace=settings.namespace
+                )
+            )
+            ready()
+
+    trio.run(run)
