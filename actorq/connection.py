@@ -221,7 +221,8 @@ class Connection:
                 send.send_nowait(msg)
             except trio.WouldBlock:
                 log.warning("subscription %s is slow: dropped a message", subject)
-            except trio.ClosedResourceError:
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                # The block has ended: nobody reads this any more.
                 pass
 
         async def cb(raw: _NatsMsg) -> None:

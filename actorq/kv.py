@@ -128,7 +128,8 @@ class KeyValueStore:
                 send.send_nowait(item)
             except trio.WouldBlock:
                 log.warning("KV watch on %s is slow: dropped an update", self.bucket)
-            except trio.ClosedResourceError:
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                # The block has ended: nobody reads this any more.
                 pass
 
         async def start() -> Any:

@@ -54,6 +54,7 @@ __all__ = [
     "JobOutcome",
     "JobRecord",
     "JobStatus",
+    "OutcomeBatch",
     "OutcomeStatus",
     "Ping",
     "Pong",
@@ -66,6 +67,7 @@ __all__ = [
     "decode_envelope",
     "decode_message",
     "decode_outcome",
+    "decode_outcomes",
     "decode_record",
     "encode",
 ]
@@ -279,6 +281,16 @@ class JobOutcome(_Message, frozen=True, kw_only=True):
     reply_to: str | None = None
 
 
+class OutcomeBatch(_Message, frozen=True, kw_only=True):
+    """Several outcomes in one message: a queue actor reports a whole batch at once.
+
+    One publish and one ack per batch instead of per job is most of what keeps the
+    reporting path cheap.
+    """
+
+    outcomes: list[JobOutcome]
+
+
 class JobRecord(_Message, frozen=True, kw_only=True):
     """Everything the result store keeps about one job, including its status history."""
 
@@ -446,7 +458,7 @@ class Stats(_Message, frozen=True, kw_only=True):
 Control: TypeAlias = CancelJob | Ping | Pong | Shutdown | StatsRequest | Stats
 
 #: Every message type that travels on its own.
-AnyMessage: TypeAlias = JobEnvelope | JobOutcome | JobRecord | DeadLetter | Control
+AnyMessage: TypeAlias = JobEnvelope | JobOutcome | OutcomeBatch | JobRecord | DeadLetter | Control
 
 
 # -- encoding and decoding -------------------------------------------------------------
@@ -456,6 +468,9 @@ AnyMessage: TypeAlias = JobEnvelope | JobOutcome | JobRecord | DeadLetter | Cont
 _ENCODER: Final = msgspec.msgpack.Encoder()
 _ENVELOPE: Final = msgspec.msgpack.Decoder(JobEnvelope)
 _OUTCOME: Final = msgspec.msgpack.Decoder(JobOutcome)
+_OUTCOMES: Final[msgspec.msgpack.Decoder[OutcomeBatch | JobOutcome]] = msgspec.msgpack.Decoder(
+    OutcomeBatch | JobOutcome
+)
 _RECORD: Final = msgspec.msgpack.Decoder(JobRecord)
 _DEAD_LETTER: Final = msgspec.msgpack.Decoder(DeadLetter)
 # Unions are not ``type[T]``, so mypy needs the decoded type spelled out.
@@ -500,6 +515,12 @@ def decode_envelope(data: bytes) -> JobEnvelope:
 def decode_outcome(data: bytes) -> JobOutcome:
     """Decode a :class:`JobOutcome`; raises :class:`CodecError` naming the bad field."""
     return _decode(_OUTCOME, data, "job outcome")
+
+
+def decode_outcomes(data: bytes) -> list[JobOutcome]:
+    """Decode an :class:`OutcomeBatch` or a single :class:`JobOutcome` into a list."""
+    message = _decode(_OUTCOMES, data, "job outcome batch")
+    return message.outcomes if isinstance(message, OutcomeBatch) else [message]
 
 
 def decode_record(data: bytes) -> JobRecord:

@@ -42,6 +42,7 @@ from .messages import (
     ErrorInfo,
     JobEnvelope,
     JobOutcome,
+    OutcomeBatch,
     decode_envelope,
     decode_record,
     encode,
@@ -350,12 +351,13 @@ class QueueActor:
         outcome carries ``started_at``, and it halves the messages for short jobs.
         """
         finished = {r.outcome.job_id for r in batch if r.outcome and r.action != "none"}
-        outs = [
-            (self.streams.outcome_subject(r.outcome.queue), encode(r.outcome))
+        outcomes = [
+            r.outcome
             for r in batch
-            if r.outcome is not None
-            and not (r.action == "none" and r.outcome.job_id in finished)
+            if r.outcome is not None and not (r.action == "none" and r.outcome.job_id in finished)
         ]
+        subject = self.streams.outcome_subject(self.settings.queue)
+        outs = [(subject, encode(OutcomeBatch(outcomes=chunk))) for chunk in _chunks(outcomes)]
         settle = [(r.msg._raw, r.action, r.delay) for r in batch if r.action != "none"]
         publisher = self.conn.publisher
         timeout = self.conn.request_timeout + len(outs) / 1000
@@ -512,6 +514,30 @@ async def serve_queue_actor(
                 reporter.cancel_scope.deadline = trio.current_time() + 10
             service.cancel_scope.cancel()
         return actor.exit_reason
+
+
+#: Outcomes per report message; well under NATS's 1 MB default payload limit unless
+#: results are large, which _chunks also watches.
+_OUTCOMES_PER_MESSAGE = 256
+_BYTES_PER_MESSAGE = 512 * 1024
+
+
+def _chunks(outcomes: list[JobOutcome]) -> list[list[JobOutcome]]:
+    chunks: list[list[JobOutcome]] = []
+    current: list[JobOutcome] = []
+    size = 0
+    for outcome in outcomes:
+        weight = 512 + len(outcome.result or b"") + len(outcome.original or b"")
+        if current and (
+            len(current) >= _OUTCOMES_PER_MESSAGE or size + weight > _BYTES_PER_MESSAGE
+        ):
+            chunks.append(current)
+            current, size = [], 0
+        current.append(outcome)
+        size += weight
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 async def _close_threads_on_exit(threads: SyncJobThreads) -> None:

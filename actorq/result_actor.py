@@ -47,7 +47,7 @@ from .messages import (
     DeadLetter,
     JobOutcome,
     JobRecord,
-    decode_outcome,
+    decode_outcomes,
     decode_record,
     encode,
 )
@@ -57,7 +57,7 @@ __all__ = ["ResultActor", "ResultActorSettings", "main", "serve_result_actor"]
 log = logging.getLogger("actorq.results")
 
 _CACHE_SIZE = 50_000
-_BATCH = 256
+_BATCH = 32  # messages; each may carry up to 256 outcomes
 _WRONG_LAST_SEQUENCE = 10071
 
 
@@ -90,9 +90,7 @@ class ResultActor:
         self._kv = kv
         self._kv_prefix = f"$KV.{streams.results_bucket}."
         # job id -> (record, its revision in the bucket), for jobs still in flight.
-        self.cache: collections.OrderedDict[str, tuple[JobRecord, int]] = (
-            collections.OrderedDict()
-        )
+        self.cache: collections.OrderedDict[str, tuple[JobRecord, int]] = collections.OrderedDict()
         self.outcomes_seen = 0
         self.conflicts = 0
 
@@ -114,9 +112,10 @@ class ResultActor:
     async def process(self, msgs: list[Any]) -> None:
         by_job: dict[str, list[JobOutcome]] = {}
         dead: list[tuple[str, bytes]] = []
+        count = 0
         for msg in msgs:
             try:
-                outcome = decode_outcome(msg.data)
+                outcomes = decode_outcomes(msg.data)
             except Exception as exc:
                 seq = msg.metadata.sequence.stream
                 letter = DeadLetter(
@@ -129,7 +128,9 @@ class ResultActor:
                 )
                 dead.append((self.streams.dead_subject(f"outcome-{seq}"), encode(letter)))
                 continue
-            by_job.setdefault(outcome.job_id, []).append(outcome)
+            count += len(outcomes)
+            for outcome in outcomes:
+                by_job.setdefault(outcome.job_id, []).append(outcome)
 
         written = await self.store_all(by_job)
         notices: list[tuple[str, bytes]] = []
@@ -148,7 +149,7 @@ class ResultActor:
             await self.nc.publish(subject, data)
         # The consumer acks "all up to": one ack settles the whole batch.
         await msgs[-1].ack()
-        self.outcomes_seen += len(msgs)
+        self.outcomes_seen += count
 
     def _write_headers(self, revision: int, ttl: float | None) -> dict[str, str]:
         headers = {"Nats-Expected-Last-Subject-Sequence": str(revision)}
@@ -296,9 +297,7 @@ def main(ready: Callable[[], None], settings_json: str) -> None:
 
             nursery.start_soon(on_signal)
             await nursery.start(
-                functools.partial(
-                    serve_result_actor, settings.url, namespace=settings.namespace
-                )
+                functools.partial(serve_result_actor, settings.url, namespace=settings.namespace)
             )
             ready()
 

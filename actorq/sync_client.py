@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import logging
 import os
 import queue
@@ -66,16 +67,24 @@ DEFAULT_NAMESPACE = "actorq"
 class SyncJob:
     """A handle on an enqueued job, for blocking code. Cheap: an id, a queue, a client."""
 
-    __slots__ = ("_client", "deduplicated", "id", "queue")
+    __slots__ = ("_client", "_via_inbox", "deduplicated", "id", "queue")
 
     def __init__(
-        self, client: SyncClient, job_id: str, queue: str, *, deduplicated: bool = False
+        self,
+        client: SyncClient,
+        job_id: str,
+        queue: str,
+        *,
+        deduplicated: bool = False,
+        via_inbox: bool = False,
     ) -> None:
         self._client = client
         self.id = job_id
         self.queue = queue
         #: True when this enqueue found the id already used and enqueued nothing.
         self.deduplicated = deduplicated
+        # Enqueued by this client: its final record comes to the client's inbox.
+        self._via_inbox = via_inbox
 
     def __repr__(self) -> str:
         return f"SyncJob(id={self.id!r}, queue={self.queue!r})"
@@ -87,7 +96,7 @@ class SyncJob:
         failed, :class:`~actorq.JobCancelled` when cancelled, and
         :class:`~actorq.JobTimeout` when ``timeout`` seconds pass first.
         """
-        return self._client.result(self.id, timeout=timeout)
+        return self._client.result(self.id, timeout=timeout, via_inbox=self._via_inbox)
 
     def status(self) -> JobStatus:
         """``queued``, ``running``, ``succeeded``, ``failed``, ``retrying``, ``cancelled``, ..."""
@@ -301,7 +310,9 @@ class SyncClient:
         return client
 
     def _wrap(self, job: Job) -> SyncJob:
-        return SyncJob(self, job.id, job.queue, deduplicated=job.deduplicated)
+        return SyncJob(
+            self, job.id, job.queue, deduplicated=job.deduplicated, via_inbox=job._via_inbox
+        )
 
     # -- enqueue -----------------------------------------------------------------------
 
@@ -355,10 +366,12 @@ class SyncClient:
         """The job's status; raises :class:`~actorq.NotFound` for an unknown id."""
         return self._run(self._c.status, job_id)
 
-    def result(self, job_id: str, timeout: float | None = None) -> Any:
+    def result(
+        self, job_id: str, timeout: float | None = None, *, via_inbox: bool = False
+    ) -> Any:
         """Block until the job has a final record; its value or exception (see SyncJob)."""
         client = self._c
-        record = self._run(client.wait, job_id, timeout)
+        record = self._run(functools.partial(client.wait, via_inbox=via_inbox), job_id, timeout)
         # Decoding the result happens here, in the caller's thread, to keep the shared
         # owner loop free for other callers.
         return client.unwrap(record)

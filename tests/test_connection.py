@@ -219,3 +219,19 @@ async def test_connecting_to_nothing_fails_with_a_clear_error() -> None:
     with trio.fail_after(20), pytest.raises(ConnectionFailed, match="actorq server"):
         async with open_nats(url, connect_timeout=1):
             pass
+
+
+async def test_leaving_a_watch_while_updates_still_arrive_is_harmless(nc: Connection) -> None:
+    kv = await ensure_kv(nc, KvSpec(bucket=_name("kv")))
+    for i in range(300):
+        await kv.put(f"k{i}", b"v")
+    with trio.fail_after(10):
+        for _ in range(5):
+            # 300 current values are on their way when the block ends after one.
+            async with kv.watch() as updates:
+                await updates.receive()
+            async with nc.subscribe("late.msgs") as msgs:
+                await nc.publish_many([OutMsg("late.msgs", b"x")] * 300)
+                await msgs.receive()
+        await trio.sleep(0.2)  # let the stragglers arrive at the closed channels
+    assert await kv.get("k0") is not None

@@ -44,8 +44,10 @@ async def test_a_killed_workers_job_is_redelivered_and_yields_one_result(
                 assert await job.result(timeout=30) == 2
                 record = await job.record()
             finally:
-                if proc.returncode is None:
-                    proc.kill()
+                # Shielded: the process must be reaped even when the test failed.
+                with trio.CancelScope(shield=True), trio.move_on_after(10):
+                    if proc.returncode is None:
+                        proc.kill()
                     await proc.wait()
     assert record is not None
     assert record.attempts == 2
