@@ -59,10 +59,11 @@ class Message:
 class JsMsg:
     """A message delivered by a JetStream pull consumer; ack it via its consumer."""
 
-    __slots__ = ("_raw",)
+    __slots__ = ("_fields", "_raw")
 
     def __init__(self, raw: _NatsMsg) -> None:
         self._raw = raw
+        self._fields: tuple[int, int] | None = None
 
     @property
     def subject(self) -> str:
@@ -92,14 +93,19 @@ class JsMsg:
     def _ack_fields(self) -> tuple[int, int]:
         # (delivered, stream sequence) straight from the ack subject: nats-py's
         # metadata parse builds several objects and cost ~4% of a queue actor.
+        if self._fields is not None:
+            return self._fields
         reply: str = self._raw.reply or ""
         tokens = reply.split(".")
         if len(tokens) == 9:  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
-            return int(tokens[4]), int(tokens[5])
-        if len(tokens) >= 11:  # with domain and account hash in front
-            return int(tokens[6]), int(tokens[7])
-        meta = self._raw.metadata
-        return int(meta.num_delivered), int(meta.sequence.stream)
+            fields = int(tokens[4]), int(tokens[5])
+        elif len(tokens) >= 11:  # with domain and account hash in front
+            fields = int(tokens[6]), int(tokens[7])
+        else:
+            meta = self._raw.metadata
+            fields = int(meta.num_delivered), int(meta.sequence.stream)
+        self._fields = fields
+        return fields
 
 
 class PubAck:
