@@ -266,3 +266,48 @@ async def test_a_job_outliving_the_shutdown_timeout_goes_straight_to_another_wor
             # Nak'ed at once, not left to its 15 s lease.
             assert await job.result(timeout=10) == 2
             assert trio.current_time() - t0 < 5
+
+
+async def test_a_job_longer_than_its_lease_is_kept_alive_and_runs_once(
+    nats_url: str, tmp_path: Path
+) -> None:
+    marker = tmp_path / "calls"
+    with trio.fail_after(30):
+        async with open_runtime(nats_url, queues={}) as rt:
+            # Two workers with a 1 s lease: a job running 3 s is renewed, not redelivered.
+            await rt.start_queue_actor("default", 2, ack_wait=1.0)
+            await rt.start_queue_actor("default", 2, ack_wait=1.0)
+            job = await rt.client.enqueue(jobfuncs.touch_and_wait, str(marker), 3.0)
+            assert await job.result(timeout=20) > 0
+            record = await job.record()
+    assert record is not None
+    assert record.attempts == 1
+    assert len(list(marker.iterdir())) == 1
+
+
+async def test_a_sync_job_past_its_timeout_fails_and_recycles_its_worker(
+    nats_url: str,
+) -> None:
+    with trio.fail_after(30):
+        async with open_runtime(nats_url, queues={}) as rt:
+            actor = await rt.start_queue_actor("default", 2)
+            job = await rt.client.options(timeout=0.3, max_retries=0).enqueue(
+                jobfuncs.sync_sleep, 2.0
+            )
+            with pytest.raises(JobFailed) as info:
+                await job.result(timeout=10)
+            await actor.stop_fetching.wait()
+    assert info.value.exc_type == "TimeoutError"
+    assert actor.stuck_threads == 1
+    assert actor.exit_reason == "recycle"
+
+
+async def test_a_worker_above_its_rss_limit_recycles(nats_url: str) -> None:
+    with trio.fail_after(30):
+        async with open_runtime(nats_url, queues={}) as rt:
+            jobs = await rt.client.enqueue_many([(jobfuncs.noop, (), {})] * 16)
+            actor = await rt.start_queue_actor("default", 4, recycle_above_rss_mb=1)
+            for j in jobs:
+                await j.result(timeout=10)
+            await actor.stop_fetching.wait()
+    assert actor.exit_reason == "recycle"
