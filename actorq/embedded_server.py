@@ -37,9 +37,10 @@ import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import trio
+
+from supervisors import TrioPopen
 
 from .constants import ENV_NATS_SERVER
 from .exceptions import PortInUse, ServerBinaryNotFound, ServerError
@@ -304,55 +305,10 @@ async def _probe_trio(host: str, port: int) -> bool:
     return False
 
 
-class _TrioPopen:
-    """A child forked from the Trio thread itself, awaited through a pidfd.
-
-    Not ``trio.lowlevel.open_process``: it forks from a worker thread, and Linux ties
-    ``PR_SET_PDEATHSIG`` to the forking *thread*; Trio retires idle worker threads
-    after 10 s, which would SIGKILL the server then. A fork+exec takes milliseconds.
-    """
-
-    def __init__(self, argv: list[str], **popen_kwargs: Any) -> None:
-        self.popen = subprocess.Popen(argv, **popen_kwargs)
-        self.pid = self.popen.pid
-        self._pidfd: int | None = None
-        if hasattr(os, "pidfd_open"):
-            with contextlib.suppress(OSError):
-                self._pidfd = os.pidfd_open(self.pid)
-
-    @property
-    def returncode(self) -> int | None:
-        return self.popen.returncode
-
-    def poll(self) -> int | None:
-        return self.popen.poll()
-
-    async def wait(self) -> int:
-        while self.popen.poll() is None:
-            if self._pidfd is not None:
-                await trio.lowlevel.wait_readable(self._pidfd)
-            else:
-                await trio.sleep(0.02)
-        return self.popen.returncode
-
-    def send_signal(self, signum: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            self.popen.send_signal(signum)  # polls first: never signals a reused pid
-
-    def kill(self) -> None:
-        self.send_signal(signal.SIGKILL)
-
-    def close(self) -> None:
-        if self._pidfd is not None:
-            trio.lowlevel.notify_closing(self._pidfd)
-            os.close(self._pidfd)
-            self._pidfd = None
-
-
 class EmbeddedServer(_ServerBase):
     """A running server started by :func:`open_nats_server`."""
 
-    def __init__(self, host: str, port: int, data_dir: Path, process: _TrioPopen) -> None:
+    def __init__(self, host: str, port: int, data_dir: Path, process: TrioPopen) -> None:
         self.host = host
         self.port = port
         self.data_dir = data_dir
@@ -391,7 +347,7 @@ async def open_nats_server(
             dir_path.mkdir(parents=True, exist_ok=True)
         log = stack.enter_context(tempfile.TemporaryFile())
         # Forked from the Trio thread so the parent-death signal is tied to it.
-        proc = _TrioPopen(
+        proc = TrioPopen(
             _command(binary, host, port, dir_path, list(extra_args or [])),
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -419,7 +375,7 @@ async def open_nats_server(
                 proc.close()
 
 
-async def _stop_trio(proc: _TrioPopen, stop_timeout: float) -> None:
+async def _stop_trio(proc: TrioPopen, stop_timeout: float) -> None:
     if proc.returncode is not None:
         return
     proc.send_signal(signal.SIGTERM)

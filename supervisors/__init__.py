@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from .spec import SupervisorSpec as SupervisorSpec
     from .spec import TaskSpec as TaskSpec
     from .supervisor import Supervisor as Supervisor
+    from .trio_popen import TrioPopen as TrioPopen
 
 logging.getLogger("supervisors").addHandler(logging.NullHandler())
 
@@ -87,6 +88,7 @@ _WHERE = {
     "Strategy": "spec",
     "SupervisorSpec": "spec",
     "TaskSpec": "spec",
+    "TrioPopen": "trio_popen",
     "Supervisor": "supervisor",
     "open_supervisor": "serve",
     "serve_supervisor": "serve",

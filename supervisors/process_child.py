@@ -12,13 +12,11 @@ reaches only the top-level process, which then stops the tree in order.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
 import signal
 import socket
-import subprocess
 import sys
 from collections.abc import Mapping
 
@@ -28,6 +26,7 @@ from .child_runtime import CONTROL_FD_ENV, PARENT_PID_ENV
 from .events import ExitReason
 from .exceptions import StartFailed, StartTimeout
 from .spec import ProcessSpec
+from .trio_popen import TrioPopen
 
 __all__ = ["build_argv", "build_env", "kill_all_children", "live_child_pids", "run_process"]
 
@@ -79,56 +78,20 @@ def build_env(
     return env
 
 
-class _ChildProcess:
-    """A spawned child, waited for through a pidfd without blocking the Trio thread."""
-
-    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
-        self.popen = popen
-        self.pid = popen.pid
-        self._pidfd: int | None = None
-        if hasattr(os, "pidfd_open"):
-            with contextlib.suppress(OSError):
-                self._pidfd = os.pidfd_open(popen.pid)
-
-    @property
-    def returncode(self) -> int | None:
-        return self.popen.returncode
-
-    async def wait(self) -> int:
-        while self.popen.poll() is None:
-            if self._pidfd is not None:
-                await trio.lowlevel.wait_readable(self._pidfd)
-            else:
-                await trio.sleep(0.05)
-        return self.popen.returncode
-
-    def send_signal(self, signum: int) -> None:
-        # Popen.send_signal polls first, so a reaped pid (maybe reused) is never signalled.
-        with contextlib.suppress(ProcessLookupError):
-            self.popen.send_signal(signum)
-
-    def close(self) -> None:
-        if self._pidfd is not None:
-            trio.lowlevel.notify_closing(self._pidfd)
-            os.close(self._pidfd)
-            self._pidfd = None
-
-
-def _spawn(spec: ProcessSpec, control_fd: int) -> _ChildProcess:
+def _spawn(spec: ProcessSpec, control_fd: int) -> TrioPopen:
     # Deliberately synchronous, in the Trio thread: Linux ties PR_SET_PDEATHSIG to the
     # thread that forked, and trio.lowlevel.open_process forks from a worker thread that
     # exits after 10 s idle, which would SIGKILL the child. fork+exec takes milliseconds.
-    popen = subprocess.Popen(
+    return TrioPopen(
         build_argv(spec),
         env=build_env(spec, control_fd),
         cwd=spec.cwd,
         pass_fds=(control_fd,),
         process_group=0,
     )
-    return _ChildProcess(popen)
 
 
-async def _stop(process: _ChildProcess, spec: ProcessSpec) -> None:
+async def _stop(process: TrioPopen, spec: ProcessSpec) -> None:
     """Graceful then forceful stop; the caller shields this and it bounds itself."""
     if process.returncode is None and spec.shutdown != "brutal":
         process.send_signal(signal.SIGTERM)

@@ -16,7 +16,7 @@ import trio
 from conftest import HERE, ROOT, PidRegistry, gone
 from sup_specs import pspec
 
-from supervisors import open_supervisor, process_child
+from supervisors import open_supervisor, trio_popen
 from supervisors.child_runtime import CONTROL_FD_ENV, PARENT_PID_ENV
 
 
@@ -125,7 +125,7 @@ async def test_process_children_are_forked_from_the_trio_thread(
         threads.append(threading.current_thread())
         return real_popen(*args, **kwargs)
 
-    monkeypatch.setattr(process_child.subprocess, "Popen", recording_popen)
+    monkeypatch.setattr(trio_popen.subprocess, "Popen", recording_popen)
     with trio.fail_after(10):
         async with open_supervisor([pspec("p", "serve_forever")]):
             pass

@@ -78,6 +78,7 @@ def test_the_public_names_are_exactly_these() -> None:
         "SupervisorSpec",
         "SupervisorStopped",
         "TaskSpec",
+        "TrioPopen",
         "open_supervisor",
         "serve_supervisor",
         "setup_child",
