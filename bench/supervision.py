@@ -1,6 +1,6 @@
 """Benchmark the supervisors package: restart latency and idle cost.
 
-    python bench/supervisors.py [--n 50] [--idle-seconds 10] [--json]
+    python bench/supervision.py [--n 50] [--idle-seconds 10] [--json]
 
 Figures:
 
@@ -27,16 +27,10 @@ import sys
 import tempfile
 import time
 
-# This file is named like the package it measures; never let it shadow the package.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-_ROOT = os.path.dirname(_HERE)
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-sys.path.insert(0, _ROOT)
+import psutil
+import trio
 
-import psutil  # noqa: E402
-import trio  # noqa: E402
-
-from supervisors import (  # noqa: E402
+from supervisors import (
     Backoff,
     ChildRestarted,
     ProcessSpec,
