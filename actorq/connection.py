@@ -31,7 +31,6 @@ import nats.js.errors
 import trio
 from nats.aio.client import Client as _NatsClient
 from nats.aio.msg import Msg as _NatsMsg
-from nats.js import api as _api
 
 from .bridge import AsyncioBridge, open_bridge
 from .exceptions import BrokerError, ConnectionFailed
@@ -148,10 +147,6 @@ def _headers(headers: Mapping[str, str] | None, msg_id: str | None) -> dict[str,
     return out
 
 
-def _pub_ack(ack: _api.PubAck) -> PubAck:
-    return PubAck(ack.stream, ack.seq, bool(ack.duplicate))
-
-
 class Connection:
     """A NATS connection usable from Trio. Get one from :func:`open_nats`."""
 
@@ -263,15 +258,22 @@ class Connection:
         ``msg_id`` sets ``Nats-Msg-Id`` so a retried publish within the stream's
         duplicate window is stored once (``PubAck.duplicate`` tells).
         """
+        item = (subject, data, _headers(headers, msg_id))
+        publisher = self.publisher
+        timeout = self.request_timeout
+
+        async def run() -> PubAck:
+            # The token-tracked publisher, not js.publish: no request, timer and
+            # wait_for per message (0.40x -> 0.5x for many concurrent callers).
+            async with asyncio.timeout(timeout):
+                (ack,) = await publisher.publish([item])
+            if isinstance(ack, BaseException):
+                raise ack
+            return PubAck(ack.stream, ack.seq, ack.duplicate)
+
         with translate_errors(f"JetStream publish to {subject!r}"):
-            ack = await self.bridge.run(
-                self.js.publish,
-                subject,
-                data,
-                timeout=self.request_timeout,
-                headers=_headers(headers, msg_id),
-            )
-        return _pub_ack(ack)
+            result: PubAck = await self.bridge.run(run)
+        return result
 
     async def js_publish_many(
         self, messages: Sequence[OutMsg], *, window: int = 1024
