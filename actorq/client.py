@@ -8,15 +8,21 @@ Example::
 
         # Job options never mix with the function's own keyword arguments:
         job = await client.options(queue="emails", max_retries=5).enqueue(send, to="a@b")
+
+        # Later, after others, or again and again (see docs/scheduling.md):
+        await client.enqueue_in(timedelta(minutes=5), remind, user)
+        report = await client.options(depends_on=[a.id, b.id]).enqueue(summarize)
+        await client.schedule("nightly", backup, cron="0 3 * * *", tz="Europe/Paris")
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import trio
@@ -24,6 +30,7 @@ import trio
 from .codec import Codec, Signer, function_path, get_codec
 from .connection import Connection, OutMsg, open_nats
 from .constants import DEFAULT_QUEUE
+from .dependencies import check_parents
 from .exceptions import (
     ActorqError,
     CodecError,
@@ -43,10 +50,19 @@ from .messages import (
     JobOptions,
     JobRecord,
     JobStatus,
+    WaitForParents,
+    WaitingJob,
     decode_dead_letter,
     decode_envelope,
     decode_record,
     encode,
+)
+from .schedules import (
+    DEFAULT_MISFIRE_GRACE,
+    ScheduleBook,
+    ScheduleInfo,
+    at_header,
+    to_timestamp,
 )
 
 __all__ = ["Client", "EnqueueOptions", "Job", "open_client"]
@@ -57,6 +73,8 @@ class EnqueueOptions(msgspec.Struct, frozen=True, kw_only=True):
 
     ``job_id``: give one to make the enqueue idempotent: a second enqueue with the same
     id returns the first job (``Job.deduplicated`` is true) and never runs it twice.
+    ``depends_on``: ids of jobs that must all succeed first; the job waits (status
+    ``waiting``) and fails with "dependency failed" if one of them fails for good.
     """
 
     queue: str = DEFAULT_QUEUE
@@ -66,6 +84,7 @@ class EnqueueOptions(msgspec.Struct, frozen=True, kw_only=True):
     timeout: float | None = None
     result_ttl: float | None = None
     metadata: dict[str, str] = {}
+    depends_on: list[str] = []
 
     def job_options(self) -> JobOptions:
         """The per-job options carried in the envelope."""
@@ -75,6 +94,7 @@ class EnqueueOptions(msgspec.Struct, frozen=True, kw_only=True):
             timeout=self.timeout,
             result_ttl=self.result_ttl,
             metadata=dict(self.metadata),
+            depends_on=list(self.depends_on),
         )
 
 
@@ -106,7 +126,7 @@ class Job:
         return await self.client.get_record(self.id)
 
     async def status(self) -> JobStatus:
-        """``queued``, ``running``, ``succeeded``, ``failed``, ``retrying``, ``cancelled``, ..."""
+        """``scheduled``, ``waiting``, ``queued``, ``running``, ``succeeded``, ``failed``, ..."""
         return await self.client.status(self.id)
 
     async def cancel(self) -> None:
@@ -142,6 +162,9 @@ class Client:
         self._results: KeyValueStore | None = None
         self._cancels: KeyValueStore | None = None
         self._claims: KeyValueStore | None = None
+        self._deps: KeyValueStore | None = None
+        self._schedules: KeyValueStore | None = None
+        self._book = ScheduleBook(self)
         self._codecs: dict[str, Codec] = {codec.name: codec}
         self._inbox: str | None = None
         self._waiters: dict[str, list[_Waiter]] = {}
@@ -151,6 +174,8 @@ class Client:
         self._results = await self.conn.kv(self.streams.results_bucket)
         self._cancels = await self.conn.kv(self.streams.cancels_bucket)
         self._claims = await self.conn.kv(self.streams.claims_bucket)
+        self._deps = await self.conn.kv(self.streams.deps_bucket)
+        self._schedules = await self.conn.kv(self.streams.schedules_bucket)
 
     async def _serve_inbox(self, *, task_status: trio.TaskStatus[None]) -> None:
         """Wake waiters with the final records the result actor sends this client."""
@@ -173,6 +198,18 @@ class Client:
         assert self._results is not None
         return self._results
 
+    @property
+    def deps(self) -> KeyValueStore:
+        """The dependencies bucket (``w.<job>`` held jobs, ``p.<job>`` their parents)."""
+        assert self._deps is not None
+        return self._deps
+
+    @property
+    def schedules_kv(self) -> KeyValueStore:
+        """The schedules bucket (name -> :class:`~actorq.messages.ScheduleEntry`)."""
+        assert self._schedules is not None
+        return self._schedules
+
     # -- enqueue ---------------------------------------------------------------------
 
     def options(self, **options: Any) -> _BoundEnqueue:
@@ -189,6 +226,22 @@ class Client:
     async def enqueue(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
         """Enqueue ``fn(*args, **kwargs)`` on the default queue with default options."""
         return await self.enqueue_with(EnqueueOptions(), fn, args, kwargs)
+
+    async def enqueue_at(
+        self, when: dt.datetime | float, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> Job:
+        """Enqueue ``fn(*args, **kwargs)`` to run at ``when`` (aware datetime or unix time).
+
+        The server holds the job and releases it at that time (no scheduler needed); a
+        time in the past runs it now. Naive datetimes are refused with ConfigError.
+        """
+        return await self.enqueue_with(EnqueueOptions(), fn, args, kwargs, at=when)
+
+    async def enqueue_in(
+        self, delay: dt.timedelta | float, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> Job:
+        """Enqueue ``fn(*args, **kwargs)`` to run after ``delay`` (timedelta or seconds)."""
+        return await self.enqueue_with(EnqueueOptions(), fn, args, kwargs, at=_in(delay))
 
     def build_envelope(
         self, opts: EnqueueOptions, fn: Callable[..., Any], args: Sequence[Any],
@@ -222,15 +275,38 @@ class Client:
         fn: Callable[..., Any],
         args: Sequence[Any] = (),
         kwargs: Mapping[str, Any] | None = None,
+        *,
+        at: dt.datetime | float | None = None,
     ) -> Job:
-        """Enqueue with explicit :class:`EnqueueOptions`."""
+        """Enqueue with explicit :class:`EnqueueOptions`, at time ``at`` if given."""
+        due = None if at is None else to_timestamp(at)
         env = self.build_envelope(opts, fn, args, kwargs or {})
+        if opts.depends_on:
+            if due is not None:
+                raise ActorqError(
+                    "a job cannot both wait for a time and for other jobs: enqueue it with "
+                    "depends_on, or make a delayed job one of its parents"
+                )
+            await check_parents(self, env.id, list(opts.depends_on))
         if opts.job_id is not None:
             assert self._claims is not None
             try:
                 await self._claims.create(env.id, env.queue.encode())
             except KeyExists:
                 return Job(self, env.id, env.queue, deduplicated=True)
+        if opts.depends_on:
+            return await self._hold(env)
+        if due is not None:
+            ack = await self.conn.js_publish(
+                self.streams.delayed_subject(env.queue, env.id),
+                encode(env),
+                headers={
+                    "Nats-Schedule": at_header(due),
+                    "Nats-Schedule-Target": self.streams.job_subject(env.queue, env.id),
+                },
+                msg_id=env.id if opts.job_id is not None else None,
+            )
+            return Job(self, env.id, env.queue, deduplicated=ack.duplicate, via_inbox=True)
         # Nats-Msg-Id only for ids of the caller's: a generated id is unique already,
         # and the header costs ~10% of publish throughput.
         ack = await self.conn.js_publish(
@@ -239,6 +315,19 @@ class Client:
             msg_id=env.id if opts.job_id is not None else None,
         )
         return Job(self, env.id, env.queue, deduplicated=ack.duplicate, via_inbox=True)
+
+    async def _hold(self, env: JobEnvelope) -> Job:
+        """Park a dependent job in the deps bucket and tell the result actor."""
+        parents = list(env.options.depends_on)
+        held = WaitingJob(envelope=encode(env), parents=parents)
+        await self.deps.put(f"w.{env.id}", encode(held))
+        wait = WaitForParents(
+            job_id=env.id, queue=env.queue, parents=parents, function=env.function,
+            enqueued_at=env.enqueued_at, metadata=dict(env.options.metadata),
+            reply_to=env.reply_to,
+        )  # fmt: skip
+        await self.conn.js_publish(self.streams.deps_subject, encode(wait))
+        return Job(self, env.id, env.queue, via_inbox=True)
 
     async def enqueue_many(
         self, calls: Sequence[tuple[Callable[..., Any], Sequence[Any], Mapping[str, Any]]],
@@ -251,6 +340,8 @@ class Client:
         opts = opts or EnqueueOptions()
         if opts.job_id is not None:
             raise ActorqError("enqueue_many generates job ids; drop job_id from the options")
+        if opts.depends_on:
+            raise ActorqError("enqueue_many does not take depends_on; enqueue those one by one")
         check_queue_name(opts.queue)
         job_options = opts.job_options()
         envs = [
@@ -293,6 +384,16 @@ class Client:
             return record.status
         if await self._queued_envelope(job_id) is not None:
             return "queued"
+        if await self.deps.get(f"w.{job_id}") is not None:
+            return "waiting"
+        try:
+            await self.conn.jsm(
+                "get_last_msg", self.streams.jobs_stream, self.streams.delayed_subject("*", job_id)
+            )
+        except NotFound:
+            pass
+        else:
+            return "scheduled"
         raise NotFound(
             f"no job {job_id!r}: never enqueued in namespace {self.streams.ns.name!r}, "
             "or its record expired (result TTL)."
@@ -418,6 +519,62 @@ class Client:
             seq += 1
         return out
 
+    # -- recurring schedules -------------------------------------------------------------
+
+    async def schedule(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        /,
+        *args: Any,
+        cron: str | None = None,
+        every: dt.timedelta | float | None = None,
+        tz: str = "UTC",
+        queue: str = DEFAULT_QUEUE,
+        start_at: dt.datetime | float | None = None,
+        end_at: dt.datetime | float | None = None,
+        max_runs: int | None = None,
+        misfire: Literal["run_once", "skip"] = "run_once",
+        misfire_grace: float = DEFAULT_MISFIRE_GRACE,
+        options: EnqueueOptions | None = None,
+        **kwargs: Any,
+    ) -> ScheduleInfo:
+        """Run ``fn(*args, **kwargs)`` on a ``cron`` expression (in zone ``tz``) or
+        ``every`` so many seconds, as job ``<name>-<due unix time>``.
+
+        ``name`` is the schedule's identity: declaring it again updates it (an
+        unchanged declaration changes nothing), never duplicates it. ``max_runs`` /
+        ``end_at`` end it; ``misfire`` says what to do with a due time found more
+        than ``misfire_grace`` seconds late (no scheduler was running): ``run_once``
+        enqueues one job for everything missed, ``skip`` enqueues none. A running
+        scheduler actor (:func:`actorq.scheduler_actor.serve_scheduler_actor`) fires it.
+        """
+        opts = options or EnqueueOptions(queue=queue)
+        if opts.job_id is not None or opts.depends_on:
+            raise ActorqError("schedule() makes its own job ids and takes no depends_on")
+        entry = self._book.build(
+            name, fn, args, kwargs, cron=cron, every=every, tz=tz, queue=queue,
+            options=opts.job_options(), start_at=start_at, end_at=end_at,
+            max_runs=max_runs, misfire=misfire, misfire_grace=misfire_grace,
+        )  # fmt: skip
+        return await self._book.declare(entry)
+
+    async def schedules(self) -> list[ScheduleInfo]:
+        """Every recurring schedule, with its next run times."""
+        return await self._book.list()
+
+    async def pause_schedule(self, name: str) -> ScheduleInfo:
+        """Stop firing ``name`` until :meth:`resume_schedule`; nothing is lost or queued up."""
+        return await self._book.set_paused(name, True)
+
+    async def resume_schedule(self, name: str) -> ScheduleInfo:
+        """Fire ``name`` again from its next due time after now."""
+        return await self._book.set_paused(name, False)
+
+    async def delete_schedule(self, name: str) -> None:
+        """Delete ``name``; raises :class:`~actorq.NotFound` if there is no such schedule."""
+        await self._book.delete(name)
+
     async def purge(self, queue: str) -> int:
         """Remove every waiting job of ``queue``; returns how many were removed."""
         check_queue_name(queue)
@@ -448,6 +605,23 @@ class _BoundEnqueue:
     async def enqueue(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
         """Enqueue ``fn(*args, **kwargs)`` with the bound options."""
         return await self._client.enqueue_with(self._opts, fn, args, kwargs)
+
+    async def enqueue_at(
+        self, when: dt.datetime | float, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> Job:
+        """Enqueue with the bound options, to run at ``when`` (see :meth:`Client.enqueue_at`)."""
+        return await self._client.enqueue_with(self._opts, fn, args, kwargs, at=when)
+
+    async def enqueue_in(
+        self, delay: dt.timedelta | float, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> Job:
+        """Enqueue with the bound options, to run after ``delay``."""
+        return await self._client.enqueue_with(self._opts, fn, args, kwargs, at=_in(delay))
+
+
+def _in(delay: dt.timedelta | float) -> float:
+    seconds = delay.total_seconds() if isinstance(delay, dt.timedelta) else float(delay)
+    return time.time() + seconds
 
 
 @contextlib.asynccontextmanager

@@ -4,6 +4,7 @@
 
     ActorqError
      ├── ConfigError                  a config file or option is wrong
+     │    └── DependencyError          depends_on names an unknown job, or a cycle
      ├── ServerError                  the embedded nats-server cannot start
      │    ├── ServerBinaryNotFound
      │    └── PortInUse
@@ -15,10 +16,16 @@
      │    └── IncompatibleStream       a provisioned stream/bucket exists with other settings
      ├── CodecError                   a payload cannot be encoded or decoded
      │    └── SignatureError           a payload's HMAC signature is missing or wrong
-     └── JobError                     a job did not produce a result
-          ├── JobTimeout
-          ├── JobCancelled
-          └── JobFailed                carries the remote exception type, message, traceback
+     ├── JobError                     a job did not produce a result
+     │    ├── JobTimeout
+     │    ├── JobCancelled
+     │    └── JobFailed                carries the remote exception type, message, traceback
+     └── ActorError                   messaging an actor failed
+          ├── ActorDefinitionError     an Actor subclass's handlers are wrong (also a TypeError)
+          ├── ActorUnavailable         nobody serves that actor name right now
+          ├── AskTimeout               no reply within the ask's timeout (also a TimeoutError)
+          └── RemoteError              the handler raised: remote type, message, traceback
+               └── UnhandledMessage    the actor has no handler for that message type
 
 Every message says what to do next.
 """
@@ -26,12 +33,17 @@ Every message says what to do next.
 from __future__ import annotations
 
 __all__ = [
+    "ActorDefinitionError",
+    "ActorError",
+    "ActorUnavailable",
     "ActorqError",
+    "AskTimeout",
     "BrokerError",
     "BrokerTimeout",
     "CodecError",
     "ConfigError",
     "ConnectionFailed",
+    "DependencyError",
     "IncompatibleStream",
     "JobCancelled",
     "JobError",
@@ -40,9 +52,11 @@ __all__ = [
     "KeyExists",
     "NotFound",
     "PortInUse",
+    "RemoteError",
     "ServerBinaryNotFound",
     "ServerError",
     "SignatureError",
+    "UnhandledMessage",
 ]
 
 
@@ -52,6 +66,10 @@ class ActorqError(Exception):
 
 class ConfigError(ActorqError):
     """A configuration file or option is invalid; the message names the key (and line)."""
+
+
+class DependencyError(ConfigError):
+    """``depends_on`` names a job that does not exist, or would close a cycle."""
 
 
 class ServerError(ActorqError):
@@ -127,3 +145,47 @@ class JobFailed(JobError):
         self.exc_message = exc_message
         self.traceback = traceback
         super().__init__(f"job {job_id} failed: {exc_type}: {exc_message}")
+
+
+class ActorError(ActorqError):
+    """Sending to, asking, or defining an actor failed."""
+
+
+class ActorDefinitionError(ActorError, TypeError):
+    """An :class:`~actorq.Actor` subclass is wrong, e.g. a handler's message type is not
+    a tagged ``msgspec.Struct``; raised when the class is first spawned or checked."""
+
+
+class ActorUnavailable(ActorError):
+    """No process serves that actor name right now (NATS had no responders).
+
+    At-most-once mailboxes only: a durable mailbox stores the message instead.
+    """
+
+
+class AskTimeout(ActorError, TimeoutError):
+    """No reply arrived within the ask's ``timeout``; the actor may still handle it."""
+
+
+class RemoteError(ActorError):
+    """The actor's handler raised; ``exc_type``, ``exc_message`` and ``traceback`` say
+    what and where (the traceback is the remote one).
+
+    Example::
+
+        try:
+            await ref.ask(Divide(1, 0))
+        except actorq.RemoteError as e:
+            print(e.exc_type, e.traceback)
+    """
+
+    def __init__(self, actor: str, exc_type: str, exc_message: str, traceback: str) -> None:
+        self.actor = actor
+        self.exc_type = exc_type
+        self.exc_message = exc_message
+        self.traceback = traceback
+        super().__init__(f"actor {actor!r} raised {exc_type}: {exc_message}")
+
+
+class UnhandledMessage(RemoteError):
+    """The actor has no handler for the message's type (or could not decode it)."""

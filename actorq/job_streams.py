@@ -4,13 +4,26 @@
 name                   kind                            holds
 =====================  ==============================  ===================================
 ``<ns>_jobs``          stream, work-queue retention    ``<ns>.jobs.<queue>.<job id>``: one
-                                                       :class:`JobEnvelope` per waiting job
+                                                       :class:`JobEnvelope` per waiting job;
+                                                       ``<ns>.sched.at.<queue>.<job id>``:
+                                                       delayed jobs, server timers (no
+                                                       consumer reads them);
+                                                       ``<ns>.sched.timer.<name>.<v>-<due>``:
+                                                       a schedule's next due time, a timer
+                                                       that fires a :class:`ScheduleFire` on
+                                                       ``<ns>.sched.fired.<name>``, read by
+                                                       the leading scheduler only
 ``<ns>_outcomes``      stream, interest retention      ``<ns>.outcomes.<queue>``: what each
                                                        attempt did, for the result actor
 ``<ns>_dead``          stream, limits retention        ``<ns>.dead.<job id>``: dead letters
 ``<ns>_results``       KV bucket, TTL                  job id -> :class:`JobRecord`
 ``<ns>_cancels``       KV bucket, TTL                  job id -> cancel request (durable)
 ``<ns>_claims``        KV bucket, TTL                  explicit job ids already enqueued
+``<ns>_deps``          KV bucket, TTL                  ``w.<job>``: a job held for its
+                                                       parents; ``p.<job>``: its children
+``<ns>_schedules``     KV bucket                       name -> :class:`ScheduleEntry`
+``<ns>_leader``        KV bucket, short TTL            the scheduler lease
+``<ns>.outcomes.deps.wait`` subject                    :class:`WaitForParents` notices
 ``<ns>.reply.<id>``    core subject                    a client's inbox: final records of
                                                        the jobs it enqueued, to wake waiters
 ``<ns>.cancel``        core subject                    prompt cancel of running jobs
@@ -79,6 +92,28 @@ class JobStreams:
         self.cancels_bucket = n.bucket("cancels")
         self.claims_bucket = n.bucket("claims")
         self.cancel_subject = n.subject("cancel")
+        self.deps_bucket = n.bucket("deps")
+        self.schedules_bucket = n.bucket("schedules")
+        self.leader_bucket = n.bucket("leader")
+        #: Dependency notices travel with outcomes (two tokens: never a queue's subject).
+        self.deps_subject = n.subject("outcomes.deps.wait")
+        self.fired_filter = n.subject("sched.fired.>")
+
+    def delayed_subject(self, queue: str, job_id: str) -> str:
+        """Subject of a delayed job's server timer (no consumer reads it)."""
+        return self.ns.subject(f"sched.at.{queue}.{job_id}")
+
+    def timer_subject(self, name: str, version: int, due: float) -> str:
+        """Subject of a schedule's timer for one due time."""
+        return self.ns.subject(f"sched.timer.{name}.{version}-{int(due)}")
+
+    def timers_filter(self, name: str) -> str:
+        """Every pending timer of a schedule."""
+        return self.ns.subject(f"sched.timer.{name}.*")
+
+    def fired_subject(self, name: str) -> str:
+        """Where a schedule's timer delivers its :class:`ScheduleFire`."""
+        return self.ns.subject(f"sched.fired.{name}")
 
     def job_subject(self, queue: str, job_id: str) -> str:
         """Subject a job of ``queue`` is published to."""
@@ -108,7 +143,9 @@ class JobStreams:
             conn,
             StreamSpec(
                 name=self.jobs_stream,
-                subjects=[n.subject("jobs.>")],
+                # sched.>: server-fired timers (delayed jobs, schedules); queue
+                # consumers filter jobs.<queue>.*, so a timer is never run as a job.
+                subjects=[n.subject("jobs.>"), n.subject("sched.>")],
                 retention="workqueue",
                 # Lets `enqueue_at` hand delays to the server (nats-server >= 2.12).
                 allow_msg_schedules=True,
@@ -129,6 +166,8 @@ class JobStreams:
         await ensure_kv(conn, KvSpec(bucket=self.results_bucket, ttl=result_ttl))
         await ensure_kv(conn, KvSpec(bucket=self.cancels_bucket, ttl=result_ttl))
         await ensure_kv(conn, KvSpec(bucket=self.claims_bucket, ttl=CLAIM_TTL))
+        await ensure_kv(conn, KvSpec(bucket=self.deps_bucket, ttl=result_ttl))
+        await ensure_kv(conn, KvSpec(bucket=self.schedules_bucket))
         await self._ensure_consumer(
             conn,
             self.outcomes_stream,
@@ -155,6 +194,17 @@ class JobStreams:
             max_ack_pending=max_ack_pending,
             ack_wait=ack_wait,
             max_deliver=MAX_DELIVER,
+        )
+
+    async def provision_scheduler(self, conn: Connection, *, ack_wait: float = 10.0) -> None:
+        """Create (or update) the durable consumer the leading scheduler reads fires from."""
+        await self._ensure_consumer(
+            conn,
+            self.jobs_stream,
+            "scheduler",
+            self.fired_filter,
+            max_ack_pending=10_000,
+            ack_wait=ack_wait,
         )
 
     async def _ensure_consumer(

@@ -12,6 +12,10 @@ Two kinds of struct live here:
       DeadLetter    result actor → DLQ stream     a job (or raw message) given up on
       Control       anyone → an actor             CancelJob | Ping | Pong | Shutdown
                                                   | StatsRequest | Stats
+      WaitForParents client → result actor        a job held until its parents finish
+      WaitingJob    client → deps bucket          the held job's envelope and parents
+      ScheduleEntry client → schedules bucket     a recurring schedule and its state
+      ScheduleFire  server timer → scheduler      a schedule's due time has come
 
 * **Values** (``Backoff``, ``JobOptions``, ``ErrorInfo``, ``StatusChange``) are only
   ever nested inside messages, so they carry no tag.
@@ -58,10 +62,14 @@ __all__ = [
     "OutcomeStatus",
     "Ping",
     "Pong",
+    "ScheduleEntry",
+    "ScheduleFire",
     "Shutdown",
     "Stats",
     "StatsRequest",
     "StatusChange",
+    "WaitForParents",
+    "WaitingJob",
     "decode_control",
     "decode_dead_letter",
     "decode_envelope",
@@ -69,6 +77,10 @@ __all__ = [
     "decode_outcome",
     "decode_outcomes",
     "decode_record",
+    "decode_result_input",
+    "decode_schedule_entry",
+    "decode_schedule_fire",
+    "decode_waiting_job",
     "encode",
 ]
 
@@ -454,11 +466,95 @@ class Stats(_Message, frozen=True, kw_only=True):
     rss_bytes: Count | None = None
 
 
+# -- held jobs: dependencies and schedules ---------------------------------------------
+
+
+class WaitForParents(_Message, frozen=True, kw_only=True):
+    """Tells the result actor that job ``job_id`` waits for ``parents`` to succeed.
+
+    Sent on the outcomes stream, so the result actor sees it in order with the
+    parents' outcomes: a parent that finished before is found final, one that finishes
+    after finds the child registered. The held envelope is in the deps bucket.
+    """
+
+    job_id: Name
+    queue: Name
+    parents: list[str]
+    function: str = ""
+    enqueued_at: Timestamp = 0.0
+    metadata: dict[str, str] = {}
+    reply_to: str | None = None
+
+
+class WaitingJob(_Message, frozen=True, kw_only=True):
+    """A job held until its parents succeed: its encoded envelope and the parents left."""
+
+    envelope: bytes
+    parents: list[str]
+
+
+class ScheduleFire(_Message, frozen=True, kw_only=True):
+    """Fired by the server's timer at a schedule's due time, for the leading scheduler.
+
+    ``version`` is the schedule's version when the timer was set: a timer of an older
+    version (the schedule was re-declared, paused or deleted since) is dropped.
+    """
+
+    name: Name
+    version: Count
+    due: Timestamp
+
+
+class ScheduleEntry(_Message, frozen=True, kw_only=True):
+    """A recurring schedule, as stored under its name: what to run, when, and its state.
+
+    Exactly one of ``cron`` (croniter syntax, seconds as an optional sixth field, read
+    in the IANA zone ``tz``) and ``every`` (seconds) is set. ``next_run`` is the due
+    time the one pending timer is set for (``None``: nothing pending, e.g. finished).
+    """
+
+    name: Name
+    queue: Name
+    function: str
+    codec: Name
+    payload: bytes
+    signature: bytes | None = None
+    options: JobOptions = JobOptions()
+    cron: str | None = None
+    tz: str = "UTC"
+    every: PositiveSeconds | None = None
+    start_at: Timestamp | None = None
+    end_at: Timestamp | None = None
+    max_runs: Count | None = None
+    misfire: Literal["run_once", "skip"] = "run_once"
+    misfire_grace: Seconds = 60.0
+    paused: bool = False
+    version: Count = 0
+    runs: Count = 0
+    next_run: Timestamp | None = None
+    last_run: Timestamp | None = None
+    created_at: Timestamp = 0.0
+    updated_at: Timestamp = 0.0
+
+
 #: Messages that steer an actor rather than carry job data.
 Control: TypeAlias = CancelJob | Ping | Pong | Shutdown | StatsRequest | Stats
 
 #: Every message type that travels on its own.
-AnyMessage: TypeAlias = JobEnvelope | JobOutcome | OutcomeBatch | JobRecord | DeadLetter | Control
+AnyMessage: TypeAlias = (
+    JobEnvelope
+    | JobOutcome
+    | OutcomeBatch
+    | JobRecord
+    | DeadLetter
+    | Control
+    | WaitForParents
+    | WaitingJob
+    | ScheduleEntry
+    | ScheduleFire
+)
+#: What arrives on the outcomes stream, for the result actor.
+ResultInput: TypeAlias = OutcomeBatch | JobOutcome | WaitForParents
 
 
 # -- encoding and decoding -------------------------------------------------------------
@@ -472,6 +568,10 @@ _OUTCOMES: Final[msgspec.msgpack.Decoder[OutcomeBatch | JobOutcome]] = msgspec.m
     OutcomeBatch | JobOutcome
 )
 _RECORD: Final = msgspec.msgpack.Decoder(JobRecord)
+_RESULT_INPUT: Final[msgspec.msgpack.Decoder[ResultInput]] = msgspec.msgpack.Decoder(ResultInput)
+_WAITING: Final = msgspec.msgpack.Decoder(WaitingJob)
+_SCHEDULE: Final = msgspec.msgpack.Decoder(ScheduleEntry)
+_FIRE: Final = msgspec.msgpack.Decoder(ScheduleFire)
 _DEAD_LETTER: Final = msgspec.msgpack.Decoder(DeadLetter)
 # Unions are not ``type[T]``, so mypy needs the decoded type spelled out.
 _CONTROL: Final[msgspec.msgpack.Decoder[Control]] = msgspec.msgpack.Decoder(Control)
@@ -541,3 +641,23 @@ def decode_control(data: bytes) -> Control:
 def decode_message(data: bytes) -> AnyMessage:
     """Decode any message, chosen by its tag (for an inbox that takes several kinds)."""
     return _decode(_ANY, data, "message")
+
+
+def decode_result_input(data: bytes) -> OutcomeBatch | JobOutcome | WaitForParents:
+    """Decode whatever the outcomes stream carries (outcomes or a dependency)."""
+    return _decode(_RESULT_INPUT, data, "outcome or dependency")
+
+
+def decode_waiting_job(data: bytes) -> WaitingJob:
+    """Decode a :class:`WaitingJob`; raises :class:`CodecError` naming the bad field."""
+    return _decode(_WAITING, data, "waiting job")
+
+
+def decode_schedule_entry(data: bytes) -> ScheduleEntry:
+    """Decode a :class:`ScheduleEntry`; raises :class:`CodecError` naming the bad field."""
+    return _decode(_SCHEDULE, data, "schedule")
+
+
+def decode_schedule_fire(data: bytes) -> ScheduleFire:
+    """Decode a :class:`ScheduleFire`; raises :class:`CodecError` naming the bad field."""
+    return _decode(_FIRE, data, "schedule fire")

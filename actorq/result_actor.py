@@ -14,7 +14,10 @@ It pulls outcomes from the outcomes stream in batches and, per batch:
    for good;
 4. sends each final record to the enqueuing client's inbox (push: its waiters wake;
    anyone else waits on a KV watch of the record);
-5. acks the outcomes, only now that all of the above is stored: one ack for the
+5. registers jobs that wait for others (:class:`WaitForParents`, which travels on
+   the same stream) and releases or fails the children of jobs that just finished
+   (:mod:`actorq.dependencies`; a set lookup per final record when none wait);
+6. acks the outcomes, only now that all of the above is stored: one ack for the
    batch, as the outcomes consumer acknowledges "everything up to".
 
 A ``succeeded`` record is never overwritten by a late outcome of a redelivered copy
@@ -41,14 +44,17 @@ import nats.js.errors
 import trio
 
 from .connection import open_nats
+from .dependencies import DependencyTracker
 from .job_streams import JobStreams
 from .js_publisher import JsPublisher
 from .messages import (
     DeadLetter,
     JobOutcome,
     JobRecord,
-    decode_outcomes,
+    OutcomeBatch,
+    WaitForParents,
     decode_record,
+    decode_result_input,
     encode,
 )
 
@@ -81,7 +87,9 @@ def fold(
 class ResultActor:
     """State of a running result actor. Use :func:`serve_result_actor`."""
 
-    def __init__(self, nc: Any, streams: JobStreams, psub: Any, kv: Any) -> None:
+    def __init__(
+        self, nc: Any, streams: JobStreams, psub: Any, kv: Any, deps_kv: Any = None
+    ) -> None:
         self.nc = nc
         self.js = nc.jetstream()
         self.publisher = JsPublisher(nc)
@@ -93,6 +101,9 @@ class ResultActor:
         self.cache: collections.OrderedDict[str, tuple[JobRecord, int]] = collections.OrderedDict()
         self.outcomes_seen = 0
         self.conflicts = 0
+        self.deps = DependencyTracker(
+            self.js, deps_kv, kv, streams, self.update_record, self._announce
+        )
 
     # -- asyncio side: the hot loop ---------------------------------------------------
 
@@ -112,10 +123,11 @@ class ResultActor:
     async def process(self, msgs: list[Any]) -> None:
         by_job: dict[str, list[JobOutcome]] = {}
         dead: list[tuple[str, bytes]] = []
+        waits: list[WaitForParents] = []
         count = 0
         for msg in msgs:
             try:
-                outcomes = decode_outcomes(msg.data)
+                message = decode_result_input(msg.data)
             except Exception as exc:
                 seq = msg.metadata.sequence.stream
                 letter = DeadLetter(
@@ -128,18 +140,26 @@ class ResultActor:
                 )
                 dead.append((self.streams.dead_subject(f"outcome-{seq}"), encode(letter)))
                 continue
+            if isinstance(message, WaitForParents):
+                waits.append(message)
+                continue
+            outcomes = message.outcomes if isinstance(message, OutcomeBatch) else [message]
             count += len(outcomes)
             for outcome in outcomes:
                 by_job.setdefault(outcome.job_id, []).append(outcome)
 
         written = await self.store_all(by_job)
         notices: list[tuple[str, bytes]] = []
+        parents_done: list[JobRecord] = []
+        parents = self.deps.parents
         for (record, failures), outs in zip(written, by_job.values(), strict=True):
             dead.extend(self._dead_letter(o) for o in failures)
             if record is not None and record.done:
                 reply_to = next((o.reply_to for o in outs if o.reply_to), None)
                 if reply_to:
                     notices.append((reply_to, encode(record)))
+                if record.id in parents:
+                    parents_done.append(record)
         if dead:
             async with asyncio.timeout(30):
                 for ack in await self.publisher.publish([(s, d, None) for s, d in dead]):
@@ -147,6 +167,12 @@ class ResultActor:
                         raise ack
         for subject, data in notices:
             await self.nc.publish(subject, data)
+        if waits or parents_done:
+            finals = {r.id: r for r, _ in written if r is not None and r.done}
+            for record in parents_done:
+                await self.deps.parent_done(record)
+            for wait in waits:
+                await self.deps.register(wait, finals)
         # The consumer acks "all up to": one ack settles the whole batch.
         await msgs[-1].ack()
         self.outcomes_seen += count
@@ -220,6 +246,34 @@ class ResultActor:
             return record, failures
         raise nats.errors.Error(f"record {job_id} kept changing under the result actor")
 
+    async def update_record(
+        self, job_id: str, change: Callable[[JobRecord | None], JobRecord | None]
+    ) -> JobRecord | None:
+        """Write ``change(current record)`` conditionally (``None``: leave it); retries
+        on a conflict. Returns what was written, or ``None``."""
+        for _ in range(10):
+            base, revision = await self._read(job_id)
+            record = change(base)
+            if record is None:
+                return None
+            try:
+                ack = await self.js.publish(
+                    self._kv_prefix + job_id, encode(record),
+                    headers=self._write_headers(revision, None),
+                )  # fmt: skip
+            except nats.js.errors.APIError as exc:
+                if exc.err_code != _WRONG_LAST_SEQUENCE:
+                    raise
+                self.conflicts += 1
+                continue
+            self._remember(record, ack.seq)
+            return record
+        raise nats.errors.Error(f"record {job_id} kept changing under the result actor")
+
+    async def _announce(self, record: JobRecord, reply_to: str | None) -> None:
+        if reply_to:
+            await self.nc.publish(reply_to, encode(record))
+
     async def _read(self, job_id: str) -> tuple[JobRecord | None, int]:
         try:
             entry = await self._kv.get(job_id)
@@ -265,7 +319,9 @@ async def serve_result_actor(
         js = conn.js
         psub = await conn.bridge.run(js.pull_subscribe_bind, "results", streams.outcomes_stream)
         kv = await conn.bridge.run(js.key_value, streams.results_bucket)
-        actor = ResultActor(conn.nc, streams, psub, kv)
+        deps_kv = await conn.bridge.run(js.key_value, streams.deps_bucket)
+        actor = ResultActor(conn.nc, streams, psub, kv, deps_kv)
+        await conn.bridge.run(actor.deps.load)
         task_status.started(actor)
         await conn.bridge.run(actor.run)
 
