@@ -11,12 +11,17 @@ code    name          meaning
 3       RET_CONFIG    invalid configuration or options
 4       RET_SERVER    the embedded nats-server could not start
 5       RET_CONNECT   could not connect to NATS
+6       RET_GAVE_UP   ``actorq up``: the supervision tree gave up
+                      (restart intensity exceeded); the cause is printed
+7       RET_START     ``actorq up``: a process failed to start
 ======  ============  ==========================================
 """
 
 from __future__ import annotations
 
 import signal
+import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -24,9 +29,19 @@ import trio
 import typer
 
 from .embedded_server import open_nats_server
-from .exceptions import ConnectionFailed, ServerError
+from .exceptions import ConfigError, ConnectionFailed, ServerError
 
-__all__ = ["RET_CONFIG", "RET_CONNECT", "RET_ERROR", "RET_OK", "RET_SERVER", "RET_USAGE", "app"]
+__all__ = [
+    "RET_CONFIG",
+    "RET_CONNECT",
+    "RET_ERROR",
+    "RET_GAVE_UP",
+    "RET_OK",
+    "RET_SERVER",
+    "RET_START",
+    "RET_USAGE",
+    "app",
+]
 
 RET_OK = 0
 RET_ERROR = 1
@@ -34,6 +49,8 @@ RET_USAGE = 2
 RET_CONFIG = 3
 RET_SERVER = 4
 RET_CONNECT = 5
+RET_GAVE_UP = 6
+RET_START = 7
 
 app = typer.Typer(
     name="actorq",
@@ -41,6 +58,12 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+config_app = typer.Typer(help="Check a config file, or print a complete example.")
+app.add_typer(config_app, name="config")
+
+ConfigFile = Annotated[
+    Path, typer.Argument(help="The TOML config file.", dir_okay=False, show_default=False)
+]
 
 
 @app.command()
@@ -84,3 +107,70 @@ def server(
     except ConnectionFailed as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(RET_CONNECT) from exc
+
+
+@config_app.command("check")
+def config_check(file: ConfigFile) -> None:
+    """Validate FILE (with ACTORQ_* overrides): exit 0 if it is good, 3 with the reason."""
+    from .config import load_config
+
+    try:
+        config = load_config(file)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(RET_CONFIG) from exc
+    where = ", ".join(config.nats.urls) or f"embedded nats-server on port {config.nats.port}"
+    queues = ", ".join(f"{q.name} ({q.processes}x{q.concurrency})" for q in config.queues)
+    typer.echo(f"{file}: ok; NATS {where}; namespace {config.namespace}; queues {queues}")
+
+
+@config_app.command("example")
+def config_example() -> None:
+    """Print a complete, commented config with every key at its default."""
+    from .config_example import EXAMPLE_CONFIG
+
+    typer.echo(EXAMPLE_CONFIG, nl=False)
+
+
+@app.command()
+def up(file: ConfigFile) -> None:
+    """Start the whole runtime of FILE: NATS (embedded unless [nats] url), result and
+    scheduler actors, the queue actor processes, user actors; until SIGINT/SIGTERM.
+
+    Prints a summary with every process and its pid once all are ready. The first
+    signal stops gracefully (in-flight jobs finish up to their shutdown timeout), a
+    second stops at once. Exit codes: see ``actorq --help`` and docs/deployment.md.
+    """
+    started = time.monotonic()
+    from supervisors import RestartIntensityExceeded, StartError
+
+    from .config import load_config
+    from .up import describe_failure, run_up
+
+    # A process started from a background shell inherits SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        config = load_config(file)
+        trio.run(lambda: run_up(config, echo=_echo_flush, started=started))
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(RET_CONFIG) from exc
+    except ServerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(RET_SERVER) from exc
+    except ConnectionFailed as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(RET_CONNECT) from exc
+    except RestartIntensityExceeded as exc:
+        typer.echo(f"error: {describe_failure(exc)}", err=True)
+        raise typer.Exit(RET_GAVE_UP) from exc
+    except StartError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(RET_START) from exc
+    typer.echo("actorq stopped")
+
+
+def _echo_flush(text: str) -> None:
+    # Flushed at once: a service manager or a test waits for this line on a pipe.
+    typer.echo(text)
+    sys.stdout.flush()
