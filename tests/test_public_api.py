@@ -15,6 +15,12 @@ EXPECTED = {
     "PullConsumer", "SafeCodec", "ServerBinaryNotFound", "ServerError", "SignatureError",
     "Signer", "SyncClient", "SyncJob", "configure", "default_client", "find_nats_server",
     "get_codec", "open_client", "open_nats", "open_nats_server", "register_codec", "send",
+    "DependencyError", "ScheduleInfo",
+} | {
+    # user actors (issue 7)
+    "Actor", "ActorDefinitionError", "ActorError", "ActorRef", "ActorSupervisor",
+    "ActorUnavailable", "AskTimeout", "RemoteError", "UnhandledMessage", "handler",
+    "open_supervisor", "ref",
 }  # fmt: skip
 
 
