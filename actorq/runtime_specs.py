@@ -18,8 +18,9 @@ from supervisors import Backoff, ProcessSpec, SupervisorSpec
 
 from .queue_actor import QueueActorSettings
 from .result_actor import ResultActorSettings
+from .scheduler_actor import SchedulerSettings
 
-__all__ = ["queue_supervisor_spec", "result_actor_spec"]
+__all__ = ["queue_supervisor_spec", "result_actor_spec", "scheduler_actor_spec"]
 
 
 def queue_supervisor_spec(
@@ -65,6 +66,25 @@ def result_actor_spec(url: list[str], namespace: str = "actorq") -> ProcessSpec:
     return ProcessSpec(
         id="results",
         target="actorq.result_actor:main",
+        args=(msgspec.json.encode(settings).decode(),),
+        shutdown=5.0,
+        start_timeout=30.0,
+    )
+
+
+def scheduler_actor_spec(
+    url: list[str], namespace: str = "actorq", *, lease_ttl: float = 5.0
+) -> ProcessSpec:
+    """The scheduler actor as a ``permanent`` process child.
+
+    Run one per runtime: when several runtimes share a NATS, their schedulers elect
+    one leader (a KV lease), and another takes over within about ``lease_ttl * 4/3``
+    seconds when it dies.
+    """
+    settings = SchedulerSettings(url=url, namespace=namespace, lease_ttl=lease_ttl)
+    return ProcessSpec(
+        id="scheduler",
+        target="actorq.scheduler_actor:main",
         args=(msgspec.json.encode(settings).decode(),),
         shutdown=5.0,
         start_timeout=30.0,
