@@ -10,6 +10,8 @@ For scripts, Django/Flask views, sync FastAPI handlers and notebooks::
     with actorq.SyncClient("nats://127.0.0.1:4222", namespace="shop") as client:
         job = client.options(queue="emails", max_retries=5).enqueue(send_mail, to="a@b")
         print(job.status())
+        client.enqueue_in(timedelta(minutes=5), remind, user_id)       # delayed
+        client.schedule("nightly", backup, cron="0 3 * * *", tz="Europe/Paris")
 
 How it works: a :class:`SyncClient` owns one thread that runs ``trio.run`` hosting an
 :func:`actorq.open_client` (which in turn owns its asyncio bridge thread for nats-py).
@@ -35,11 +37,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import datetime as dt
 import functools
 import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -52,6 +56,7 @@ from .codec import Codec, Signer
 from .constants import DEFAULT_QUEUE
 from .exceptions import ActorqError
 from .messages import DeadLetter, JobRecord, JobStatus
+from .schedules import ScheduleInfo
 
 __all__ = ["SyncClient", "SyncJob", "configure", "default_client", "send"]
 
@@ -341,9 +346,24 @@ class SyncClient:
         fn: Callable[..., Any],
         args: Sequence[Any] = (),
         kwargs: Mapping[str, Any] | None = None,
+        *,
+        at: dt.datetime | float | None = None,
     ) -> SyncJob:
-        """Enqueue with explicit :class:`~actorq.EnqueueOptions`."""
-        return self._wrap(self._run(self._c.enqueue_with, opts, fn, args, kwargs))
+        """Enqueue with explicit :class:`~actorq.EnqueueOptions`, at time ``at`` if given."""
+        enqueue = functools.partial(self._c.enqueue_with, at=at)
+        return self._wrap(self._run(enqueue, opts, fn, args, kwargs))
+
+    def enqueue_at(
+        self, when: dt.datetime | float, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> SyncJob:
+        """Enqueue to run at ``when`` (aware datetime or unix time; naive is refused)."""
+        return self.enqueue_with(_DEFAULT_OPTIONS, fn, args, kwargs, at=when)
+
+    def enqueue_in(
+        self, delay: dt.timedelta | float, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> SyncJob:
+        """Enqueue to run after ``delay`` (timedelta or seconds)."""
+        return self.enqueue_with(_DEFAULT_OPTIONS, fn, args, kwargs, at=_due_in(delay))
 
     def enqueue_many(
         self, calls: Sequence[tuple[Callable[..., Any], Sequence[Any], Mapping[str, Any]]],
@@ -394,6 +414,35 @@ class SyncClient:
         """Up to ``limit`` dead letters, oldest first."""
         return self._run(self._c.dead_letters, limit)
 
+    # -- recurring schedules -------------------------------------------------------------
+
+    def schedule(
+        self, name: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> ScheduleInfo:
+        """Declare (or update) a recurring schedule; see :meth:`actorq.Client.schedule`.
+
+        ``cron``, ``every``, ``tz``, ``queue``, ``start_at``, ``end_at``, ``max_runs``,
+        ``misfire``, ``misfire_grace`` and ``options`` are taken from ``kwargs``; the
+        rest go to ``fn``.
+        """
+        return self._run(functools.partial(self._c.schedule, name, fn, *args, **kwargs))
+
+    def schedules(self) -> list[ScheduleInfo]:
+        """Every recurring schedule, with its next run times."""
+        return self._run(self._c.schedules)
+
+    def pause_schedule(self, name: str) -> ScheduleInfo:
+        """Stop firing ``name`` until :meth:`resume_schedule`."""
+        return self._run(self._c.pause_schedule, name)
+
+    def resume_schedule(self, name: str) -> ScheduleInfo:
+        """Fire ``name`` again from its next due time after now."""
+        return self._run(self._c.resume_schedule, name)
+
+    def delete_schedule(self, name: str) -> None:
+        """Delete ``name`` and its pending timer."""
+        self._run(self._c.delete_schedule, name)
+
     # -- lifecycle ---------------------------------------------------------------------
 
     @property
@@ -437,6 +486,24 @@ class SyncBoundEnqueue:
     ) -> list[SyncJob]:
         """Enqueue many ``(fn, args, kwargs)`` calls with the bound options."""
         return self._client.enqueue_many(calls, self._opts)
+
+    def enqueue_at(
+        self, when: dt.datetime | float, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> SyncJob:
+        """Enqueue with the bound options, to run at ``when``."""
+        return self._client.enqueue_with(self._opts, fn, args, kwargs, at=when)
+
+    def enqueue_in(
+        self, delay: dt.timedelta | float, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> SyncJob:
+        """Enqueue with the bound options, to run after ``delay``."""
+        return self._client.enqueue_with(self._opts, fn, args, kwargs, at=_due_in(delay))
+
+
+def _due_in(delay: dt.timedelta | float) -> float:
+    # Taken in the caller's thread, so the delay counts from the call.
+    seconds = delay.total_seconds() if isinstance(delay, dt.timedelta) else float(delay)
+    return time.time() + seconds
 
 
 # Options are immutable; building them once per queue keeps send() cheap.
