@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -161,3 +163,17 @@ def test_the_spec_builder_refuses_bad_values_with_what_to_do() -> None:
         actor_process_spec("a b", "m:C")
     with pytest.raises(actorq.ConfigError, match="cannot be imported"):
         actorq.actor_host.resolve_actor_class("tests.nowhere:Nothing")
+
+
+def test_the_actors_example_prints_balances_audits_and_the_remote_error() -> None:
+    out = subprocess.run(
+        [sys.executable, str(Path(ROOT) / "examples" / "actors_bank.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "balance after deposit: 120" in out
+    assert "audit: 100 20" in out
+    assert "withdraw failed remotely: ValueError - ada has only 120" in out
+    assert "balance: 120" in out
