@@ -36,6 +36,7 @@ import trio
 
 from supervisors import ChildSnapshot, ChildSpec, ProcessSpec, SupervisorSpec, open_supervisor
 from supervisors.process_child import kill_all_children
+from supervisors.serve import raise_single
 
 from . import runtime_specs
 from .config import Config
@@ -227,6 +228,24 @@ async def _kill_after(grace: float) -> None:
     kill_all_children()
 
 
+async def _serve(config: Config, started: float, echo: Callable[[str], None]) -> None:
+    sup = config.supervisor
+    async with _nats_urls(config) as (urls, note):
+        await _provision(config, urls)
+        children = build_children(config, urls)
+        async with open_supervisor(
+            children,
+            id="actorq",
+            strategy=sup.strategy,
+            max_restarts=sup.max_restarts,
+            within=sup.within,
+        ) as tree:
+            elapsed = time.monotonic() - started
+            echo(summary(tree.snapshot(), urls, note, config.namespace, elapsed))
+            log.info("ready in %.2fs", elapsed)
+            await trio.sleep_forever()
+
+
 async def run_up(
     config: Config,
     *,
@@ -245,26 +264,16 @@ async def run_up(
     sup = config.supervisor
     got: list[int] = []
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as receiver:
-        async with trio.open_nursery() as nursery:
-            with trio.CancelScope() as body:
-                nursery.start_soon(
-                    _watch_signals, receiver, body, got, sup.shutdown_timeout, nursery
-                )
-                async with _nats_urls(config) as (urls, note):
-                    await _provision(config, urls)
-                    children = build_children(config, urls)
-                    async with open_supervisor(
-                        children,
-                        id="actorq",
-                        strategy=sup.strategy,
-                        max_restarts=sup.max_restarts,
-                        within=sup.within,
-                    ) as tree:
-                        elapsed = time.monotonic() - started
-                        echo(summary(tree.snapshot(), urls, note, config.namespace, elapsed))
-                        log.info("ready in %.2fs", elapsed)
-                        await trio.sleep_forever()
-            nursery.cancel_scope.cancel()
+        try:
+            async with trio.open_nursery() as nursery:
+                with trio.CancelScope() as body:
+                    nursery.start_soon(
+                        _watch_signals, receiver, body, got, sup.shutdown_timeout, nursery
+                    )
+                    await _serve(config, started, echo)
+                nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            raise_single(group)  # the caller wants the lone cause, not a group
     log.info("stopped")
     return UpResult(signal=got[0] if got else None)
 

@@ -1,0 +1,143 @@
+"""`actorq up examples/config.toml` in a subprocess, with its embedded nats-server:
+jobs run, SIGTERM is graceful, killed workers come back, queued jobs survive a restart,
+a crash loop ends the tree with the cause, and no process is ever left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from actorq import SyncClient
+from actorq.cli import RET_CONFIG, RET_GAVE_UP, RET_OK
+
+from . import jobfuncs, upfuncs
+from .up_harness import ROOT, gone, run_up, up_env, wait_gone
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def _wait_for(predicate: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_up_runs_jobs_sent_with_the_sync_helper_and_the_example_script(tmp_path: Path) -> None:
+    with run_up(tmp_path, up_env(tmp_path / "nats")) as up:
+        up.ready()
+        assert {"results", "default-0", "default-1", "nats-server"} <= set(up.pids)
+        with SyncClient(up.url) as client:
+            jobs = [client.enqueue(jobfuncs.add, i, 1) for i in range(20)]
+            assert [job.result(timeout=30) for job in jobs] == [i + 1 for i in range(20)]
+        # The README's flow: the example script sends `tasks.add` by name.
+        script = subprocess.run(
+            [sys.executable, "examples/sync_send.py", "2", "3"],
+            cwd=ROOT,
+            env={**os.environ, "ACTORQ_URL": up.url},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert script.returncode == 0, script.stderr
+        assert "result: 5" in script.stdout
+        up.signal(signal.SIGTERM)
+        assert up.wait() == RET_OK, up.stderr()
+        assert wait_gone(up.seen) == set()
+
+
+def test_sigterm_lets_a_running_job_finish_then_exits_0_leaving_no_process(
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "job"
+    with run_up(tmp_path, up_env(tmp_path / "nats")) as up:
+        up.ready()
+        with SyncClient(up.url) as client:
+            client.enqueue(upfuncs.nap, str(marker), 3.0)
+            _wait_for((marker / "started").exists, 30, "the job to start")
+        up.signal(signal.SIGTERM)
+        assert up.wait() == RET_OK, up.stderr()
+        assert (marker / "done").exists(), "the running job was cut short"
+        assert "actorq stopped" in "\n".join(up.summary) or up.proc.returncode == 0
+        assert wait_gone(up.seen) == set(), f"left running: {up.seen}"
+
+
+def test_a_killed_queue_actor_is_replaced_and_jobs_continue(tmp_path: Path) -> None:
+    with run_up(tmp_path, up_env(tmp_path / "nats")) as up:
+        up.ready()
+        victim = up.pids["default-0"]
+        before = up.descendants()
+        os.kill(victim, signal.SIGKILL)
+        _wait_for(lambda: gone(victim), 10, "the victim to die")
+        # A replacement appears: a new child process of the tree.
+        _wait_for(lambda: up.descendants() - before - {victim}, 30, "a replacement")
+        with SyncClient(up.url) as client:
+            jobs = [client.enqueue(upfuncs.pid) for _ in range(20)]
+            pids = {job.result(timeout=30) for job in jobs}
+        assert victim not in pids
+        assert up.proc.poll() is None
+        up.signal(signal.SIGTERM)
+        assert up.wait() == RET_OK, up.stderr()
+        assert wait_gone(up.seen) == set()
+
+
+def test_the_embedded_server_keeps_queued_jobs_across_a_restart_of_up(tmp_path: Path) -> None:
+    data = tmp_path / "nats"
+    env = up_env(data)
+    with run_up(tmp_path, env, name="first") as up:
+        up.ready()
+        with SyncClient(up.url) as client:
+            # No worker serves "later" in this run: the jobs wait in the stream.
+            job_ids = [client.send("later", jobfuncs.add, i, i).id for i in range(5)]
+        up.signal(signal.SIGTERM)
+        assert up.wait() == RET_OK, up.stderr()
+    # Same data dir and port; this time the queue is served.
+    with run_up(tmp_path, {**env, "ACTORQ_QUEUES_0_NAME": "later"}, name="second") as up:
+        up.ready()
+        with SyncClient(up.url) as client:
+            results = [client.job(job_id, "later").result(timeout=30) for job_id in job_ids]
+        assert results == [2 * i for i in range(5)]
+        up.signal(signal.SIGTERM)
+        assert up.wait() == RET_OK, up.stderr()
+        assert wait_gone(up.seen) == set()
+
+
+def test_a_crash_looping_worker_ends_up_with_the_cause_and_no_orphans(tmp_path: Path) -> None:
+    crash = tmp_path / "crash-now"
+    env = up_env(
+        tmp_path / "nats",
+        ACTORQ_IMPORTS="tasks,tests.upfuncs",
+        ACTORQ_QUEUES_0_PROCESSES="1",
+        ACTORQ_SUPERVISOR_MAX_RESTARTS="1",
+        ACTORQ_SUPERVISOR_WITHIN="120",
+        **{upfuncs.CRASH_MARKER_ENV: str(crash)},
+    )
+    with run_up(tmp_path, env) as up:
+        up.ready()
+        # From now on every (re)start of the worker fails on import.
+        crash.touch()
+        up.descendants()
+        os.kill(up.pids["default-0"], signal.SIGKILL)
+        code = up.wait(120)
+        err = up.stderr()
+        assert code == RET_GAVE_UP, err
+        assert "gave up" in err
+        assert "queue-default" in err
+        assert wait_gone(up.seen) == set(), f"orphans: {up.seen}"
+
+
+def test_up_refuses_a_bad_config_before_starting_anything(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[queues]]\nname = "a"\nprocesses = "many"\n')
+    with run_up(tmp_path, up_env(tmp_path / "nats"), config=bad) as up:
+        assert up.wait(60) == RET_CONFIG
+        assert f"{bad}:3: queues[0].processes" in up.stderr()
+        assert not (tmp_path / "nats").exists()
