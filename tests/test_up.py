@@ -4,6 +4,7 @@ a crash loop ends the tree with the cause, and no process is ever left behind.""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -31,7 +32,8 @@ def _wait_for(predicate: object, timeout: float, what: str) -> None:
 
 
 def test_up_runs_jobs_sent_with_the_sync_helper_and_the_example_script(tmp_path: Path) -> None:
-    with run_up(tmp_path, up_env(tmp_path / "nats")) as up:
+    env = up_env(tmp_path / "nats", ACTORQ_LOGGING_FORMAT="json")
+    with run_up(tmp_path, env) as up:
         up.ready()
         assert {"results", "default-0", "default-1", "nats-server"} <= set(up.pids)
         with SyncClient(up.url) as client:
@@ -52,6 +54,10 @@ def test_up_runs_jobs_sent_with_the_sync_helper_and_the_example_script(tmp_path:
         up.signal(signal.SIGTERM)
         assert up.wait() == RET_OK, up.stderr()
         assert wait_gone(up.seen) == set()
+    # [logging] format = json reaches every process of the tree: one object a line.
+    records = [json.loads(line) for line in up.stderr().splitlines() if line.strip()]
+    assert {"ts", "level", "logger", "pid", "msg"} <= set(records[0])
+    assert {r["pid"] for r in records} >= {up.proc.pid, up.pids["default-0"]}
 
 
 def test_sigterm_lets_a_running_job_finish_then_exits_0_leaving_no_process(

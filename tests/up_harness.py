@@ -95,8 +95,9 @@ class Up:
         return self.proc.wait(timeout)
 
     def stderr(self) -> str:
-        self._stderr.flush()
-        return self.stderr_path.read_text(errors="replace")[-6000:]
+        if not self._stderr.closed:
+            self._stderr.flush()
+        return self.stderr_path.read_text(errors="replace")
 
     def close(self) -> None:
         """Stop gracefully if still running; then SIGKILL anything left, by pid."""
