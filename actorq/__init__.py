@@ -20,6 +20,9 @@ from .codec import SafeCodec as SafeCodec
 from .codec import Signer as Signer
 from .codec import get_codec as get_codec
 from .codec import register_codec as register_codec
+from .config import Config as Config
+from .config import ConfigFileError as ConfigFileError
+from .config import load_config as load_config
 from .connection import Connection as Connection
 from .connection import JsMsg as JsMsg
 from .connection import Message as Message
@@ -90,7 +93,9 @@ __all__ = [
     "Client",
     "Codec",
     "CodecError",
+    "Config",
     "ConfigError",
+    "ConfigFileError",
     "Connection",
     "ConnectionFailed",
     "DeadLetter",
@@ -137,6 +142,7 @@ __all__ = [
     "find_nats_server",
     "get_codec",
     "handler",
+    "load_config",
     "open_client",
     "open_nats",
     "open_nats_server",

@@ -21,6 +21,9 @@ EXPECTED = {
     "Actor", "ActorDefinitionError", "ActorError", "ActorRef", "ActorSupervisor",
     "ActorUnavailable", "AskTimeout", "RemoteError", "UnhandledMessage", "handler",
     "open_supervisor", "ref",
+} | {
+    # the config file of `actorq up` (issue 7)
+    "Config", "ConfigFileError", "load_config",
 }  # fmt: skip
 
 
