@@ -13,11 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
+import trio
 
+import actorq
 from actorq import SyncClient
 from actorq.cli import RET_CONFIG, RET_GAVE_UP, RET_OK
 
-from . import jobfuncs, upfuncs
+from . import jobfuncs, upactors, upfuncs
 from .up_harness import ROOT, gone, run_up, up_env, wait_gone
 
 pytestmark = pytest.mark.timeout(180)
@@ -147,3 +149,44 @@ def test_up_refuses_a_bad_config_before_starting_anything(tmp_path: Path) -> Non
         assert up.wait(60) == RET_CONFIG
         assert f"{bad}:3: queues[0].processes" in up.stderr()
         assert not (tmp_path / "nats").exists()
+
+
+def _config_with_actor(tmp_path: Path) -> Path:
+    config = tmp_path / "with-actor.toml"
+    config.write_text(
+        (ROOT / "examples" / "config.toml").read_text()
+        + '\n[[actors]]\nname = "echo"\nclass = "tests.upactors:Echo"\n'
+    )
+    return config
+
+
+async def _ask_echo(url: str, n: int) -> list[int]:
+    async with actorq.open_nats(url) as nc:
+        reply: list[int] = await actorq.ref("echo", conn=nc).ask(upactors.Ping(n), timeout=20)
+        return reply
+
+
+def test_a_user_actor_from_the_config_answers_then_crash_loops_to_a_clean_exit(
+    tmp_path: Path,
+) -> None:
+    crash = tmp_path / "crash-now"
+    env = up_env(
+        tmp_path / "nats",
+        ACTORQ_SUPERVISOR_MAX_RESTARTS="1",
+        ACTORQ_SUPERVISOR_WITHIN="120",
+        **{upactors.CRASH_MARKER_ENV: str(crash)},
+    )
+    with run_up(tmp_path, env, config=_config_with_actor(tmp_path)) as up:
+        up.ready()
+        actor_pid = up.pids["echo"]
+        assert trio.run(_ask_echo, up.url, 41) == [42, actor_pid]
+        crash.touch()
+        up.descendants()
+        os.kill(actor_pid, signal.SIGKILL)
+        code = up.wait(120)
+        err = up.stderr()
+        assert code == RET_GAVE_UP, err
+        assert "gave up" in err
+        assert "'echo'" in err
+        assert "failing on start on purpose" in err
+        assert wait_gone(up.seen) == set(), f"orphans: {up.seen}"
