@@ -12,11 +12,12 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import trio
 
 import actorq
-from actorq import SyncClient
+from actorq import NatsServerProcess, SyncClient
 from actorq.cli import RET_CONFIG, RET_GAVE_UP, RET_OK
 
 from . import jobfuncs, upactors, upfuncs
@@ -190,3 +191,48 @@ def test_a_user_actor_from_the_config_answers_then_crash_loops_to_a_clean_exit(
         assert "'echo'" in err
         assert "failing on start on purpose" in err
         assert wait_gone(up.seen) == set(), f"orphans: {up.seen}"
+
+
+def test_up_connects_with_a_token_and_workers_verify_the_signing_key(tmp_path: Path) -> None:
+    key = bytes(range(32))
+    with NatsServerProcess(data_dir=tmp_path / "ext", extra_args=["--auth", "s3cret"]) as nats:
+        env = {
+            "ACTORQ_NATS_URL": nats.url,
+            "ACTORQ_NATS_TOKEN": "s3cret",
+            "ACTORQ_SECURITY_SIGNING_KEY_ENV": "ACTORQ_SIGNING_KEY",
+            "ACTORQ_SIGNING_KEY": key.hex(),
+        }
+        with run_up(tmp_path, env) as up:
+            up.ready()
+            assert "nats-server" not in up.pids  # external: nothing embedded
+            # The secrets stay out of every process's command line.
+            for pid in up.descendants() | {up.proc.pid}:
+                argv = " ".join(psutil.Process(pid).cmdline())
+                assert "s3cret" not in argv
+                assert key.hex() not in argv
+            with SyncClient(nats.url, token="s3cret", signing_key=key) as client:
+                assert client.enqueue(jobfuncs.add, 2, 2).result(timeout=30) == 4
+            with SyncClient(nats.url, token="s3cret") as unsigned:
+                job = unsigned.enqueue(jobfuncs.add, 1, 1)
+                with pytest.raises(actorq.JobError):
+                    job.result(timeout=30)
+            up.signal(signal.SIGTERM)
+            assert up.wait() == RET_OK, up.stderr()
+            assert wait_gone(up.seen) == set()
+
+
+def test_a_second_sigterm_stops_at_once_without_waiting_for_jobs(tmp_path: Path) -> None:
+    marker = tmp_path / "job"
+    with run_up(tmp_path, up_env(tmp_path / "nats")) as up:
+        up.ready()
+        with SyncClient(up.url) as client:
+            client.enqueue(upfuncs.nap, str(marker), 120.0)
+            _wait_for((marker / "started").exists, 30, "the job to start")
+        up.signal(signal.SIGTERM)
+        _wait_for(lambda: "stopping gracefully" in up.stderr(), 30, "the graceful stop")
+        started = time.monotonic()
+        up.signal(signal.SIGTERM)
+        up.wait(60)
+        assert time.monotonic() - started < 20
+        assert not (marker / "done").exists()
+        assert wait_gone(up.seen) == set(), f"left running: {up.seen}"
