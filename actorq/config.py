@@ -33,6 +33,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from .codec import Signer
 from .config_locate import KeyPath, locate, parse_path
 from .constants import DEFAULT_NAMESPACE
 from .exceptions import ConfigError
@@ -185,6 +186,9 @@ class SecurityConfig(_Section, frozen=True, kw_only=True):
 
     #: Name of the environment variable holding the hex signing key.
     signing_key_env: str | None = None
+    #: Name of the environment variable holding older hex keys, comma-separated, still
+    #: accepted by workers (never used to sign) while a key is rotated.
+    previous_signing_keys_env: str | None = None
 
 
 class Config(_Section, frozen=True, kw_only=True):
@@ -211,13 +215,19 @@ class Config(_Section, frozen=True, kw_only=True):
                 return queue
         raise KeyError(name)
 
-    def signing_key(self, environ: Mapping[str, str] | None = None) -> bytes | None:
-        """The signing key read from ``security.signing_key_env``, or ``None``."""
+    def signer(self, environ: Mapping[str, str] | None = None) -> Signer | None:
+        """The HMAC signer that ``[security]`` names, for clients that load this config:
+        ``SyncClient(url, signing_key=config.signer())``; ``None`` without a key."""
+        env = os.environ if environ is None else environ
         var = self.security.signing_key_env
         if var is None:
             return None
-        value = (os.environ if environ is None else environ).get(var, "")
-        return bytes.fromhex(value)
+        previous_var = self.security.previous_signing_keys_env
+        previous = env.get(previous_var, "") if previous_var else ""
+        return Signer(
+            bytes.fromhex(env.get(var, "")),
+            previous=[bytes.fromhex(k.strip()) for k in previous.split(",") if k.strip()],
+        )
 
 
 class ConfigFileError(ConfigError):
@@ -499,20 +509,20 @@ def _check(
         for i, name in enumerate(items):
             if name in items[:i]:
                 raise fail((f"{kind}s", i, "name"), f"a second {kind} named {name!r}")
-    var = config.security.signing_key_env
-    if var is not None:
-        value = environ.get(var)
-        problem = None
-        if not value:
-            problem = f"the environment variable {var} is not set; export the hex key there"
-        else:
-            try:
-                if len(bytes.fromhex(value)) < 16:
-                    problem = f"{var} holds under 16 bytes; use e.g. `openssl rand -hex 32`"
-            except ValueError:
-                problem = f"{var} is not hex; generate one with `openssl rand -hex 32`"
-        if problem:
-            raise fail(("security", "signing_key_env"), problem)
+    security = config.security
+    if security.previous_signing_keys_env and not security.signing_key_env:
+        raise fail(
+            ("security", "previous_signing_keys_env"),
+            "set signing_key_env too: previous keys are only accepted next to a current one",
+        )
+    for field, var, many in (
+        ("signing_key_env", security.signing_key_env, False),
+        ("previous_signing_keys_env", security.previous_signing_keys_env, True),
+    ):
+        if var is not None:
+            problem = _check_keys(var, environ.get(var), many=many)
+            if problem:
+                raise fail(("security", field), problem)
     if check_imports:
         with _import_paths(config.sys_path):
             for i, module in enumerate(config.imports):
@@ -523,6 +533,18 @@ def _check(
                 problem = _import_class(actor.cls)
                 if problem:
                     raise fail(("actors", i, "class"), problem)
+
+
+def _check_keys(var: str, value: str | None, *, many: bool) -> str | None:
+    if not value:
+        return f"the environment variable {var} is not set; export the hex key there"
+    for key in value.split(",") if many else [value]:
+        try:
+            if len(bytes.fromhex(key.strip())) < 16:
+                return f"{var} holds a key under 16 bytes; use e.g. `openssl rand -hex 32`"
+        except ValueError:
+            return f"{var} is not hex; generate a key with `openssl rand -hex 32`"
+    return None
 
 
 @contextmanager

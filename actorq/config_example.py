@@ -106,4 +106,7 @@ format = "text"                       # text | json (one JSON object per line)
 # Name of the environment variable that holds the hex HMAC key pickled jobs are
 # signed with (never the key itself here). Generate one: `openssl rand -hex 32`.
 # signing_key_env = "ACTORQ_SIGNING_KEY"
+# While rotating keys: the variable with the old key(s), comma-separated; workers
+# still accept them, never sign with them. See docs/security.md.
+# previous_signing_keys_env = "ACTORQ_PREVIOUS_SIGNING_KEYS"
 """

@@ -32,7 +32,7 @@ import msgspec
 import psutil
 import trio
 
-from .codec import Codec, get_codec
+from .codec import Codec, Signer, get_codec
 from .connection import Connection, JsMsg, PullConsumer, open_nats
 from .exceptions import CodecError, SignatureError
 from .job_streams import DEFAULT_ACK_WAIT, JobStreams
@@ -73,6 +73,8 @@ class QueueActorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
     recycle_above_rss_mb: float | None = None
     #: Hex-encoded HMAC key; payloads without a valid signature are dead-lettered.
     signing_key_hex: str | None = None
+    #: Hex keys still accepted (never used to sign) while a key is being rotated.
+    previous_signing_keys_hex: list[str] = []
     #: Modules imported at start (where job functions live).
     imports: list[str] = []
     #: Prepended to ``sys.path`` at start.
@@ -134,7 +136,12 @@ class QueueActor:
         self.settings = settings
         self.conn = conn
         self.streams = JobStreams(settings.namespace)
-        key = bytes.fromhex(settings.signing_key_hex) if settings.signing_key_hex else None
+        key: bytes | Signer | None = None
+        if settings.signing_key_hex:
+            key = bytes.fromhex(settings.signing_key_hex)
+            if settings.previous_signing_keys_hex:
+                previous = [bytes.fromhex(k) for k in settings.previous_signing_keys_hex]
+                key = Signer(key, previous=previous)
         self._signing_key = key
         self._codecs: dict[str, Codec] = {}
         self.slots = _Slots(settings.concurrency)

@@ -68,6 +68,7 @@ def _child_env(config: Config) -> dict[str, str]:
         "logging": {"level": config.logging.level, "format": config.logging.format},
         "nats": msgspec.to_builtins(config.nats),
         "signing_key_env": config.security.signing_key_env,
+        "previous_signing_keys_env": config.security.previous_signing_keys_env,
     }
     return {ENV_CHILD: json.dumps(setup)}
 

@@ -132,6 +132,10 @@ def main(ready: Callable[[], None], target: str, *args: str) -> Any:
     if target == _QUEUE_TARGET and key_env and args:
         settings = json.loads(args[0])
         settings["signing_key_hex"] = os.environ.get(key_env, "")
+        previous_env = setup.get("previous_signing_keys_env")
+        if previous_env:
+            previous = os.environ.get(previous_env, "").split(",")
+            settings["previous_signing_keys_hex"] = [k.strip() for k in previous if k.strip()]
         args = (json.dumps(settings), *args[1:])
     func = getattr(module, func_name)
     if inspect.iscoroutinefunction(func):

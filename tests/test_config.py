@@ -11,6 +11,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+import actorq
 from actorq import ConfigError
 from actorq.cli import RET_CONFIG, RET_OK
 from actorq.config import Config, ConfigFileError, load_config, loads_config
@@ -153,8 +154,18 @@ def test_an_unset_signing_key_variable_is_refused() -> None:
     assert (err.key, err.line) == ("security.signing_key_env", 2)
     assert "MY_KEY is not set" in str(err)
     assert "not hex" in str(_error(text, environ={"MY_KEY": "zz"}))
-    config = loads_config(text, environ={"MY_KEY": "ab" * 32})
-    assert config.signing_key({"MY_KEY": "ab" * 32}) == b"\xab" * 32
+    env = {"MY_KEY": "ab" * 32}
+    signer = loads_config(text, environ=env).signer(env)
+    assert signer is not None
+    signer.verify(b"x", signer.sign(b"x"))  # raises when wrong
+    rotating = text + 'previous_signing_keys_env = "OLD_KEYS"\n'
+    err = _error(rotating, environ={**env, "OLD_KEYS": "cd" * 32 + ",zz"})
+    assert (err.key, err.line) == ("security.previous_signing_keys_env", 3)
+    env["OLD_KEYS"] = "cd" * 32 + "," + "ef" * 32
+    old = actorq.Signer(b"\xcd" * 32)
+    signer = loads_config(rotating, environ=env).signer(env)
+    assert signer is not None
+    signer.verify(b"x", old.sign(b"x"))
 
 
 def test_a_config_error_is_an_actorq_config_error() -> None:

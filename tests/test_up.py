@@ -194,13 +194,16 @@ def test_a_user_actor_from_the_config_answers_then_crash_loops_to_a_clean_exit(
 
 
 def test_up_connects_with_a_token_and_workers_verify_the_signing_key(tmp_path: Path) -> None:
-    key = bytes(range(32))
+    key, old_key = bytes(range(32)), bytes(range(32, 64))
     with NatsServerProcess(data_dir=tmp_path / "ext", extra_args=["--auth", "s3cret"]) as nats:
         env = {
             "ACTORQ_NATS_URL": nats.url,
             "ACTORQ_NATS_TOKEN": "s3cret",
             "ACTORQ_SECURITY_SIGNING_KEY_ENV": "ACTORQ_SIGNING_KEY",
             "ACTORQ_SIGNING_KEY": key.hex(),
+            # Mid-rotation: jobs signed with the old key are still accepted.
+            "ACTORQ_SECURITY_PREVIOUS_SIGNING_KEYS_ENV": "ACTORQ_PREVIOUS_SIGNING_KEYS",
+            "ACTORQ_PREVIOUS_SIGNING_KEYS": old_key.hex(),
         }
         with run_up(tmp_path, env) as up:
             up.ready()
@@ -212,6 +215,9 @@ def test_up_connects_with_a_token_and_workers_verify_the_signing_key(tmp_path: P
                 assert key.hex() not in argv
             with SyncClient(nats.url, token="s3cret", signing_key=key) as client:
                 assert client.enqueue(jobfuncs.add, 2, 2).result(timeout=30) == 4
+            old_signer = actorq.Signer(old_key, previous=[key])  # a client not yet rolled
+            with SyncClient(nats.url, token="s3cret", signing_key=old_signer) as client:
+                assert client.enqueue(jobfuncs.add, 3, 3).result(timeout=30) == 6
             with SyncClient(nats.url, token="s3cret") as unsigned:
                 job = unsigned.enqueue(jobfuncs.add, 1, 1)
                 with pytest.raises(actorq.JobError):
