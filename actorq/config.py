@@ -112,9 +112,11 @@ class QueueConfig(_Section, frozen=True, kw_only=True):
     processes: Positive = 1
     #: Jobs run at once per process.
     concurrency: Positive = 10
-    #: Seconds one attempt may run when the job sets no timeout itself.
+    #: Seconds one attempt may run when the job sets no timeout itself (workers
+    #: enforce it).
     timeout: Seconds | None = None
-    #: Defaults for enqueuers that read this config (:meth:`job_options`).
+    #: Retry policy defaults for enqueuers that read this config (:meth:`job_options`):
+    #: a job's retry policy is chosen when it is enqueued and travels with it.
     max_retries: Count = 3
     backoff: Backoff = Backoff()
     recycle_after_jobs: Positive | None = None

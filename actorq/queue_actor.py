@@ -77,6 +77,8 @@ class QueueActorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
     previous_signing_keys_hex: list[str] = []
     #: Modules imported at start (where job functions live).
     imports: list[str] = []
+    #: Seconds one attempt may run when the job sets no timeout of its own.
+    default_timeout: float | None = None
     #: Prepended to ``sys.path`` at start.
     sys_path: list[str] = []
     #: Seconds in-flight jobs get to finish on shutdown before being left for redelivery.
@@ -224,10 +226,11 @@ class QueueActor:
         error: BaseException | None = None
         value: Any = None
         cancelled = timed_out = False
+        limit = env.options.timeout or self.settings.default_timeout
         try:
             with scope:
-                if env.options.timeout:
-                    scope.deadline = trio.current_time() + env.options.timeout
+                if limit:
+                    scope.deadline = trio.current_time() + limit
                 try:
                     value = await self.call(fn, args, kwargs)
                 except Exception as exc:
@@ -248,7 +251,6 @@ class QueueActor:
         if cancelled:
             self.report(msg, self.outcome(env, msg, "cancelled", started), "term")
         elif timed_out:
-            limit = env.options.timeout
             self.fail(msg, env, started, TimeoutError(f"job ran past its timeout of {limit}s"))
         elif error is not None:
             self.fail(msg, env, started, error)

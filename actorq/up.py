@@ -101,6 +101,7 @@ def _queue_settings(config: Config, urls: list[str], index: int) -> QueueActorSe
         imports=list(config.imports),
         sys_path=[os.path.abspath(p) for p in config.sys_path],
         shutdown_timeout=queue.shutdown_timeout,
+        default_timeout=queue.timeout,
     )
 
 

@@ -35,13 +35,17 @@ def _wait_for(predicate: object, timeout: float, what: str) -> None:
 
 
 def test_up_runs_jobs_sent_with_the_sync_helper_and_the_example_script(tmp_path: Path) -> None:
-    env = up_env(tmp_path / "nats", ACTORQ_LOGGING_FORMAT="json")
+    env = up_env(tmp_path / "nats", ACTORQ_LOGGING_FORMAT="json", ACTORQ_QUEUES_0_TIMEOUT="2")
     with run_up(tmp_path, env) as up:
         up.ready()
         assert {"results", "default-0", "default-1", "nats-server"} <= set(up.pids)
         with SyncClient(up.url) as client:
             jobs = [client.enqueue(jobfuncs.add, i, 1) for i in range(20)]
             assert [job.result(timeout=30) for job in jobs] == [i + 1 for i in range(20)]
+            # The queue's `timeout` bounds a job that sets none.
+            slow = client.options(max_retries=0).enqueue(jobfuncs.trio_sleep, 60)
+            with pytest.raises(actorq.JobError, match="timeout"):
+                slow.result(timeout=30)
         # The README's flow: the example script sends `tasks.add` by name.
         script = subprocess.run(
             [sys.executable, "examples/sync_send.py", "2", "3"],
