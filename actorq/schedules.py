@@ -239,9 +239,12 @@ class ScheduleBook:
         leaves a timer whose version no stored entry has, which the scheduler drops).
         """
         now = self.clock()
-        await self.client.conn.jsm(
-            "purge_stream", self.streams.jobs_stream, subject=self.streams.timers_filter(entry.name)
-        )
+        if revision:  # a new schedule has no timers to purge
+            await self.client.conn.jsm(
+                "purge_stream",
+                self.streams.jobs_stream,
+                subject=self.streams.timers_filter(entry.name),
+            )
         due = None if entry.paused else next_due(entry, now)
         entry = msgspec.structs.replace(entry, next_run=due, updated_at=now)
         if due is not None:
