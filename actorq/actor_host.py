@@ -46,7 +46,14 @@ from .actors import Actor, dispatch_table, encode_error, encode_reply
 from .connection import Connection, open_nats
 from .constants import DEFAULT_NAMESPACE
 from .exceptions import ActorDefinitionError, ConfigError, UnhandledMessage
-from .mailbox import ActorTransport, Delivery, Inbox, durable_consumer_config, transport_for
+from .mailbox import (
+    ActorTransport,
+    Delivery,
+    Inbox,
+    close_transport,
+    durable_consumer_config,
+    transport_for,
+)
 from .provision import StreamSpec, ensure_stream
 
 __all__ = [
@@ -314,26 +321,27 @@ def main(ready: Any, settings_json: str) -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
     async def run() -> None:
-        async with (
-            open_nats(settings.url, name=f"actorq-actor-{settings.name}") as conn,
-            trio.open_nursery() as nursery,
-        ):
-            nursery.start_soon(_cancel_on_signal, nursery.cancel_scope)
-            await nursery.start(
-                functools.partial(
-                    serve_actor,
-                    conn,
-                    cls,
-                    settings.name,
-                    namespace=settings.namespace,
-                    mailbox=settings.mailbox,
-                    args=settings.args,
-                    kwargs=settings.kwargs,
-                    ack_wait=settings.ack_wait,
-                    max_in_flight=settings.max_in_flight,
-                )
-            )
-            ready()
+        async with open_nats(settings.url, name=f"actorq-actor-{settings.name}") as conn:
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(_cancel_on_signal, nursery.cancel_scope)
+                    await nursery.start(
+                        functools.partial(
+                            serve_actor,
+                            conn,
+                            cls,
+                            settings.name,
+                            namespace=settings.namespace,
+                            mailbox=settings.mailbox,
+                            args=settings.args,
+                            kwargs=settings.kwargs,
+                            ack_wait=settings.ack_wait,
+                            max_in_flight=settings.max_in_flight,
+                        )
+                    )
+                    ready()
+            finally:
+                await close_transport(conn)
 
     try:
         trio.run(run)

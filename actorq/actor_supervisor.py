@@ -38,6 +38,7 @@ from .actors import Actor, dispatch_table
 from .connection import Connection, open_nats
 from .constants import DEFAULT_NAMESPACE
 from .exceptions import ConfigError
+from .mailbox import close_transport
 
 __all__ = ["ActorSupervisor", "open_supervisor"]
 
@@ -161,6 +162,8 @@ async def open_supervisor(
     async with contextlib.AsyncExitStack() as stack:
         if conn is None:
             conn = await stack.enter_async_context(open_nats(urls, name=f"actorq-{id}"))
+            # Runs after the tree has stopped, before the connection closes.
+            stack.push_async_callback(close_transport, conn)
         else:
             urls = [conn.url] if conn.url else urls
         async with _open_tree(

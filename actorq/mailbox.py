@@ -28,7 +28,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
+import uuid
 import weakref
 from collections.abc import AsyncIterator
 from typing import Any
@@ -37,11 +39,15 @@ import nats.errors
 import trio
 from nats.js import api as _api
 
+from .actor_link import TrioLink, link_options
 from .connection import Connection
-from .exceptions import ActorUnavailable, AskTimeout, BrokerError
+from .exceptions import ActorUnavailable, AskTimeout, BrokerError, ConnectionFailed
 from .nats_errors import translate_errors
 
-__all__ = ["ActorTransport", "Delivery", "Inbox", "transport_for"]
+__all__ = ["ENV_LINK", "ActorTransport", "Delivery", "Inbox", "close_transport", "transport_for"]
+
+#: Set to ``0`` to send actor messages through nats-py (the asyncio bridge) only.
+ENV_LINK = "ACTORQ_ACTOR_LINK"
 
 log = logging.getLogger("actorq.actors")
 
@@ -96,6 +102,19 @@ class Inbox:
             wake = len(self._buf) == 1
         if wake:
             self._token.run_sync_soon(self._wake)
+
+    def push_local(self, item: Delivery) -> None:
+        """:meth:`push` from the Trio thread itself (the actor link's reader)."""
+        with self._lock:
+            if len(self._buf) >= self._limit:
+                self.dropped += 1
+                if self.dropped % 10_000 == 1:
+                    log.warning("actor inbox full: dropped %d messages so far", self.dropped)
+                return
+            self._buf.append(item)
+            wake = len(self._buf) == 1
+        if wake:
+            self._event.set()
 
     def push_many(self, items: list[Delivery]) -> None:
         with self._lock:
@@ -159,6 +178,9 @@ class ActorTransport:
         self._next = 0
         self._started = False
         self._start_lock = trio.Lock()
+        #: The Trio-owned connection for core messages, when usable (see actor_link).
+        self.link: TrioLink | None = None
+        self._sends = 0
         self.publish_errors = 0
 
     async def ensure_started(self) -> None:
@@ -166,9 +188,33 @@ class ActorTransport:
             return
         async with self._start_lock:
             if not self._started:
-                with translate_errors("start the actor transport"):
-                    await self.conn.bridge.run(self._start)
+                if os.environ.get(ENV_LINK, "1") != "0":
+                    await self._open_link()
+                if self.link is None:
+                    with translate_errors("start the actor transport"):
+                        await self.conn.bridge.run(self._start)
                 self._started = True
+
+    async def _open_link(self) -> None:
+        options = link_options(self.nc)
+        if options is None:
+            return
+        try:
+            link = await TrioLink.open(*options)
+        except ConnectionFailed as exc:
+            log.info("actor messages use the asyncio bridge: %s", exc)
+            return
+        prefix = f"_INBOX.{uuid.uuid4().hex}"
+        link.subscribe(prefix + ".*", "", self._on_link_reply)
+        await link.flush()
+        self._reply_prefix = prefix
+        self.link = link
+
+    async def aclose(self) -> None:
+        """Close the actor link, if any (the nats-py connection is not ours)."""
+        if self.link is not None:
+            await self.link.aclose()
+        _transports.pop(self.conn, None)
 
     async def _start(self) -> None:
         prefix = self.nc.new_inbox()
@@ -180,6 +226,9 @@ class ActorTransport:
 
     def publish_nowait(self, subject: str, data: bytes, reply: str = "") -> None:
         """Queue a core publish; the loop sends it soon, in order. Never blocks."""
+        if self.link is not None:
+            self.link.publish_nowait(subject, data, reply)
+            return
         with self._lock:
             self._out.append((subject, data, reply))
             wake = len(self._out) == 1
@@ -188,6 +237,17 @@ class ActorTransport:
 
     async def publish(self, subject: str, data: bytes, reply: str = "") -> None:
         """:meth:`publish_nowait`, waiting first if the outbox is far behind."""
+        if self.link is not None:
+            await self.link.wait_writable()
+            # A full yield per message would let the writer send each one alone (a
+            # syscall per message); yield every 256th so writes carry batches.
+            self._sends += 1
+            if self._sends & 255:
+                await trio.lowlevel.checkpoint_if_cancelled()
+            else:
+                await trio.lowlevel.checkpoint()
+            self.link.publish_nowait(subject, data, reply)
+            return
         if len(self._out) >= _HIGH_WATER:
             while len(self._out) >= _HIGH_WATER:
                 if self._drained is None:
@@ -259,6 +319,15 @@ class ActorTransport:
         if wake:
             self._token.run_sync_soon(self._deliver_replies)
 
+    def _on_link_reply(self, subject: bytes, reply: bytes, data: bytes, status: bytes) -> None:
+        # Trio side already (the link's reader): no crossing at all.
+        waiter = self._waiters.pop(subject[len(self._reply_prefix) + 1 :].decode(), None)
+        if waiter is not None:
+            waiter.data = data
+            waiter.no_responders = status == b"503"
+            waiter.done = True
+            waiter.event.set()
+
     def _deliver_replies(self) -> None:  # Trio side
         with self._lock:
             replies, self._replies = self._replies, []
@@ -290,11 +359,22 @@ class ActorTransport:
         inbox = Inbox(self._token)
         nc = self.nc
 
+        link = self.link
+        sid = 0
+        if link is not None:
+
+            def on_link_msg(subj: bytes, reply: bytes, data: bytes, status: bytes) -> None:
+                inbox.push_local((data, reply.decode() if reply else "", ""))
+
+            sid = link.subscribe(subject, queue, on_link_msg)
+
         async def on_msg(msg: Any) -> None:
             inbox.push((msg.data, msg.reply, ""))
 
         async def setup() -> tuple[Any, asyncio.Task[None] | None]:
-            sub = await nc.subscribe(subject, queue=queue, cb=on_msg)
+            sub = None
+            if link is None:
+                sub = await nc.subscribe(subject, queue=queue, cb=on_msg)
             task = None
             if durable_stream is not None:
                 psub = await nc.jetstream().pull_subscribe_bind(durable_consumer, durable_stream)
@@ -305,7 +385,12 @@ class ActorTransport:
             return sub, task
 
         with translate_errors(f"subscribe actor mailbox {subject!r}"):
-            sub, task = await self.conn.bridge.run(setup)
+            if link is None or durable_stream is not None:
+                sub, task = await self.conn.bridge.run(setup)
+            else:
+                sub, task = None, None
+            if link is not None:
+                await link.flush()
         try:
             yield inbox
         finally:
@@ -315,12 +400,16 @@ class ActorTransport:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
-                with contextlib.suppress(nats.errors.Error):
-                    await sub.unsubscribe()
+                if sub is not None:
+                    with contextlib.suppress(nats.errors.Error):
+                        await sub.unsubscribe()
 
             with trio.CancelScope(shield=True), trio.move_on_after(5):
-                with contextlib.suppress(BrokerError, nats.errors.Error):
-                    await self.conn.bridge.run(teardown)
+                if link is not None:
+                    link.unsubscribe(sid)
+                if sub is not None or task is not None:
+                    with contextlib.suppress(BrokerError, nats.errors.Error):
+                        await self.conn.bridge.run(teardown)
                 # Buffered durable messages go back at once, not after the ack wait.
                 rest = [ack for _, _, ack in inbox.take_rest() if ack]
                 for ack in rest:
@@ -338,6 +427,9 @@ class ActorTransport:
 
     async def flush(self) -> None:
         """Wait until everything queued so far has reached the server."""
+        if self.link is not None:
+            await self.link.flush()
+            return
 
         async def run() -> None:
             # Everything queued before this call is written first, then a PING/PONG.
@@ -404,6 +496,14 @@ async def transport_for(conn: Connection) -> ActorTransport:
         transport = _transports[conn] = ActorTransport(conn)
     await transport.ensure_started()
     return transport
+
+
+async def close_transport(conn: Connection) -> None:
+    """Close ``conn``'s actor transport if it has one (before closing ``conn``)."""
+    transport = _transports.get(conn)
+    if transport is not None:
+        with trio.CancelScope(shield=True):
+            await transport.aclose()
 
 
 def durable_consumer_config(ack_wait: float, max_in_flight: int) -> _api.ConsumerConfig:

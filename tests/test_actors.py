@@ -274,3 +274,21 @@ async def test_restart_intensity_exceeded_comes_out_of_the_supervisor_block(
 
     with trio.fail_after(20), pytest.raises(supervisors.RestartIntensityExceeded):
         await crash_twice()
+
+
+async def test_actors_work_over_the_asyncio_bridge_when_the_trio_link_is_off(
+    nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The path taken when the NATS connection needs TLS, a .creds file or nkeys.
+    monkeypatch.setenv(actorq.mailbox.ENV_LINK, "0")
+    with trio.fail_after(20):
+        async with actorq.open_supervisor(nats_url, namespace=namespace()) as sup:
+            counter = await sup.spawn(Counter, name="counter")
+            assert actorq.mailbox._transports[sup.conn].link is None
+            for i in range(100):
+                await counter.send(Add(i))
+            assert (await counter.ask(Total())).total == sum(range(100))
+            with pytest.raises(actorq.RemoteError):
+                await counter.ask(Divide(1, 0))
+            with pytest.raises(actorq.ActorUnavailable):
+                await sup.ref("nobody").ask(Total())
