@@ -29,7 +29,7 @@ import trio
 import typer
 
 from .embedded_server import open_nats_server
-from .exceptions import ConfigError, ConnectionFailed, ServerError
+from .exceptions import ActorqError, ConfigError, ConnectionFailed, ServerError
 
 __all__ = [
     "RET_CONFIG",
@@ -167,6 +167,9 @@ def up(file: ConfigFile) -> None:
     except StartError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(RET_START) from exc
+    except ActorqError as exc:
+        typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(RET_ERROR) from exc
     typer.echo("actorq stopped")
 
 

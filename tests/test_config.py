@@ -274,3 +274,30 @@ def test_config_check_exits_with_ret_config_and_the_reason(tmp_path: Path) -> No
     checked = _cli("config", "check", str(path))
     assert checked.returncode == RET_CONFIG
     assert f"{path}:13: queues[1].concurency: unknown key" in checked.stderr
+
+
+def _env_names(struct: type[msgspec.Struct], prefix: str = "ACTORQ") -> list[str]:
+    names = []
+    for field in msgspec.structs.fields(struct):
+        name = f"{prefix}_{field.encode_name.upper()}"
+        inner = field.type
+        if getattr(inner, "__origin__", None) is list and issubclass(
+            inner.__args__[0], msgspec.Struct
+        ):
+            inner, name = inner.__args__[0], f"{name}_<i>"
+        if isinstance(inner, type) and issubclass(inner, msgspec.Struct):
+            names += _env_names(inner, name) if inner is not actorq.Backoff else [name]
+        else:
+            names.append(name)
+    return names
+
+
+def test_docs_configuration_lists_every_key_with_its_env_var() -> None:
+    doc = (ROOT / "docs" / "configuration.md").read_text()
+    names = _env_names(Config)
+    assert "ACTORQ_NATS_TLS_HOSTNAME" in names
+    assert "ACTORQ_QUEUES_<i>_ACK_WAIT" in names
+    for name in names:
+        assert f"`{name}`" in doc or f"`{name}_" in doc, name
+    for field in msgspec.structs.fields(actorq.Backoff):
+        assert f"_BACKOFF_{field.name.upper()}`" in doc
