@@ -1,12 +1,16 @@
-"""The actors' data path: NATS on the asyncio side, crossed from Trio once per batch.
+"""The actors' data path: a Trio-owned link when possible, else nats-py crossed in batches.
 
-Every hop between the Trio thread and the connection's asyncio loop costs a thread
-wake-up (~50-150 µs here), so nothing on the hot path waits for the other side per
-message:
+Core-NATS traffic (sends, asks, replies, acks, at-most-once mailboxes) uses the
+connection's :class:`~actorq.actor_link.TrioLink` when it can be opened (plain TCP,
+no auth, user/password or token): no thread hop at all. What follows describes the
+fallback through nats-py (TLS, ``.creds``, nkeys, ``ACTORQ_ACTOR_LINK=0``) and the
+durable pull loop, which always runs on nats-py. Every hop between the Trio thread
+and the connection's asyncio loop costs a thread wake-up (~50-150 µs here), so
+nothing on the hot path waits for the other side per message:
 
 * **Outgoing** (``send``, replies, acks): :meth:`ActorTransport.publish_nowait` appends
-  to an outbox under a lock and wakes the loop only when the outbox was empty; one
-  drainer task on the loop publishes everything queued, in order. The Trio caller does
+  to an outbox under a lock and wakes the loop only when the outbox was empty; that
+  loop callback frames everything queued and writes it at once, in order. The Trio caller does
   not wait for the loop (fire and forget), except when the outbox passes
   ``_HIGH_WATER`` messages: then it waits until the loop has caught up (backpressure).
 * **Incoming** (a mailbox): the subscription callback (or the JetStream pull loop)
