@@ -550,6 +550,7 @@ class Client:
         scheduler actor (:func:`actorq.scheduler_actor.serve_scheduler_actor`) fires it.
         """
         opts = options or EnqueueOptions(queue=queue)
+        queue = opts.queue
         if opts.job_id is not None or opts.depends_on:
             raise ActorqError("schedule() makes its own job ids and takes no depends_on")
         entry = self._book.build(

@@ -14,7 +14,7 @@ import trio
 
 from actorq import BrokerError, Connection
 from actorq.kv import KeyValueStore
-from actorq.scheduler_actor import SchedulerSettings
+from actorq.scheduler_actor import SchedulerActor, SchedulerSettings, serve_scheduler_actor
 
 from . import schedfuncs
 from .jobs_harness import open_runtime
@@ -99,3 +99,45 @@ async def test_one_leader_fires_and_a_survivor_takes_over_after_kill_9(
     # ... and none ran twice: one run (one marker file) per due time.
     assert _runs(marks) == len(dues)
     assert takeover < LEASE_TTL * 4 / 3 + 1.0, takeover
+
+
+async def test_of_two_schedulers_one_leads_and_a_graceful_stop_hands_over_at_once(
+    nats_url: str,
+) -> None:
+    with trio.fail_after(30):
+        async with open_runtime(nats_url) as rt, trio.open_nursery() as nursery:
+            actors = []
+            scopes = []
+            for name in ("a", "b"):
+                scope = trio.CancelScope()
+
+                async def run(
+                    name: str = name,
+                    scope: trio.CancelScope = scope,
+                    task_status: trio.TaskStatus[SchedulerActor] = trio.TASK_STATUS_IGNORED,
+                ) -> None:
+                    with scope:
+                        await serve_scheduler_actor(
+                            nats_url, namespace=rt.namespace, lease_ttl=LEASE_TTL, name=name,
+                            task_status=task_status,
+                        )  # fmt: skip
+
+                actors.append(await nursery.start(run))
+                scopes.append(scope)
+            leases = [a.lease for a in actors]
+            assert [lease.leading for lease in leases].count(True) == 1
+            first = next(i for i, lease in enumerate(leases) if lease.leading)
+            other = 1 - first
+            await rt.client.schedule("x", schedfuncs.now, every=1, max_runs=4)
+            await eventually(lambda: actors[first].fired >= 2)
+            assert actors[other].fired == 0
+            stopped_at = time.time()
+            scopes[first].cancel()  # graceful: the lease is given up, not left to expire
+            await eventually(lambda: leases[other].leading)
+            handover = time.time() - stopped_at
+            await eventually(lambda: actors[first].fired + actors[other].fired >= 4)
+            assert [lease.leading for lease in leases].count(True) == 1
+            nursery.cancel_scope.cancel()
+    assert handover < LEASE_TTL / 3 + 0.5, handover
+    assert actors[other].fired >= 1
+    assert actors[first].fired + actors[other].fired == 4
