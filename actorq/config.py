@@ -191,6 +191,12 @@ class SecurityConfig(_Section, frozen=True, kw_only=True):
     #: Name of the environment variable holding older hex keys, comma-separated, still
     #: accepted by workers (never used to sign) while a key is rotated.
     previous_signing_keys_env: str | None = None
+    #: Codecs whose jobs workers decode; jobs in others are dead-lettered. List only
+    #: ``"safe"`` where untrusted code can publish jobs.
+    codecs: list[str] = msgspec.field(default_factory=lambda: ["pickle", "safe"])
+    #: Packages the ``safe`` codec may import job functions from; leave it out to allow
+    #: any importable callable (``os:system`` included).
+    safe_allow: list[str] | None = None
 
 
 class Config(_Section, frozen=True, kw_only=True):
@@ -512,6 +518,8 @@ def _check(
             if name in items[:i]:
                 raise fail((f"{kind}s", i, "name"), f"a second {kind} named {name!r}")
     security = config.security
+    if not security.codecs:
+        raise fail(("security", "codecs"), 'empty: workers would refuse every job; e.g. ["safe"]')
     if security.previous_signing_keys_env and not security.signing_key_env:
         raise fail(
             ("security", "previous_signing_keys_env"),

@@ -109,4 +109,9 @@ format = "text"                       # text | json (one JSON object per line)
 # While rotating keys: the variable with the old key(s), comma-separated; workers
 # still accept them, never sign with them. See docs/security.md.
 # previous_signing_keys_env = "ACTORQ_PREVIOUS_SIGNING_KEYS"
+# Codecs whose jobs workers decode; jobs in others are dead-lettered. Unpickling runs
+# code: where untrusted publishers exist, accept only ["safe"] and set safe_allow.
+codecs = ["pickle", "safe"]
+# Packages the safe codec may import job functions from (default: anything importable).
+# safe_allow = ["myapp.tasks"]
 """

@@ -75,6 +75,11 @@ class QueueActorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
     signing_key_hex: str | None = None
     #: Hex keys still accepted (never used to sign) while a key is being rotated.
     previous_signing_keys_hex: list[str] = []
+    #: Codecs whose jobs this worker decodes (``None``: every registered one); jobs
+    #: in others are dead-lettered.
+    codecs: list[str] | None = None
+    #: Packages the ``safe`` codec may import from (``None``: any importable callable).
+    safe_allow: list[str] | None = None
     #: Modules imported at start (where job functions live).
     imports: list[str] = []
     #: Seconds one attempt may run when the job sets no timeout of its own.
@@ -163,7 +168,17 @@ class QueueActor:
     def codec(self, name: str) -> Codec:
         codec = self._codecs.get(name)
         if codec is None:
-            codec = self._codecs[name] = get_codec(name, signing_key=self._signing_key)
+            accepted = self.settings.codecs
+            if accepted is not None and name not in accepted:
+                raise CodecError(
+                    f"codec {name!r} is not accepted by this worker (accepted: "
+                    f"{', '.join(accepted)}); send with one of those"
+                )
+            options: dict[str, Any] = {}
+            if name == "safe" and self.settings.safe_allow is not None:
+                options["allow"] = self.settings.safe_allow
+            codec = get_codec(name, signing_key=self._signing_key, **options)
+            self._codecs[name] = codec
         return codec
 
     # -- the loops -------------------------------------------------------------------
@@ -210,8 +225,10 @@ class QueueActor:
             self.report(msg, None, "ack")
             return
         started = time.time()
-        codec = self.codec(env.codec)
         try:
+            # Inside the try: a job naming a codec this worker does not accept is a
+            # dead letter, not a crash of the worker (which would crash-loop on it).
+            codec = self.codec(env.codec)
             fn, args, kwargs = codec.decode_call(env.payload, env.signature)
         except SignatureError as exc:
             await self.dead_letter(msg, env, "bad_signature", str(exc))

@@ -102,6 +102,8 @@ def _queue_settings(config: Config, urls: list[str], index: int) -> QueueActorSe
         sys_path=[os.path.abspath(p) for p in config.sys_path],
         shutdown_timeout=queue.shutdown_timeout,
         default_timeout=queue.timeout,
+        codecs=list(config.security.codecs),
+        safe_allow=config.security.safe_allow,
     )
 
 

@@ -208,6 +208,7 @@ def test_up_connects_with_a_token_and_workers_verify_the_signing_key(tmp_path: P
             # Mid-rotation: jobs signed with the old key are still accepted.
             "ACTORQ_SECURITY_PREVIOUS_SIGNING_KEYS_ENV": "ACTORQ_PREVIOUS_SIGNING_KEYS",
             "ACTORQ_PREVIOUS_SIGNING_KEYS": old_key.hex(),
+            "ACTORQ_SECURITY_CODECS": "pickle",
         }
         with run_up(tmp_path, env) as up:
             up.ready()
@@ -226,6 +227,13 @@ def test_up_connects_with_a_token_and_workers_verify_the_signing_key(tmp_path: P
                 job = unsigned.enqueue(jobfuncs.add, 1, 1)
                 with pytest.raises(actorq.JobError):
                     job.result(timeout=30)
+            # [security] codecs = ["pickle"]: a safe-codec job is refused, not run.
+            with SyncClient(nats.url, token="s3cret", codec="safe", signing_key=key) as safe:
+                job = safe.enqueue(jobfuncs.add, 1, 2)
+                with pytest.raises(actorq.JobError):
+                    job.result(timeout=30)
+                letters = safe.dead_letters()
+            assert {d.job_id: d.reason for d in letters}[job.id] == "undecodable"
             up.signal(signal.SIGTERM)
             assert up.wait() == RET_OK, up.stderr()
             assert wait_gone(up.seen) == set()
