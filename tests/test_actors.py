@@ -6,7 +6,9 @@ The actor classes here are also run as processes by ``tests/test_actors_process.
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -14,6 +16,7 @@ import trio
 
 import actorq
 from actorq import Actor, handler
+from actorq.embedded_server import find_nats_server, free_port
 
 # -- messages and actors (importable by child processes) -------------------------------
 
@@ -292,3 +295,49 @@ async def test_actors_work_over_the_asyncio_bridge_when_the_trio_link_is_off(
                 await counter.ask(Divide(1, 0))
             with pytest.raises(actorq.ActorUnavailable):
                 await sup.ref("nobody").ask(Total())
+
+
+def _start_server(port: int, data_dir: Path) -> subprocess.Popen[bytes]:
+    # nats-server itself (sets SO_REUSEADDR): NatsServerProcess refuses a port whose
+    # old connections linger in TIME_WAIT, which a restart on the same port always has.
+    binary = str(find_nats_server())
+    args = [binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(data_dir)]
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def _wait_accepting(port: int) -> None:
+    while True:
+        try:
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+        except OSError:
+            await trio.sleep(0.02)  # polling a port: bounded by the caller's fail_after
+            continue
+        await stream.aclose()
+        return
+
+
+async def test_actors_answer_again_after_the_nats_server_restarts(tmp_path: Path) -> None:
+    port = free_port("127.0.0.1")
+    servers = [_start_server(port, tmp_path)]
+    try:
+        with trio.fail_after(30):
+            await _wait_accepting(port)
+            url = f"nats://127.0.0.1:{port}"
+            async with actorq.open_supervisor(url, namespace=namespace()) as sup:
+                counter = await sup.spawn(Counter, name="counter")
+                assert await counter.ask(Add(1)) == 1
+                servers[0].kill()
+                servers[0].wait()
+                servers.append(_start_server(port, tmp_path))
+                # Each attempt is bounded; the links reconnect and subscribe again.
+                while True:
+                    try:
+                        total = await counter.ask(Add(1), timeout=0.5)
+                        break
+                    except (actorq.ActorUnavailable, actorq.AskTimeout):
+                        continue
+    finally:
+        for proc in servers:  # stopped by PID, whatever happened
+            proc.kill()
+            proc.wait()
+    assert total >= 2  # an ask buffered while down may have been handled as well
