@@ -13,7 +13,7 @@ message reads ``actorq.toml:12: queues[1].concurency: unknown key ...``. Lines c
 from :mod:`actorq.config_locate`, since :mod:`tomllib` keeps no positions.
 
 Environment variables ``ACTORQ_<SECTION>_<KEY>`` override the file after it has been
-validated; ``docs/configuration.md`` lists them. See :func:`env_overrides`.
+validated; ``docs/configuration.md`` lists them, :mod:`actorq.config_env` applies them.
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ import os
 import re
 import sys
 import tomllib
-import types
-import typing
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +32,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from .codec import Signer
+from .config_env import ENV_PREFIX, OverrideError, env_overrides, field_types, show, struct_of
 from .config_locate import KeyPath, locate, parse_path
 from .constants import DEFAULT_NAMESPACE
 from .exceptions import ConfigError
@@ -52,13 +51,9 @@ __all__ = [
     "SchedulerConfig",
     "SecurityConfig",
     "SupervisorConfig",
-    "env_overrides",
     "load_config",
     "loads_config",
 ]
-
-#: Environment variables that override config keys start with this.
-ENV_PREFIX = "ACTORQ_"
 
 Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+$", max_length=64)]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
@@ -291,7 +286,11 @@ def loads_config(
     # The file alone first, strictly, so its errors point at its lines.
     _convert(data, text, source, strict=True)
     env = os.environ if environ is None else environ
-    applied = env_overrides(data, env, source=source)
+    try:
+        applied = env_overrides(data, env, Config)
+    except OverrideError as exc:
+        where = f"environment variable {exc.var}"
+        raise ConfigFileError(where, None, show(exc.path), exc.problem) from None
     config = _convert(data, text, source, strict=False, applied=applied)
     _check(config, text, source, applied, env, check_imports=check_imports)
     return config
@@ -329,8 +328,8 @@ def _error_from_validation(
     problem = problem.replace("Expected", "expected")
     var = _env_cause(path, applied)
     if var is not None:
-        return ConfigFileError(f"environment variable {var}", None, _show(path), problem)
-    return ConfigFileError(source, locate(text, path), _show(path), problem)
+        return ConfigFileError(f"environment variable {var}", None, show(path), problem)
+    return ConfigFileError(source, locate(text, path), show(path), problem)
 
 
 def _env_cause(path: KeyPath, applied: dict[KeyPath, str]) -> str | None:
@@ -340,155 +339,15 @@ def _env_cause(path: KeyPath, applied: dict[KeyPath, str]) -> str | None:
     return None
 
 
-def _show(path: KeyPath) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out
-
-
 def _valid_keys(path: KeyPath) -> list[str]:
     struct: Any = Config
     for part in path:
         if isinstance(part, int):
             continue
-        struct = _struct_of(_field_types(struct).get(part))
+        struct = struct_of(field_types(struct).get(part))
         if struct is None:
             return []
-    return list(_field_types(struct))
-
-
-def _field_types(struct: type[msgspec.Struct]) -> dict[str, Any]:
-    """Encoded key name -> type of every field of ``struct``."""
-    return {f.encode_name: f.type for f in msgspec.structs.fields(struct)}
-
-
-def _struct_of(tp: Any) -> type[msgspec.Struct] | None:
-    """The Struct a field holds, directly or as ``list[Struct]``."""
-    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
-        return tp
-    if typing.get_origin(tp) is list:
-        (item,) = typing.get_args(tp)
-        return _struct_of(item)
-    return None
-
-
-# -- environment overrides -------------------------------------------------------------
-
-
-def env_overrides(
-    data: dict[str, Any], environ: Mapping[str, str], *, source: str = "<config>"
-) -> dict[KeyPath, str]:
-    """Apply ``ACTORQ_*`` variables to the decoded TOML ``data``, in place.
-
-    The name after the prefix is the key path in upper case with ``_`` between parts:
-    ``ACTORQ_NAMESPACE``, ``ACTORQ_NATS_URL``, ``ACTORQ_LOGGING_LEVEL``,
-    ``ACTORQ_QUEUES_0_CONCURRENCY`` (an element of ``[[queues]]`` by its index in the
-    file). Values are text, converted to the key's type; lists are comma-separated;
-    an empty value clears a key that may be empty (``ACTORQ_NATS_URL=`` means the
-    embedded server). Variables that name no key are ignored, since ``ACTORQ_`` also
-    prefixes other settings (``ACTORQ_NATS_SERVER``, a signing key).
-
-    Returns the key paths set, each with the variable that set it.
-    """
-    applied: dict[KeyPath, str] = {}
-    for var in sorted(environ):
-        if not var.startswith(ENV_PREFIX):
-            continue
-        target = _env_target(Config, var[len(ENV_PREFIX) :].lower())
-        if target is None:
-            continue
-        path, tp = target
-        _set(data, path, _env_value(environ[var], tp), var, source)
-        applied[path] = var
-    return applied
-
-
-def _env_target(struct: type[msgspec.Struct], rest: str) -> tuple[KeyPath, Any] | None:
-    fields = _field_types(struct)
-    # Longest key first, so ``nats_data_dir`` is never read as ``nats`` + ``data_dir``
-    # of something shorter.
-    for key in sorted(fields, key=len, reverse=True):
-        tp = fields[key]
-        name = key.lower()
-        if rest == name:
-            return (key,), tp
-        if not rest.startswith(name + "_"):
-            continue
-        tail = rest[len(name) + 1 :]
-        inner = _struct_of(tp)
-        if inner is None:
-            continue
-        if typing.get_origin(tp) is list:
-            index, _, tail = tail.partition("_")
-            if not index.isdigit():
-                continue
-            found = _env_target(inner, tail)
-            if found is not None:
-                return (key, int(index), *found[0]), found[1]
-        else:
-            found = _env_target(inner, tail)
-            if found is not None:
-                return (key, *found[0]), found[1]
-    return None
-
-
-def _env_value(raw: str, tp: Any) -> Any:
-    if raw == "":
-        return None
-    if _accepts_list(tp) and ("," in raw or not _accepts_str(tp)):
-        return [part.strip() for part in raw.split(",") if part.strip()]
-    # Text; msgspec's lax mode turns "4222" into 4222 and "true" into True.
-    return raw
-
-
-def _members(tp: Any) -> tuple[Any, ...]:
-    while typing.get_origin(tp) is Annotated:
-        tp = typing.get_args(tp)[0]
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        return tuple(m for arg in typing.get_args(tp) for m in _members(arg))
-    return (tp,)
-
-
-def _accepts_list(tp: Any) -> bool:
-    return any(typing.get_origin(m) is list for m in _members(tp))
-
-
-def _accepts_str(tp: Any) -> bool:
-    return any(m is str for m in _members(tp))
-
-
-def _set(data: dict[str, Any], path: KeyPath, value: Any, var: str, source: str) -> None:
-    node: Any = data
-    for i, part in enumerate(path[:-1]):
-        nxt = path[i + 1]
-        if isinstance(part, int):
-            if not isinstance(node, list) or part >= len(node):
-                raise ConfigFileError(
-                    f"environment variable {var}",
-                    None,
-                    _show(path[: i + 1]),
-                    f"{source} has no such element; add it to the file, then override it",
-                )
-            node = node[part]
-        else:
-            node = node.setdefault(part, [] if isinstance(nxt, int) else {})
-    last = path[-1]
-    if value is None:
-        node.pop(last, None) if not _nullable(path) else node.__setitem__(last, None)
-    else:
-        node[last] = value
-
-
-def _nullable(path: KeyPath) -> bool:
-    struct: Any = Config
-    tp: Any = None
-    for part in path:
-        if isinstance(part, int):
-            continue
-        tp = _field_types(struct)[part]
-        struct = _struct_of(tp) or struct
-    return any(m is type(None) for m in _members(tp))
+    return list(field_types(struct))
 
 
 # -- checks beyond types ---------------------------------------------------------------
@@ -506,8 +365,8 @@ def _check(
     def fail(path: KeyPath, problem: str) -> ConfigFileError:
         var = _env_cause(path, applied)
         if var is not None:
-            return ConfigFileError(f"environment variable {var}", None, _show(path), problem)
-        return ConfigFileError(source, locate(text, path), _show(path), problem)
+            return ConfigFileError(f"environment variable {var}", None, show(path), problem)
+        return ConfigFileError(source, locate(text, path), show(path), problem)
 
     names: list[tuple[str, list[str]]] = [
         ("queue", [q.name for q in config.queues]),
