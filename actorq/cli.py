@@ -134,12 +134,16 @@ def config_example() -> None:
 
 @app.command()
 def up(file: ConfigFile) -> None:
-    """Start the whole runtime of FILE: NATS (embedded unless [nats] url), result and
-    scheduler actors, the queue actor processes, user actors; until SIGINT/SIGTERM.
+    """Run the whole runtime of FILE until SIGINT/SIGTERM.
 
-    Prints a summary with every process and its pid once all are ready. The first
-    signal stops gracefully (in-flight jobs finish up to their shutdown timeout), a
-    second stops at once. Exit codes: see ``actorq --help`` and docs/deployment.md.
+    Starts NATS (an embedded server unless the config names a URL), the result and
+    scheduler actors, each queue's worker processes and the user actors, then prints a
+    summary with every process and its pid. The first signal stops gracefully
+    (in-flight jobs finish up to their shutdown timeout), a second stops at once.
+
+    Exit codes: 0 stopped by a signal, 3 bad config, 4 embedded server failed,
+    5 cannot connect to NATS, 6 the tree gave up (restart intensity exceeded),
+    7 a process failed to start, 1 anything else.
     """
     started = time.monotonic()
     from supervisors import RestartIntensityExceeded, StartError
