@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,7 +19,8 @@ import trio
 
 import actorq
 from actorq import NatsServerProcess, SyncClient
-from actorq.cli import RET_CONFIG, RET_GAVE_UP, RET_OK
+from actorq.cli import RET_CONFIG, RET_CONNECT, RET_GAVE_UP, RET_OK, RET_SERVER
+from actorq.embedded_server import free_port
 
 from . import jobfuncs, upactors, upfuncs
 from .up_harness import ROOT, gone, run_up, up_env, wait_gone
@@ -254,3 +256,34 @@ def test_a_second_sigterm_stops_at_once_without_waiting_for_jobs(tmp_path: Path)
         assert time.monotonic() - started < 20
         assert not (marker / "done").exists()
         assert wait_gone(up.seen) == set(), f"left running: {up.seen}"
+
+
+def test_the_supervisor_shutdown_timeout_bounds_a_graceful_stop(tmp_path: Path) -> None:
+    marker = tmp_path / "job"
+    env = up_env(tmp_path / "nats", ACTORQ_SUPERVISOR_SHUTDOWN_TIMEOUT="2")
+    with run_up(tmp_path, env) as up:
+        up.ready()
+        with SyncClient(up.url) as client:
+            client.enqueue(upfuncs.nap, str(marker), 120.0)
+            _wait_for((marker / "started").exists, 30, "the job to start")
+        started = time.monotonic()
+        up.signal(signal.SIGTERM)  # the queue would wait 30 s for the job; the tree 2 s
+        up.wait(60)
+        assert time.monotonic() - started < 20
+        assert "graceful stop took over 2.0s" in up.stderr()
+        assert wait_gone(up.seen) == set(), f"left running: {up.seen}"
+
+
+def test_up_exits_with_ret_server_or_ret_connect_when_nats_is_not_there(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        with run_up(tmp_path, up_env(tmp_path / "nats", ACTORQ_NATS_PORT=port)) as up:
+            assert up.wait(60) == RET_SERVER, up.stderr()
+            assert "already in use" in up.stderr()
+    nowhere = f"nats://127.0.0.1:{free_port()}"
+    env = {"ACTORQ_NATS_URL": nowhere, "ACTORQ_NATS_CONNECT_TIMEOUT": "1"}
+    with run_up(tmp_path, env, name="connect") as up:
+        assert up.wait(60) == RET_CONNECT, up.stderr()
+        assert "could not connect" in up.stderr()
