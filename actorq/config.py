@@ -169,6 +169,9 @@ class ActorConfig(_Section, frozen=True, kw_only=True):
     processes: Positive = 1
     restart: Literal["permanent", "transient", "temporary"] = "permanent"
     mailbox: Literal["at_most_once", "durable"] = "at_most_once"
+    #: Positional and keyword arguments of the class's ``__init__`` (TOML values).
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
 
 
 class LoggingConfig(_Section, frozen=True, kw_only=True):

@@ -97,6 +97,8 @@ shutdown_timeout = 60.0
 # processes = 1
 # restart = "permanent"               # permanent | transient | temporary
 # mailbox = "at_most_once"            # at_most_once (core NATS) | durable (JetStream)
+# args = []                           # passed to the class: Greeter(*args, **kwargs)
+# kwargs = { greeting = "hello" }
 
 [logging]
 level = "INFO"                        # DEBUG, INFO, WARNING, ERROR, CRITICAL

@@ -149,6 +149,8 @@ def build_children(config: Config, urls: list[str]) -> list[ChildSpec]:
                     actor.mailbox,
                     urls,
                     config.namespace,
+                    args=list(actor.args),
+                    kwargs=dict(actor.kwargs),
                     sys_path=[os.path.abspath(p) for p in config.sys_path],
                     imports=list(config.imports),
                     max_restarts=sup.max_restarts * actor.processes,

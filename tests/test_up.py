@@ -162,7 +162,7 @@ def _config_with_actor(tmp_path: Path) -> Path:
     config = tmp_path / "with-actor.toml"
     config.write_text(
         (ROOT / "examples" / "config.toml").read_text()
-        + '\n[[actors]]\nname = "echo"\nclass = "tests.upactors:Echo"\n'
+        + '\n[[actors]]\nname = "echo"\nclass = "tests.upactors:Echo"\nkwargs = { step = 2 }\n'
     )
     return config
 
@@ -186,7 +186,7 @@ def test_a_user_actor_from_the_config_answers_then_crash_loops_to_a_clean_exit(
     with run_up(tmp_path, env, config=_config_with_actor(tmp_path)) as up:
         up.ready()
         actor_pid = up.pids["echo"]
-        assert trio.run(_ask_echo, up.url, 41) == [42, actor_pid]
+        assert trio.run(_ask_echo, up.url, 40) == [42, actor_pid]
         crash.touch()
         up.descendants()
         os.kill(actor_pid, signal.SIGKILL)

@@ -18,7 +18,10 @@ class Ping(msgspec.Struct, tag=True):
 
 
 class Echo(actorq.Actor):
-    """Answers ``Ping(n)`` with ``n + 1`` and its pid."""
+    """Answers ``Ping(n)`` with ``n + step`` and its pid."""
+
+    def __init__(self, step: int = 1) -> None:
+        self.step = step
 
     async def on_start(self) -> None:
         marker = os.environ.get(CRASH_MARKER_ENV)
@@ -27,4 +30,4 @@ class Echo(actorq.Actor):
 
     @actorq.handler
     async def ping(self, msg: Ping) -> list[int]:
-        return [msg.n + 1, os.getpid()]
+        return [msg.n + self.step, os.getpid()]
