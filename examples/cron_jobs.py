@@ -30,11 +30,11 @@ async def main() -> None:
         await actors.start(functools.partial(serve_scheduler_actor, server.url))
 
         async with actorq.open_client(server.url) as client:
-            # Every 2 seconds (croniter's optional sixth field is seconds), Paris time.
+            # Every second (croniter's optional sixth field is seconds), Paris time.
             # Declaring the same name again updates the schedule; it never duplicates.
             for _ in range(2):
                 info = await client.schedule(
-                    "sales", report, "sales", cron="* * * * * */2", tz="Europe/Paris",
+                    "sales", report, "sales", cron="* * * * * *", tz="Europe/Paris",
                     max_runs=2,
                 )  # fmt: skip
             print("schedules:", [s.name for s in await client.schedules()])

@@ -89,7 +89,7 @@ async def test_after_downtime_the_misfire_policy_decides(
             )
             first_due = int(info.next_runs[0].timestamp())
             # No scheduler for a while: several due times pass; one timer fires and waits.
-            await trio.sleep(max(0.0, first_due - time.time()) + 2.5)
+            await trio.sleep(max(0.0, first_due - time.time()) + 1.6)
             down_until = time.time()
             async with trio.open_nursery() as nursery:
                 scheduler = await nursery.start(
