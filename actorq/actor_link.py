@@ -43,6 +43,9 @@ log = logging.getLogger("actorq.actors")
 #: responders", else ``b""``. Runs in the link's reader task: it must not block.
 LinkCallback = Callable[[bytes, bytes, bytes, bytes], None]
 
+#: Where to (re)connect: ``(host, port, CONNECT options)`` or ``None``.
+Locate = Callable[[], "tuple[str, int, dict[str, Any]] | None"]
+
 _MAX_BUFFER = 64 * 1024 * 1024
 
 
@@ -85,7 +88,10 @@ def link_options(nc: Any) -> tuple[str, int, dict[str, Any]] | None:
 class TrioLink:
     """One Trio-owned NATS connection; create with :meth:`open`, end with :meth:`aclose`."""
 
-    def __init__(self, host: str, port: int, connect: dict[str, Any]) -> None:
+    def __init__(
+        self, host: str, port: int, connect: dict[str, Any], locate: Locate | None = None
+    ) -> None:
+        self._locate = locate
         self._host = host
         self._port = port
         self._connect = connect
@@ -103,9 +109,15 @@ class TrioLink:
         self._space: trio.Event | None = None
 
     @classmethod
-    async def open(cls, host: str, port: int, connect: dict[str, Any]) -> TrioLink:
-        """Connect (raises :class:`~actorq.ConnectionFailed`) and start serving."""
-        link = cls(host, port, connect)
+    async def open(
+        cls, host: str, port: int, connect: dict[str, Any], locate: Locate | None = None
+    ) -> TrioLink:
+        """Connect (raises :class:`~actorq.ConnectionFailed`) and start serving.
+
+        ``locate()``, if given, is asked where to reconnect to (in a cluster, the server
+        the nats-py connection has moved to); ``None`` keeps the current address.
+        """
+        link = cls(host, port, connect, locate)
         leftover = await link._handshake()
         trio.lowlevel.spawn_system_task(link._run, leftover, name="actorq-link")
         return link
@@ -226,6 +238,9 @@ class TrioLink:
                     self._stream = None
                 while not self._closed:
                     await trio.sleep(0.5)
+                    where = self._locate() if self._locate is not None else None
+                    if where is not None:
+                        self._host, self._port, self._connect = where
                     try:
                         leftover = await self._handshake()
                         break

@@ -204,7 +204,7 @@ class ActorTransport:
         if options is None:
             return
         try:
-            link = await TrioLink.open(*options)
+            link = await TrioLink.open(*options, locate=lambda: link_options(self.nc))
         except ConnectionFailed as exc:
             log.info("actor messages use the asyncio bridge: %s", exc)
             return
