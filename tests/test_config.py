@@ -168,6 +168,11 @@ def test_an_unset_signing_key_variable_is_refused() -> None:
     signer.verify(b"x", old.sign(b"x"))
 
 
+def test_accepting_no_codec_at_all_is_refused() -> None:
+    err = _error("[security]\ncodecs = []\n")
+    assert (err.key, err.line) == ("security.codecs", 2)
+
+
 def test_a_config_error_is_an_actorq_config_error() -> None:
     assert issubclass(ConfigFileError, ConfigError)
 

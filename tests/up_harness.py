@@ -79,6 +79,15 @@ class Up:
                     self.seen.update(self.pids.values())
                     return first
 
+    def rest_of_stdout(self, timeout: float = 30.0) -> list[str]:
+        """The lines printed after the summary, once ``actorq up`` has exited."""
+        self.proc.wait(timeout)
+        self._reader.join(timeout)
+        rest: list[str] = []
+        while (line := self.lines.get_nowait()) is not None:
+            rest.append(line)
+        return rest
+
     def descendants(self) -> set[int]:
         """Pids of every live descendant, remembered for the final check."""
         with contextlib.suppress(psutil.NoSuchProcess):
