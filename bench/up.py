@@ -16,12 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -34,6 +36,13 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _pump(proc: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.put(line)
+    lines.put(None)
 
 
 def up_ready_once(timeout: float = 60.0) -> float:
@@ -54,19 +63,19 @@ def up_ready_once(timeout: float = 60.0) -> float:
             stderr=subprocess.DEVNULL,
             text=True,
         )
+        # Read in a thread so the wait is bounded without signals: this function may
+        # run outside the main thread (bench/actors.py calls it).
+        lines: queue.Queue[str | None] = queue.Queue()
+        reader = threading.Thread(target=_pump, args=(proc, lines), daemon=True)
+        reader.start()
         try:
-            assert proc.stdout is not None
-            # readline blocks, but the child either prints the summary or exits
-            # (EOF); the alarm below bounds a hang.
-            signal.signal(signal.SIGALRM, signal.default_int_handler)
-            signal.alarm(int(timeout))
-            try:
-                for line in proc.stdout:
-                    if line.startswith(READY):
-                        return time.monotonic() - start
-            finally:
-                signal.alarm(0)
+            deadline = time.monotonic() + timeout
+            while (line := lines.get(timeout=max(0.0, deadline - time.monotonic()))) is not None:
+                if line.startswith(READY):
+                    return time.monotonic() - start
             raise RuntimeError(f"actorq up exited with {proc.wait()} before it was ready")
+        except queue.Empty:
+            raise RuntimeError(f"actorq up was not ready within {timeout}s") from None
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -75,6 +84,7 @@ def up_ready_once(timeout: float = 60.0) -> float:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+            reader.join(10)  # EOF once up and its children are gone
             if proc.stdout is not None:
                 proc.stdout.close()
 
