@@ -22,7 +22,6 @@ running then is left for redelivery), bounded overall by
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
@@ -38,13 +37,13 @@ from supervisors import ChildSnapshot, ChildSpec, ProcessSpec, SupervisorSpec, o
 from supervisors.process_child import kill_all_children
 from supervisors.serve import raise_single
 
-from . import runtime_specs
+from .actor_host import actor_process_spec
 from .config import Config
 from .connection import open_nats
 from .embedded_server import open_nats_server
-from .exceptions import ConfigError
 from .job_streams import JobStreams
 from .queue_actor import QueueActorSettings
+from .runtime_specs import queue_supervisor_spec, result_actor_spec, scheduler_actor_spec
 from .up_child import ENV_CHILD, configure_logging, connect_options
 
 __all__ = ["SUMMARY_READY", "UpResult", "build_children", "run_up"]
@@ -53,8 +52,6 @@ log = logging.getLogger("actorq.up")
 
 #: The first line of the summary starts with this once the whole tree is ready.
 SUMMARY_READY = "actorq ready"
-
-Spec = ProcessSpec | SupervisorSpec
 
 
 class UpResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -107,56 +104,41 @@ def _queue_settings(config: Config, urls: list[str], index: int) -> QueueActorSe
     )
 
 
-def _actor_spec_builder() -> Callable[..., Spec] | None:
-    # The user-actor API lives in its own modules; `up` runs without it.
-    try:
-        module = importlib.import_module("actorq.actor_host")
-    except ImportError:
-        return None
-    builder: Callable[..., Spec] | None = getattr(module, "actor_process_spec", None)
-    return builder
-
-
 def build_children(config: Config, urls: list[str]) -> list[ChildSpec]:
     """The root supervisor's children for ``config``, connecting to ``urls``."""
     sup = config.supervisor
-    children: list[Spec] = [runtime_specs.result_actor_spec(urls, config.namespace)]
-    scheduler_spec = getattr(runtime_specs, "scheduler_actor_spec", None)
-    if config.scheduler.enabled and scheduler_spec is not None:
+    children: list[ChildSpec] = [result_actor_spec(urls, config.namespace)]
+    if config.scheduler.enabled:
         children.append(
-            scheduler_spec(urls, config.namespace, lease_ttl=config.scheduler.lease_ttl)
+            scheduler_actor_spec(urls, config.namespace, lease_ttl=config.scheduler.lease_ttl)
         )
     for i, queue in enumerate(config.queues):
         children.append(
-            runtime_specs.queue_supervisor_spec(
+            queue_supervisor_spec(
                 _queue_settings(config, urls, i),
                 queue.processes,
                 max_restarts=sup.max_restarts * queue.processes,
                 within=sup.within,
             )
         )
-    if config.actors:
-        builder = _actor_spec_builder()
-        if builder is None:
-            raise ConfigError("[[actors]]: user actors are not supported by this actorq yet")
-        for actor in config.actors:
-            children.append(
-                builder(
-                    actor.name,
-                    actor.cls,
-                    actor.processes,
-                    actor.restart,
-                    actor.mailbox,
-                    urls,
-                    config.namespace,
-                    args=list(actor.args),
-                    kwargs=dict(actor.kwargs),
-                    sys_path=[os.path.abspath(p) for p in config.sys_path],
-                    imports=list(config.imports),
-                    max_restarts=sup.max_restarts * actor.processes,
-                    within=sup.within,
-                )
+    for actor in config.actors:
+        children.append(
+            actor_process_spec(
+                actor.name,
+                actor.cls,
+                actor.processes,
+                actor.restart,
+                actor.mailbox,
+                urls,
+                config.namespace,
+                args=list(actor.args),
+                kwargs=dict(actor.kwargs),
+                sys_path=[os.path.abspath(p) for p in config.sys_path],
+                imports=list(config.imports),
+                max_restarts=sup.max_restarts * actor.processes,
+                within=sup.within,
             )
+        )
     env = _child_env(config)
     return [_wrap(child, env) for child in children]
 
