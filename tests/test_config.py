@@ -3,6 +3,7 @@ example configs validate; `actorq config check` exit codes."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -306,3 +307,13 @@ def test_docs_configuration_lists_every_key_with_its_env_var() -> None:
         assert f"`{name}`" in doc or f"`{name}_" in doc, name
     for field in msgspec.structs.fields(actorq.Backoff):
         assert f"_BACKOFF_{field.name.upper()}`" in doc
+
+
+@pytest.mark.parametrize("doc", ["configuration.md", "deployment.md", "security.md"])
+def test_every_toml_snippet_in_the_docs_validates(doc: str) -> None:
+    text = (ROOT / "docs" / doc).read_text()
+    snippets = re.findall(r"```toml\n(.*?)```", text, flags=re.DOTALL)
+    assert snippets
+    env = {"ACTORQ_SIGNING_KEY": "ab" * 32, "ACTORQ_PREVIOUS_SIGNING_KEYS": "cd" * 32}
+    for snippet in snippets:
+        loads_config(snippet, source=doc, environ=env, check_imports=False)
