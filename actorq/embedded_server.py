@@ -99,6 +99,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def _check_port_free(host: str, port: int) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As nats-server itself binds: connections of a previous server still in
+        # TIME_WAIT do not make the port "in use"; a listening socket still does.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:
@@ -346,13 +349,16 @@ async def open_nats_server(
             dir_path = Path(data_dir)
             dir_path.mkdir(parents=True, exist_ok=True)
         log = stack.enter_context(tempfile.TemporaryFile())
-        # Forked from the Trio thread so the parent-death signal is tied to it.
+        # Forked from the Trio thread so the parent-death signal is tied to it. In its
+        # own process group, so a terminal's Ctrl-C reaches only our process, which
+        # stops the server after everything that still needs it (actorq up's actors).
         proc = TrioPopen(
             _command(binary, host, port, dir_path, list(extra_args or [])),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             preexec_fn=_pdeathsig_preexec(),
+            process_group=0,
         )
         try:
             with trio.move_on_after(ready_timeout) as ready_scope:

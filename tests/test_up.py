@@ -287,3 +287,24 @@ def test_up_exits_with_ret_server_or_ret_connect_when_nats_is_not_there(tmp_path
     with run_up(tmp_path, env, name="connect") as up:
         assert up.wait(60) == RET_CONNECT, up.stderr()
         assert "could not connect" in up.stderr()
+
+
+def test_ctrl_c_in_a_terminal_drains_before_the_embedded_server_stops(tmp_path: Path) -> None:
+    marker = tmp_path / "job"
+    env = up_env(tmp_path / "nats")
+    with run_up(tmp_path, env, name="first") as up:
+        up.ready()
+        with SyncClient(up.url) as client:
+            job_id = client.enqueue(upfuncs.nap, str(marker), 2.0).id
+            _wait_for((marker / "started").exists, 30, "the job to start")
+        up.ctrl_c()  # reaches up and the nats-server alike, unless it has its own group
+        assert up.wait() == RET_OK, up.stderr()
+        assert (marker / "done").exists()
+        assert wait_gone(up.seen) == set()
+    # The outcome was stored before the server stopped: done once, not redelivered.
+    with run_up(tmp_path, env, name="second") as up:
+        up.ready()
+        with SyncClient(up.url) as client:
+            record = client.get_record(job_id)
+        assert record is not None
+        assert (record.status, record.attempts) == ("succeeded", 1)

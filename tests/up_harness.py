@@ -36,6 +36,9 @@ class Up:
             stdout=subprocess.PIPE,
             stderr=self._stderr,
             text=True,
+            # Its own process group, as a shell job has: killpg() then acts like a
+            # terminal's Ctrl-C, and never reaches the test runner.
+            start_new_session=True,
         )
         self.stderr_path = stderr_path
         self.lines: queue.Queue[str | None] = queue.Queue()
@@ -99,6 +102,11 @@ class Up:
     def signal(self, signum: int) -> None:
         self.descendants()
         self.proc.send_signal(signum)
+
+    def ctrl_c(self) -> None:
+        """SIGINT to the whole process group, as a terminal's Ctrl-C sends it."""
+        self.descendants()
+        os.killpg(self.proc.pid, signal.SIGINT)
 
     def wait(self, timeout: float = 90.0) -> int:
         return self.proc.wait(timeout)
