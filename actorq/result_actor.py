@@ -35,7 +35,7 @@ import functools
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -170,9 +170,9 @@ class ResultActor:
         if waits or parents_done:
             finals = {r.id: r for r, _ in written if r is not None and r.done}
             for record in parents_done:
-                await self.deps.parent_done(record)
+                await self._guarded(self.deps.parent_done(record), record.id)
             for wait in waits:
-                await self.deps.register(wait, finals)
+                await self._guarded(self.deps.register(wait, finals), wait.job_id)
         # The consumer acks "all up to": one ack settles the whole batch.
         await msgs[-1].ack()
         self.outcomes_seen += count
@@ -269,6 +269,16 @@ class ResultActor:
             self._remember(record, ack.seq)
             return record
         raise nats.errors.Error(f"record {job_id} kept changing under the result actor")
+
+    async def _guarded(self, step: Awaitable[None], job_id: str) -> None:
+        """Run a dependency step; NATS trouble retries the batch, anything else (bytes
+        this version cannot read) is logged and skipped so outcomes keep flowing."""
+        try:
+            await step
+        except (nats.errors.Error, TimeoutError):
+            raise
+        except Exception:
+            log.exception("result actor: dependency step for job %s failed; skipped", job_id)
 
     async def _announce(self, record: JobRecord, reply_to: str | None) -> None:
         if reply_to:

@@ -177,6 +177,12 @@ class SchedulerActor:
             log.warning("scheduler: fire %s@%s failed, will retry: %s", fire.name, fire.due, exc)
             await msg.nak(1.0)
             return
+        except Exception:
+            # A stored schedule this version cannot read: drop the fire (the schedule
+            # stops) rather than crash-loop the actor; re-declaring it starts it again.
+            log.exception("scheduler: dropping fire %s@%s", fire.name, fire.due)
+            await msg.term()
+            return
         await msg.ack()
 
     async def handle(self, fire: ScheduleFire) -> None:
