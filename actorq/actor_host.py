@@ -287,6 +287,7 @@ async def _dispatch(
                     transport.ack_nowait(ack)
                     acked += 1
                 done += 1
+            await transport.write_now()  # the batch's replies and acks, in one write
         finally:
             if done < len(batch):
                 _give_back(transport, batch[done:])

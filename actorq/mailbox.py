@@ -297,6 +297,8 @@ class ActorTransport:
         self._waiters[token] = waiter
         try:
             await self.publish(subject, data, f"{self._reply_prefix}.{token}")
+            if self.link is not None:
+                await self.link.write_now()
             with trio.move_on_after(timeout):
                 await waiter.event.wait()
         finally:
@@ -420,6 +422,11 @@ class ActorTransport:
                     self.publish_nowait(ack, _NAK)
                 with contextlib.suppress(BrokerError):
                     await self.flush()
+
+    async def write_now(self) -> None:
+        """Send what this task queued now, if the link is idle (latency; see actor_link)."""
+        if self.link is not None:
+            await self.link.write_now()
 
     def ack_nowait(self, ack_subject: str) -> None:
         """Acknowledge a durable message (queued like any publish)."""

@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--n", type=int, default=20_000, help="messages per send round")
     parser.add_argument("--asks", type=int, default=2_000, help="asks per ask round")
-    parser.add_argument("--rounds", type=int, default=3, help="best of this many rounds")
+    parser.add_argument("--rounds", type=int, default=5, help="best of this many rounds")
     parser.add_argument("--up-n", type=int, default=1, help="runs of measure_up_ready")
     parser.add_argument("--url", default=None, help="use this server instead of starting one")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

@@ -174,6 +174,6 @@ def test_the_actors_example_prints_balances_audits_and_the_remote_error() -> Non
         check=True,
     ).stdout
     assert "balance after deposit: 120" in out
-    assert "audit: 100 20" in out
+    assert "audit: 100\nbalance after deposit: 120\naudit: 20" in out
     assert "withdraw failed remotely: ValueError - ada has only 120" in out
     assert "balance: 120" in out
