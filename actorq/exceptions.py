@@ -4,6 +4,7 @@
 
     ActorqError
      ├── ConfigError                  a config file or option is wrong
+     │    ├── ConfigFileError          ... in a file: carries the path, key and line
      │    └── DependencyError          depends_on names an unknown job, or a cycle
      ├── ServerError                  the embedded nats-server cannot start
      │    ├── ServerBinaryNotFound
