@@ -22,7 +22,7 @@ import datetime as dt
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 import trio
@@ -57,13 +57,7 @@ from .messages import (
     decode_record,
     encode,
 )
-from .schedules import (
-    DEFAULT_MISFIRE_GRACE,
-    ScheduleBook,
-    ScheduleInfo,
-    at_header,
-    to_timestamp,
-)
+from .schedules import ScheduleBook, ScheduleVerbs, at_header, to_timestamp
 
 __all__ = ["Client", "EnqueueOptions", "Job", "open_client"]
 
@@ -144,8 +138,12 @@ class Job:
         return self.client.unwrap(record)
 
 
-class Client:
-    """The async job-queue client. Get one from :func:`open_client`."""
+class Client(ScheduleVerbs):
+    """The async job-queue client. Get one from :func:`open_client`.
+
+    Recurring schedules: :meth:`schedule`, :meth:`schedules`, :meth:`pause_schedule`,
+    :meth:`resume_schedule`, :meth:`delete_schedule` (from :class:`ScheduleVerbs`).
+    """
 
     def __init__(
         self,
@@ -518,63 +516,6 @@ class Client:
             out.append(decode_dead_letter(msg.data))
             seq += 1
         return out
-
-    # -- recurring schedules -------------------------------------------------------------
-
-    async def schedule(
-        self,
-        name: str,
-        fn: Callable[..., Any],
-        /,
-        *args: Any,
-        cron: str | None = None,
-        every: dt.timedelta | float | None = None,
-        tz: str = "UTC",
-        queue: str = DEFAULT_QUEUE,
-        start_at: dt.datetime | float | None = None,
-        end_at: dt.datetime | float | None = None,
-        max_runs: int | None = None,
-        misfire: Literal["run_once", "skip"] = "run_once",
-        misfire_grace: float = DEFAULT_MISFIRE_GRACE,
-        options: EnqueueOptions | None = None,
-        **kwargs: Any,
-    ) -> ScheduleInfo:
-        """Run ``fn(*args, **kwargs)`` on a ``cron`` expression (in zone ``tz``) or
-        ``every`` so many seconds, as job ``<name>-<due unix time>``.
-
-        ``name`` is the schedule's identity: declaring it again updates it (an
-        unchanged declaration changes nothing), never duplicates it. ``max_runs`` /
-        ``end_at`` end it; ``misfire`` says what to do with a due time found more
-        than ``misfire_grace`` seconds late (no scheduler was running): ``run_once``
-        enqueues one job for everything missed, ``skip`` enqueues none. A running
-        scheduler actor (:func:`actorq.scheduler_actor.serve_scheduler_actor`) fires it.
-        """
-        opts = options or EnqueueOptions(queue=queue)
-        queue = opts.queue
-        if opts.job_id is not None or opts.depends_on:
-            raise ActorqError("schedule() makes its own job ids and takes no depends_on")
-        entry = self._book.build(
-            name, fn, args, kwargs, cron=cron, every=every, tz=tz, queue=queue,
-            options=opts.job_options(), start_at=start_at, end_at=end_at,
-            max_runs=max_runs, misfire=misfire, misfire_grace=misfire_grace,
-        )  # fmt: skip
-        return await self._book.declare(entry)
-
-    async def schedules(self) -> list[ScheduleInfo]:
-        """Every recurring schedule, with its next run times."""
-        return await self._book.list()
-
-    async def pause_schedule(self, name: str) -> ScheduleInfo:
-        """Stop firing ``name`` until :meth:`resume_schedule`; nothing is lost or queued up."""
-        return await self._book.set_paused(name, True)
-
-    async def resume_schedule(self, name: str) -> ScheduleInfo:
-        """Fire ``name`` again from its next due time after now."""
-        return await self._book.set_paused(name, False)
-
-    async def delete_schedule(self, name: str) -> None:
-        """Delete ``name``; raises :class:`~actorq.NotFound` if there is no such schedule."""
-        await self._book.delete(name)
 
     async def purge(self, queue: str) -> int:
         """Remove every waiting job of ``queue``; returns how many were removed."""

@@ -22,16 +22,28 @@ import math
 import time
 import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 from croniter import croniter
 
-from .exceptions import BrokerError, ConfigError, NotFound
+from .constants import DEFAULT_QUEUE
+from .exceptions import ActorqError, BrokerError, ConfigError, NotFound
 from .job_streams import JobStreams, check_job_id, check_queue_name
 from .messages import JobOptions, ScheduleEntry, ScheduleFire, decode_schedule_entry, encode
 
-__all__ = ["ScheduleInfo", "at_header", "next_due", "next_dues", "to_timestamp"]
+if TYPE_CHECKING:
+    from .client import EnqueueOptions
+
+__all__ = [
+    "ScheduleBook",
+    "ScheduleInfo",
+    "ScheduleVerbs",
+    "at_header",
+    "next_due",
+    "next_dues",
+    "to_timestamp",
+]
 
 #: A fire later than this after its due time counts as missed (``misfire``).
 DEFAULT_MISFIRE_GRACE = 60.0
@@ -295,6 +307,70 @@ class ScheduleBook:
         await self.client.conn.jsm(
             "purge_stream", self.streams.jobs_stream, subject=self.streams.timers_filter(name)
         )
+
+
+class ScheduleVerbs:
+    """The schedule verbs of :class:`actorq.Client` (kept here, next to what they do)."""
+
+    _book: ScheduleBook
+
+    async def schedule(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        /,
+        *args: Any,
+        cron: str | None = None,
+        every: dt.timedelta | float | None = None,
+        tz: str = "UTC",
+        queue: str = DEFAULT_QUEUE,
+        start_at: dt.datetime | float | None = None,
+        end_at: dt.datetime | float | None = None,
+        max_runs: int | None = None,
+        misfire: Literal["run_once", "skip"] = "run_once",
+        misfire_grace: float = DEFAULT_MISFIRE_GRACE,
+        options: EnqueueOptions | None = None,
+        **kwargs: Any,
+    ) -> ScheduleInfo:
+        """Run ``fn(*args, **kwargs)`` on a ``cron`` expression (in zone ``tz``) or
+        ``every`` so many seconds, as job ``<name>-<due unix time>``.
+
+        ``name`` is the schedule's identity: declaring it again updates it (an
+        unchanged declaration changes nothing), never duplicates it. ``max_runs`` /
+        ``end_at`` end it; ``misfire`` says what to do with a due time found more
+        than ``misfire_grace`` seconds late (no scheduler was running): ``run_once``
+        enqueues one job for everything missed, ``skip`` enqueues none. ``options``
+        (an :class:`~actorq.EnqueueOptions`) sets the queue, retries, timeout... of
+        the jobs. A running scheduler actor
+        (:func:`actorq.scheduler_actor.serve_scheduler_actor`) fires it.
+        """
+        job_options = JobOptions()
+        if options is not None:
+            if options.job_id is not None or options.depends_on:
+                raise ActorqError("schedule() makes its own job ids and takes no depends_on")
+            queue, job_options = options.queue, options.job_options()
+        entry = self._book.build(
+            name, fn, args, kwargs, cron=cron, every=every, tz=tz, queue=queue,
+            options=job_options, start_at=start_at, end_at=end_at,
+            max_runs=max_runs, misfire=misfire, misfire_grace=misfire_grace,
+        )  # fmt: skip
+        return await self._book.declare(entry)
+
+    async def schedules(self) -> list[ScheduleInfo]:
+        """Every recurring schedule, with its next run times."""
+        return await self._book.list()
+
+    async def pause_schedule(self, name: str) -> ScheduleInfo:
+        """Stop firing ``name`` until :meth:`resume_schedule`; nothing is lost or queued up."""
+        return await self._book.set_paused(name, True)
+
+    async def resume_schedule(self, name: str) -> ScheduleInfo:
+        """Fire ``name`` again from its next due time after now."""
+        return await self._book.set_paused(name, False)
+
+    async def delete_schedule(self, name: str) -> None:
+        """Delete ``name``; raises :class:`~actorq.NotFound` if there is no such schedule."""
+        await self._book.delete(name)
 
 
 async def arm(conn: Any, streams: JobStreams, name: str, version: int, due: float) -> None:

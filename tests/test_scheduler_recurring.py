@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from actorq import ConfigError, NotFound
+from actorq import ActorqError, ConfigError, EnqueueOptions, NotFound
 from actorq.messages import decode_schedule_entry
 
 from . import schedfuncs
@@ -140,3 +140,21 @@ async def test_bad_plans_are_refused_with_clear_errors(nats_url: str) -> None:
                 await rt.client.schedule("x", schedfuncs.now, cron="* * * * *", tz="Mars/Base")
             with pytest.raises(ConfigError, match="whole number"):
                 await rt.client.schedule("x", schedfuncs.now, every=0.5)
+
+
+async def test_enqueue_options_set_the_queue_and_retries_of_a_schedules_jobs(
+    nats_url: str,
+) -> None:
+    with trio.fail_after(20):
+        async with open_scheduled_runtime(nats_url, queues={"ops": 2}) as (rt, _):
+            opts = EnqueueOptions(queue="ops", max_retries=0)
+            info = await rt.client.schedule("o", schedfuncs.now, every=1, max_runs=1, options=opts)
+            assert info.queue == "ops"
+            (due,) = await _wait_runs(rt, "o", 1)
+            record = await rt.client.get_record(f"o-{due}")
+            assert record is not None
+            assert record.queue == "ops"
+            with pytest.raises(ActorqError, match="own job ids"):
+                await rt.client.schedule(
+                    "o2", schedfuncs.now, every=1, options=EnqueueOptions(job_id="x")
+                )
