@@ -89,7 +89,7 @@ async def test_a_cron_schedule_with_seconds_fires_on_the_expected_seconds(nats_u
             ran = [await rt.client.job(f"even-{d}").result(timeout=5) for d in sorted(done)]
     assert sorted(done) == expected
     assert all(d % 2 == 0 for d in expected)
-    assert all(d <= r <= d + 1.0 for d, r in zip(expected, ran, strict=True))
+    assert all(d <= r <= d + 1.5 for d, r in zip(expected, ran, strict=True)), (expected, ran)
 
 
 async def test_redeclaring_a_schedule_updates_it_and_never_duplicates_it(nats_url: str) -> None:
@@ -118,8 +118,9 @@ async def test_pause_resume_and_delete(nats_url: str) -> None:
             assert paused.next_runs == []
             assert await _live_timers(rt, "p") == 0  # so nothing fires while paused
             count = len(await _records(rt, "p"))
+            asked = time.time()
             resumed = await rt.client.resume_schedule("p")
-            assert resumed.next_runs[0].timestamp() > time.time()
+            assert resumed.next_runs[0].timestamp() > asked
             await _wait_runs(rt, "p", count + 1)
             await rt.client.delete_schedule("p")
             assert await rt.client.schedules() == []
