@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import uuid
 
 import pytest
 import trio
 
-from actorq import ConfigError
+from actorq import ConfigError, Connection
+from actorq.job_streams import JobStreams
+from actorq.provision import StreamSpec, ensure_stream
 
 from . import schedfuncs
 from .jobs_harness import open_runtime
@@ -66,3 +69,22 @@ async def test_a_cancelled_delayed_job_never_runs(nats_url: str) -> None:
             assert await job.status() == "cancelled"
             with pytest.raises(Exception, match="cancelled"):
                 await job.result(timeout=10)
+
+
+async def test_an_older_jobs_stream_gains_the_timer_subjects_in_place(nc: Connection) -> None:
+    streams = JobStreams(f"t{uuid.uuid4().hex[:10]}")
+    n = streams.ns
+    with trio.fail_after(20):
+        await ensure_stream(
+            nc,
+            StreamSpec(
+                name=streams.jobs_stream, subjects=[n.subject("jobs.>")],
+                retention="workqueue", allow_msg_schedules=True,
+            ),
+        )  # fmt: skip
+        await nc.js_publish(streams.job_subject("default", "kept"), b"x")
+        await streams.provision(nc)
+        await streams.provision(nc)  # idempotent
+        info = await nc.jsm("stream_info", streams.jobs_stream)
+    assert sorted(info.config.subjects) == [n.subject("jobs.>"), n.subject("sched.>")]
+    assert info.state.messages == 1
