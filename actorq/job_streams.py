@@ -136,8 +136,16 @@ class JobStreams:
         """Durable consumer of ``queue``."""
         return f"q-{queue}"
 
-    async def provision(self, conn: Connection, *, result_ttl: float = DEFAULT_RESULT_TTL) -> None:
-        """Create (or check) every stream and bucket; idempotent."""
+    async def provision(self, conn: Connection, *, result_ttl: float | None = None) -> None:
+        """Create (or check) every stream and bucket; idempotent.
+
+        ``result_ttl`` is for the runtime's owner (``actorq up`` passes ``[results]
+        ttl``): given, it sets the TTL of the results, cancels and dependencies
+        buckets, existing or not. Left out (clients, actors), a missing bucket is made
+        with the default and an existing one is left as its owner set it.
+        """
+        owner = result_ttl is not None
+        ttl = DEFAULT_RESULT_TTL if result_ttl is None else result_ttl
         n = self.ns
         await ensure_stream(
             conn,
@@ -163,10 +171,9 @@ class JobStreams:
             ),
         )
         await ensure_stream(conn, StreamSpec(name=self.dead_stream, subjects=[n.subject("dead.>")]))
-        await ensure_kv(conn, KvSpec(bucket=self.results_bucket, ttl=result_ttl))
-        await ensure_kv(conn, KvSpec(bucket=self.cancels_bucket, ttl=result_ttl))
+        for bucket in (self.results_bucket, self.cancels_bucket, self.deps_bucket):
+            await ensure_kv(conn, KvSpec(bucket=bucket, ttl=ttl), update_existing=owner)
         await ensure_kv(conn, KvSpec(bucket=self.claims_bucket, ttl=CLAIM_TTL))
-        await ensure_kv(conn, KvSpec(bucket=self.deps_bucket, ttl=result_ttl))
         await ensure_kv(conn, KvSpec(bucket=self.schedules_bucket))
         await self._ensure_consumer(
             conn,

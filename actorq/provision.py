@@ -193,8 +193,14 @@ class KvSpec(msgspec.Struct, frozen=True, kw_only=True):
     description: str | None = None
 
 
-async def ensure_kv(conn: Connection, spec: KvSpec) -> KeyValueStore:
-    """Create the bucket, or bring an existing one's TTL and history in line."""
+async def ensure_kv(
+    conn: Connection, spec: KvSpec, *, update_existing: bool = True
+) -> KeyValueStore:
+    """Create the bucket, or bring an existing one's TTL and history in line.
+
+    With ``update_existing=False`` an existing bucket is used as it is: for
+    components that need the bucket but do not own its settings.
+    """
     stream_name = f"KV_{spec.bucket}"
     try:
         info: _api.StreamInfo = await conn.jsm("stream_info", stream_name)
@@ -208,6 +214,8 @@ async def ensure_kv(conn: Connection, spec: KvSpec) -> KeyValueStore:
             description=spec.description,
         )
         await conn.jsm("create_key_value", cfg)
+        return await conn.kv(spec.bucket)
+    if not update_existing:
         return await conn.kv(spec.bucket)
     have_ttl = round(float(info.config.max_age or 0), 3)
     want_ttl = round(float(spec.ttl or 0), 3)

@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from actorq import ConfigError, Connection, IncompatibleStream
+from actorq.job_streams import JobStreams
 from actorq.provision import KvSpec, Namespace, StreamSpec, ensure_kv, ensure_stream
 
 
@@ -86,3 +87,14 @@ async def test_ensure_kv_is_idempotent_and_follows_the_ttl(nc: Connection) -> No
     assert info.config.max_age == 120
     still = await kv2.get("k")
     assert still is not None
+
+
+async def test_clients_leave_the_owners_result_ttl_alone(nc: Connection) -> None:
+    streams = JobStreams(_ns())
+    await streams.provision(nc, result_ttl=60)  # what `actorq up` does
+    await streams.provision(nc)  # a client or actor connecting later
+    info = await nc.jsm("stream_info", f"KV_{streams.results_bucket}")
+    assert info.config.max_age == 60
+    await streams.provision(nc, result_ttl=120)  # the owner changes it
+    info = await nc.jsm("stream_info", f"KV_{streams.results_bucket}")
+    assert info.config.max_age == 120
