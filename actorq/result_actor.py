@@ -114,6 +114,8 @@ class ResultActor:
                 msgs = await self._psub.fetch(_BATCH, timeout=1.0)
             except TimeoutError:
                 continue
+            if not msgs:  # nats-py returns [] when a pull ends on a status message
+                continue
             try:
                 await self.process(msgs)
             except (nats.errors.Error, TimeoutError) as exc:
