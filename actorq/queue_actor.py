@@ -156,6 +156,7 @@ class QueueActor:
         self.cancelled: set[str] = set()
         self.reports: list[_Report] = []
         self._reports_ready = trio.Event()
+        self._final_ready = trio.Event()
         self._closing = False
         self.jobs_done = 0
         self.worker = settings.name or f"{os.uname().nodename}:{os.getpid()}"
@@ -348,6 +349,8 @@ class QueueActor:
     ) -> None:
         self.reports.append(_Report(msg, outcome, action, delay))
         self._reports_ready.set()
+        if action != "none":
+            self._final_ready.set()
 
     async def report_loop(self) -> None:
         """Publish outcomes in batches (durable), then ack/nak their jobs.
@@ -357,7 +360,14 @@ class QueueActor:
         """
         while True:
             await self._reports_ready.wait()
+            if not self._closing and all(r.action == "none" for r in self.reports):
+                # Only "running" reports: hold them a moment, so a job that finishes
+                # within it sends one outcome instead of two, and its final report
+                # does not queue behind a flush of the first.
+                with trio.move_on_after(_RUNNING_HOLD):
+                    await self._final_ready.wait()
             self._reports_ready = trio.Event()
+            self._final_ready = trio.Event()
             batch, self.reports = self.reports, []
             if batch:
                 await self.flush_reports(batch)
@@ -368,6 +378,7 @@ class QueueActor:
         """Ask the report loop to flush what is left and return."""
         self._closing = True
         self._reports_ready.set()
+        self._final_ready.set()
 
     async def flush_reports(self, batch: list[_Report]) -> None:
         """Publish the batch's outcomes, wait for their acks, then settle the jobs.
@@ -541,6 +552,9 @@ async def serve_queue_actor(
             service.cancel_scope.cancel()
         return actor.exit_reason
 
+
+#: How long "running" reports wait for their job's final outcome before going out.
+_RUNNING_HOLD = 0.005
 
 #: Outcomes per report message; well under NATS's 1 MB default payload limit unless
 #: results are large, which _chunks also watches.
