@@ -14,7 +14,12 @@ code    name          meaning
 6       RET_GAVE_UP   ``actorq up``: the supervision tree gave up
                       (restart intensity exceeded); the cause is printed
 7       RET_START     ``actorq up``: a process failed to start
+8       RET_NOT_FOUND no such job, dead letter or schedule
+9       RET_JOB_FAILED ``actorq send --wait``: the job did not succeed
+10      RET_DOCTOR    ``actorq doctor``: a check failed
 ======  ============  ==========================================
+
+Codes 8-10 are defined in :mod:`actorq.cli_common`; docs/cli.md lists them all.
 """
 
 from __future__ import annotations
@@ -181,3 +186,12 @@ def _echo_flush(text: str) -> None:
     # Flushed at once: a service manager or a test waits for this line on a pipe.
     typer.echo(text)
     sys.stdout.flush()
+
+
+# The operations commands live in their own modules; registered last because those
+# modules need nothing from here but the app.
+from . import cli_jobs as _cli_jobs  # noqa: E402
+from . import cli_ops as _cli_ops  # noqa: E402
+
+_cli_ops.register(app)
+_cli_jobs.register(app)
