@@ -25,7 +25,6 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -54,6 +53,7 @@ from .mailbox import (
     durable_consumer_config,
     transport_for,
 )
+from .process_main import cancel_on_signals, default_logging
 from .provision import StreamSpec, ensure_stream
 
 __all__ = [
@@ -319,13 +319,13 @@ def main(ready: Any, settings_json: str) -> None:
         importlib.import_module(module)
     cls = resolve_actor_class(settings.actor)
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        default_logging()
 
     async def run() -> None:
         async with open_nats(settings.url, name=f"actorq-actor-{settings.name}") as conn:
             try:
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(_cancel_on_signal, nursery.cancel_scope)
+                    nursery.start_soon(cancel_on_signals, nursery.cancel_scope)
                     await nursery.start(
                         functools.partial(
                             serve_actor,
@@ -351,13 +351,6 @@ def main(ready: Any, settings_json: str) -> None:
         if len(group.exceptions) == 1:
             raise group.exceptions[0] from None
         raise
-
-
-async def _cancel_on_signal(scope: trio.CancelScope) -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async for _ in signals:
-            scope.cancel()
-            return
 
 
 def actor_process_spec(

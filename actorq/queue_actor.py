@@ -48,6 +48,7 @@ from .messages import (
     encode,
 )
 from .nats_errors import translate_errors
+from .process_main import default_logging
 from .sync_threads import SyncJobThreads
 
 __all__ = ["QueueActorSettings", "asyncio_job", "main", "serve_queue_actor"]
@@ -616,7 +617,7 @@ def main(ready: Callable[[], None], settings_json: str) -> None:
     ``permanent`` child is then started afresh by its supervisor).
     """
     settings = msgspec.json.decode(settings_json, type=QueueActorSettings)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    default_logging()
 
     async def run() -> None:
         stop = trio.Event()

@@ -33,7 +33,6 @@ import asyncio
 import collections
 import functools
 import logging
-import signal
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -57,6 +56,7 @@ from .messages import (
     decode_result_input,
     encode,
 )
+from .process_main import run_until_signalled
 
 __all__ = ["ResultActor", "ResultActorSettings", "main", "serve_result_actor"]
 
@@ -352,21 +352,6 @@ def main(ready: Callable[[], None], settings_json: str) -> None:
     outcomes are simply delivered again).
     """
     settings = msgspec.json.decode(settings_json, type=ResultActorSettings)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-
-    async def run() -> None:
-        async with trio.open_nursery() as nursery:
-
-            async def on_signal() -> None:
-                with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                    async for _ in signals:
-                        nursery.cancel_scope.cancel()
-                        return
-
-            nursery.start_soon(on_signal)
-            await nursery.start(
-                functools.partial(serve_result_actor, settings.url, namespace=settings.namespace)
-            )
-            ready()
-
-    trio.run(run)
+    run_until_signalled(
+        ready, functools.partial(serve_result_actor, settings.url, namespace=settings.namespace)
+    )

@@ -31,7 +31,6 @@ import asyncio
 import functools
 import logging
 import os
-import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -47,6 +46,7 @@ from .job_streams import JobStreams
 from .js_publisher import JsPublisher
 from .messages import JobEnvelope, ScheduleEntry, ScheduleFire, decode_schedule_entry, encode
 from .messages import decode_schedule_fire as _decode_fire
+from .process_main import run_until_signalled
 from .provision import KvSpec, ensure_kv
 from .schedules import next_due, timer_headers
 
@@ -329,27 +329,12 @@ def main(ready: Callable[[], None], settings_json: str) -> None:
     Runs until SIGTERM/SIGINT, then gives its lease up.
     """
     settings = msgspec.json.decode(settings_json, type=SchedulerSettings)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-
-    async def run() -> None:
-        async with trio.open_nursery() as nursery:
-
-            async def on_signal() -> None:
-                with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                    async for _ in signals:
-                        nursery.cancel_scope.cancel()
-                        return
-
-            nursery.start_soon(on_signal)
-            serve = functools.partial(
-                serve_scheduler_actor,
-                settings.url,
-                namespace=settings.namespace,
-                lease_ttl=settings.lease_ttl,
-                ack_wait=settings.ack_wait,
-                name=settings.name,
-            )
-            await nursery.start(serve)
-            ready()
-
-    trio.run(run)
+    serve = functools.partial(
+        serve_scheduler_actor,
+        settings.url,
+        namespace=settings.namespace,
+        lease_ttl=settings.lease_ttl,
+        ack_wait=settings.ack_wait,
+        name=settings.name,
+    )
+    run_until_signalled(ready, serve)
