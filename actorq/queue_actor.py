@@ -35,6 +35,7 @@ import trio
 from .codec import Codec, Signer, get_codec
 from .connection import Connection, JsMsg, PullConsumer, open_nats
 from .exceptions import CodecError, SignatureError
+from .heartbeat import publish_heartbeats
 from .job_streams import DEFAULT_ACK_WAIT, JobStreams
 from .kv import KeyValueStore
 from .messages import (
@@ -164,6 +165,10 @@ class QueueActor:
         self.stop_fetching = trio.Event()
         self.exit_reason: ExitReason = "stopped"
         self.stuck_threads = 0
+        # For heartbeats (actorq.heartbeat): attempts that failed for good / will retry.
+        self.jobs_failed = 0
+        self.jobs_retried = 0
+        self.last_error = ""
         self._process = psutil.Process()
         self.threads = SyncJobThreads(max_threads=settings.concurrency)
 
@@ -287,13 +292,16 @@ class QueueActor:
     def fail(self, msg: JsMsg, env: JobEnvelope, started: float, exc: BaseException) -> None:
         attempt = msg.num_delivered
         info = ErrorInfo.from_exception(exc)
+        self.last_error = f"{info.type}: {info.message}"[:500]
         if attempt <= env.options.max_retries:
+            self.jobs_retried += 1
             delay = env.options.backoff.delay(attempt)
             out = msgspec.structs.replace(
                 self.outcome(env, msg, "retrying", started), error=info, retry_in=delay
             )
             self.report(msg, out, "nak", delay)
         else:
+            self.jobs_failed += 1
             out = msgspec.structs.replace(
                 self.outcome(env, msg, "failed", started), error=info, original=msg.data
             )
@@ -538,6 +546,7 @@ async def serve_queue_actor(
             actor._service = service
             service.start_soon(_close_threads_on_exit, actor.threads)
             service.start_soon(actor.heartbeat_loop)
+            service.start_soon(publish_heartbeats, conn, settings.namespace, actor)
             await service.start(actor.cancel_watch, cancels)
             service.start_soon(_forward_stop, stop, actor)
             async with trio.open_nursery() as reporter:

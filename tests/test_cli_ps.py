@@ -1,0 +1,92 @@
+"""`actorq ps` from heartbeats, against a real `actorq up` subprocess: the queue actors'
+pids (confirmed with psutil), and a killed one replaced by a new pid and shown lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from actorq.heartbeat import LOST_AFTER, ProcReport, state_of
+
+from .up_harness import ROOT, run_up, up_env, wait_gone
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def ps_json(url: str) -> list[dict[str, Any]]:
+    out = subprocess.run(
+        [sys.executable, "-m", "actorq", "ps", "--json", "--url", url],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    rows: list[dict[str, Any]] = json.loads(out.stdout)
+    return rows
+
+
+def _poll(fn: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.5)
+
+
+def test_a_report_older_than_three_beats_shows_lost() -> None:
+    report = ProcReport(pid=1, host="h", role="queue", at=100.0, started_at=50.0)
+    assert state_of(report, now=100.0 + LOST_AFTER - 0.5) == "running"
+    assert state_of(report, now=100.0 + LOST_AFTER + 0.5) == "lost"
+
+
+def test_ps_lists_the_queue_actor_pids_and_a_killed_one_is_replaced(tmp_path: Path) -> None:
+    with run_up(tmp_path, up_env(tmp_path / "nats")) as up:
+        up.ready()
+        workers = {up.pids["default-0"], up.pids["default-1"]}
+
+        def queue_rows() -> list[dict[str, Any]]:
+            return [r for r in ps_json(up.url) if r["role"] == "queue"]
+
+        rows = _poll(
+            lambda: (rs := queue_rows()) and {r["pid"] for r in rs} >= workers and rs,
+            30, "both workers to report",
+        )  # fmt: skip
+        for row in rows:
+            assert row["state"] == "running"
+            assert row["queue"] == "default"
+            # psutil confirms: a live process of this `actorq up`.
+            assert psutil.pid_exists(row["pid"])
+            assert row["pid"] in up.descendants()
+            assert row["rss_bytes"] > 0
+            assert row["threads"] >= 1
+        table = subprocess.run(
+            [sys.executable, "-m", "actorq", "ps", "--url", up.url],
+            cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert f"pid {up.pids['default-0']}" in table.stdout
+        assert "queue default" in table.stdout
+
+        victim = up.pids["default-0"]
+        up.descendants()
+        os.kill(victim, signal.SIGKILL)
+
+        def replaced() -> bool:
+            rs = queue_rows()
+            new = {r["pid"] for r in rs if r["state"] == "running"} - workers
+            old = [r for r in rs if r["pid"] == victim]
+            return bool(new) and all(r["state"] == "lost" for r in old)
+
+        _poll(replaced, 60, "a new worker pid and the killed one gone or lost")
+        up.descendants()
+        up.close()
+    assert wait_gone(up.seen) == set()
