@@ -193,7 +193,9 @@ def _echo_flush(text: str) -> None:
 from . import cli_jobs as _cli_jobs  # noqa: E402
 from . import cli_ops as _cli_ops  # noqa: E402
 from . import cli_ps as _cli_ps  # noqa: E402
+from . import cli_top as _cli_top  # noqa: E402
 
 _cli_ops.register(app)
 _cli_jobs.register(app)
 _cli_ps.register(app)
+_cli_top.register(app)

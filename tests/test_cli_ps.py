@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
@@ -90,3 +92,33 @@ def test_ps_lists_the_queue_actor_pids_and_a_killed_one_is_replaced(tmp_path: Pa
         up.descendants()
         up.close()
     assert wait_gone(up.seen) == set()
+
+
+def test_top_renders_a_frame_under_a_pseudo_terminal_and_exits_0_on_ctrl_c(
+    nats_url: str,
+) -> None:
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "actorq", "top", "--interval", "0.5", "--url", nats_url],
+        cwd=ROOT, stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+    )  # fmt: skip
+    os.close(slave)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 30
+        while b"processes" not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    seen += os.read(master, 65536)
+                except OSError:
+                    break
+        assert b"queues" in seen
+        assert b"processes" in seen
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        os.close(master)
