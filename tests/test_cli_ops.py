@@ -193,3 +193,22 @@ def test_schedules_are_listed_paused_resumed_and_deleted(up: Up) -> None:
     assert actorq_cli("schedules", "delete", "cli-nightly", url=up.url).returncode == 0
     remaining = json.loads(actorq_cli("schedules", "list", "--json", url=up.url).stdout)
     assert "cli-nightly" not in {s["name"] for s in remaining}
+
+
+def test_the_server_and_namespace_come_from_url_env_or_config(tmp_path: Path) -> None:
+    config = tmp_path / "actorq.toml"
+    config.write_text('namespace = "shop"\n[nats]\nurl = "nats://10.0.0.5:4222"\ntoken = "t0k"\n')
+    from_config = cli_common.resolve(None, config, None)
+    assert from_config.urls == ["nats://10.0.0.5:4222"]
+    assert from_config.namespace == "shop"
+    assert from_config.options == {"token": "t0k"}
+    # --url wins over the config; --namespace over the config's.
+    both = cli_common.resolve("nats://a:1,nats://b:2", config, "other")
+    assert both.urls == ["nats://a:1", "nats://b:2"]
+    assert both.namespace == "other"
+    assert cli_common.resolve(None, None, None).urls == [cli_common.DEFAULT_URL]
+    bad = tmp_path / "bad.toml"
+    bad.write_text("namespace = 5\n")
+    out = actorq_cli("queues", "--config", str(bad))
+    assert out.returncode == cli.RET_CONFIG
+    assert out.stderr.startswith("error:")
