@@ -88,10 +88,12 @@ async def publish_heartbeats(conn: Any, namespace: str, actor: Any) -> None:
     except Exception:
         log.exception("heartbeats disabled: cannot open bucket %s", procs_bucket(namespace))
         return
+    first = True
     try:
         while True:
             try:
-                report = _report(actor, proc, host, pid, started)
+                report = _report(actor, proc, host, pid, started, measure_cpu=not first)
+                first = False
                 await kv.put(key, msgspec.json.encode(report))
             except Exception as exc:  # a missed beat only makes the process look lost
                 log.warning("heartbeat not published: %s", exc)
@@ -102,9 +104,13 @@ async def publish_heartbeats(conn: Any, namespace: str, actor: Any) -> None:
             await kv.delete(key)
 
 
-def _report(actor: Any, proc: psutil.Process, host: str, pid: int, started: float) -> ProcReport:
+def _report(
+    actor: Any, proc: psutil.Process, host: str, pid: int, started: float, *, measure_cpu: bool
+) -> ProcReport:
     with proc.oneshot():
-        cpu = proc.cpu_percent(None)
+        # The first beat follows the priming call by milliseconds: a percentage over
+        # so short a span is noise (seen: 326% on 2 cores), so it reports 0.
+        cpu = proc.cpu_percent(None) if measure_cpu else 0.0
         rss = proc.memory_info().rss
         threads = proc.num_threads()
     settings = actor.settings
