@@ -44,6 +44,7 @@ import trio
 
 from .connection import open_nats
 from .dependencies import DependencyTracker
+from .heartbeat import publish_heartbeats
 from .job_streams import JobStreams
 from .js_publisher import JsPublisher
 from .messages import (
@@ -335,7 +336,12 @@ async def serve_result_actor(
         actor = ResultActor(conn.nc, streams, psub, kv, deps_kv)
         await conn.bridge.run(actor.deps.load)
         task_status.started(actor)
-        await conn.bridge.run(actor.run)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(
+                functools.partial(publish_heartbeats, conn, namespace, role="results")
+            )
+            await conn.bridge.run(actor.run)
+            nursery.cancel_scope.cancel()
 
 
 class ResultActorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

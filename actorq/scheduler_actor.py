@@ -42,6 +42,7 @@ import trio
 
 from .connection import Connection, open_nats
 from .exceptions import BrokerError, KeyExists
+from .heartbeat import publish_heartbeats
 from .job_streams import JobStreams
 from .js_publisher import JsPublisher
 from .messages import JobEnvelope, ScheduleEntry, ScheduleFire, decode_schedule_entry, encode
@@ -296,6 +297,9 @@ async def serve_scheduler_actor(
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(lease.serve)
+                nursery.start_soon(
+                    functools.partial(publish_heartbeats, conn, namespace, role="scheduler")
+                )
                 task_status.started(actor)
                 await _fire_loop(conn, streams, actor, lease)
         finally:

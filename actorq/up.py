@@ -41,6 +41,8 @@ from .actor_host import actor_process_spec
 from .config import Config
 from .connection import open_nats
 from .embedded_server import open_nats_server
+from .exceptions import ActorqError
+from .heartbeat import publish_tree
 from .job_streams import JobStreams
 from .queue_actor import QueueActorSettings
 from .runtime_specs import queue_supervisor_spec, result_actor_spec, scheduler_actor_spec
@@ -231,7 +233,21 @@ async def _serve(config: Config, started: float, echo: Callable[[str], None]) ->
             elapsed = time.monotonic() - started
             echo(summary(tree.snapshot(), urls, note, config.namespace, elapsed))
             log.info("ready in %.2fs", elapsed)
-            await trio.sleep_forever()
+            await _publish_tree(config, urls, tree.snapshot)
+
+
+async def _publish_tree(config: Config, urls: list[str], snapshot: Callable[[], object]) -> None:
+    """Put the tree's snapshot in the heartbeat bucket until cancelled (see
+    :func:`actorq.heartbeat.publish_tree`); without NATS, only wait to be cancelled."""
+    options = connect_options(msgspec.to_builtins(config.nats))
+    try:
+        async with open_nats(
+            urls, name="actorq-up", connect_timeout=config.nats.connect_timeout, **options
+        ) as conn:
+            await publish_tree(conn, config.namespace, snapshot)
+    except (ActorqError, OSError) as exc:
+        log.warning("supervision tree not published: %s", exc)
+    await trio.sleep_forever()
 
 
 async def run_up(

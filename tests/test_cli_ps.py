@@ -1,5 +1,6 @@
 """`actorq ps` from heartbeats, against a real `actorq up` subprocess: the queue actors'
-pids (confirmed with psutil), and a killed one replaced by a new pid and shown lost."""
+pids (confirmed with psutil), the result and scheduler actors, and a killed one replaced
+by a new pid with restarts = 1 (from the published supervision tree) and shown lost."""
 
 from __future__ import annotations
 
@@ -71,12 +72,43 @@ def test_ps_lists_the_queue_actor_pids_and_a_killed_one_is_replaced(tmp_path: Pa
             assert row["pid"] in up.descendants()
             assert row["rss_bytes"] > 0
             assert row["threads"] >= 1
+            assert row["open_files"] > 0
+
+        # The supervision tree of `up` is joined by pid: path and restarts.
+        tree_rows = _poll(
+            lambda: [r for r in queue_rows() if r["pid"] in workers and r["restarts"] is not None],
+            30, "the supervision tree to be published",
+        )  # fmt: skip
+        for row in tree_rows:
+            assert row["restarts"] == 0
+            assert row["supervisor"] == "actorq/queue-default"
+            assert row["path"].startswith("actorq/queue-default/default-")
+
+        # The result and scheduler actors report too, without job counters.
+        def service_rows() -> list[dict[str, Any]]:
+            rs = [r for r in ps_json(up.url) if r["role"] in ("results", "scheduler")]
+            return rs if {r["role"] for r in rs} == {"results", "scheduler"} else []
+
+        others = _poll(service_rows, 30, "the result and scheduler actors to report")
+        for role in ("results", "scheduler"):
+            (row,) = [r for r in others if r["role"] == role]
+            assert row["pid"] == up.pids[role]
+            assert row["pid"] in up.descendants()
+            assert row["state"] == "running"
+            assert row["processed"] == 0
+            assert row["active_jobs"] == []
+            assert row["path"] == f"actorq/{role}"
+            assert row["restarts"] == 0
         table = subprocess.run(
             [sys.executable, "-m", "actorq", "ps", "--url", up.url],
             cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert f"pid {up.pids['default-0']}" in table.stdout
         assert "queue default" in table.stdout
+        assert "restarts 0" in table.stdout
+        assert "fds " in table.stdout
+        assert "results" in table.stdout
+        assert "scheduler" in table.stdout
 
         victim = up.pids["default-0"]
         up.descendants()
@@ -89,6 +121,19 @@ def test_ps_lists_the_queue_actor_pids_and_a_killed_one_is_replaced(tmp_path: Pa
             return bool(new) and all(r["state"] == "lost" for r in old)
 
         _poll(replaced, 60, "a new worker pid and the killed one gone or lost")
+
+        def restarted() -> list[dict[str, Any]]:
+            return [
+                r for r in queue_rows()
+                if r["pid"] not in workers and r["state"] == "running" and r["restarts"] == 1
+            ]  # fmt: skip
+
+        (new,) = _poll(restarted, 30, "the new worker shown with restarts = 1")
+        assert new["path"] == "actorq/queue-default/default-0"
+        assert psutil.pid_exists(new["pid"])
+        survivor = [r for r in queue_rows() if r["pid"] == up.pids["default-1"]]
+        assert survivor
+        assert survivor[0]["restarts"] == 0
         up.descendants()
         up.close()
     assert wait_gone(up.seen) == set()
