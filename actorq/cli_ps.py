@@ -126,6 +126,8 @@ def ps(
             group = this
             typer.echo(f"  {group}")
         restarts = node.restarts if node else "?"
+        # Unnamed processes go by their child id in the tree (default-0, results).
+        name = r.name or (node.path.rsplit("/", 1)[-1] if node else "-")
         jobs = (
             f" active {len(r.active_jobs)} done {r.processed} failed {r.failed}"
             f" retried {r.retried}"
@@ -133,11 +135,13 @@ def ps(
             else ""
         )
         typer.echo(
-            f"    {r.name or '-':<12} pid {r.pid:<7} {state_of(r, now):<8} "
+            f"    {name:<12} pid {r.pid:<7} {state_of(r, now):<8} "
             f"up {age(now - r.started_at):<7} restarts {restarts:<2} "
             f"cpu {r.cpu_percent:5.1f}% rss {_mb(r.rss_bytes):>6} "
-            f"thr {r.threads:<3} fds {r.open_files:<4}{jobs}"
-            + (f"  last error: {r.last_error[:60]}" if r.last_error else "")
+            + (
+                f"thr {r.threads:<3} fds {r.open_files:<4}{jobs}"
+                + (f"  last error: {r.last_error[:60]}" if r.last_error else "")
+            ).rstrip()
         )
 
 

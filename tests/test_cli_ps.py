@@ -107,6 +107,7 @@ def test_ps_lists_the_queue_actor_pids_and_a_killed_one_is_replaced(tmp_path: Pa
         assert "queue default" in table.stdout
         assert "restarts 0" in table.stdout
         assert "fds " in table.stdout
+        assert "default-0" in table.stdout  # unnamed: the child id in the tree
         assert "results" in table.stdout
         assert "scheduler" in table.stdout
 
