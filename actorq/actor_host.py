@@ -45,6 +45,7 @@ from .actors import Actor, dispatch_table, encode_error, encode_reply
 from .connection import Connection, open_nats
 from .constants import DEFAULT_NAMESPACE
 from .exceptions import ActorDefinitionError, ConfigError, UnhandledMessage
+from .heartbeat import publish_heartbeats
 from .mailbox import (
     ActorTransport,
     Delivery,
@@ -326,6 +327,15 @@ def main(ready: Any, settings_json: str) -> None:
             try:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(cancel_on_signals, nursery.cancel_scope)
+                    nursery.start_soon(
+                        functools.partial(
+                            publish_heartbeats,
+                            conn,
+                            settings.namespace,
+                            role="actor",
+                            stats=lambda: {"name": settings.name},
+                        )
+                    )
                     await nursery.start(
                         functools.partial(
                             serve_actor,

@@ -26,7 +26,9 @@ from .cli_common import (
     sync_client,
     table,
 )
+from .cli_ps import read_reports
 from .exceptions import ActorqError, NotFound
+from .heartbeat import state_of
 
 queue_app = typer.Typer(help="Act on one queue.", no_args_is_help=True)
 
@@ -45,6 +47,8 @@ class QueueStats(msgspec.Struct, frozen=True):
     redelivered: int
     consumers: int
     oldest_pending_age: float | None
+    #: Sum of the live queue actors' rates from their last heartbeats.
+    jobs_per_s: float = 0.0
 
 
 async def queue_stats(client: Any) -> list[QueueStats]:
@@ -52,6 +56,11 @@ async def queue_stats(client: Any) -> list[QueueStats]:
     streams = client.streams
     conn = client.conn
     infos = await conn.jsm("consumers_info", streams.jobs_stream)
+    rates: dict[str, float] = {}
+    now = time.time()
+    for report in await read_reports(client):
+        if report.role == "queue" and report.queue and state_of(report, now) != "lost":
+            rates[report.queue] = rates.get(report.queue, 0.0) + report.jobs_per_s
     out: list[QueueStats] = []
     for info in sorted(infos, key=lambda i: i.name):
         if not info.name.startswith(_PREFIX):
@@ -83,6 +92,7 @@ async def queue_stats(client: Any) -> list[QueueStats]:
                 # Pull requests waiting: one per fetch loop of every live process.
                 consumers=int(info.num_waiting or 0),
                 oldest_pending_age=oldest,
+                jobs_per_s=round(rates.get(queue, 0.0), 2),
             )
         )
     return out
@@ -94,7 +104,8 @@ def queues(
     config: ConfigOpt = None,
     namespace: NamespaceOpt = None,
 ) -> None:
-    """Per queue: pending, in flight (ack pending), redelivered, consumers, oldest pending."""
+    """Per queue: pending, in flight (ack pending), redelivered, consumers, jobs/s,
+    oldest pending."""
     target = resolve(url, config, namespace)
     with sync_client(target) as client:
         stats = run_async(client, queue_stats)
@@ -103,10 +114,12 @@ def queues(
         return
     rows = [
         [s.queue, str(s.pending), str(s.in_flight), str(s.redelivered), str(s.consumers),
-         age(s.oldest_pending_age)]
+         f"{s.jobs_per_s:.1f}", age(s.oldest_pending_age)]
         for s in stats
     ]  # fmt: skip
-    table(["QUEUE", "PENDING", "IN FLIGHT", "REDELIVERED", "CONSUMERS", "OLDEST"], rows)
+    table(
+        ["QUEUE", "PENDING", "IN FLIGHT", "REDELIVERED", "CONSUMERS", "JOBS/S", "OLDEST"], rows
+    )
 
 
 @queue_app.command("purge")

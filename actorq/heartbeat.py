@@ -71,6 +71,8 @@ class ProcReport(msgspec.Struct, frozen=True, kw_only=True):
     open_files: int = 0
     active_jobs: list[str] = []
     processed: int = 0
+    #: Jobs finished per second since the previous beat.
+    jobs_per_s: float = 0.0
     failed: int = 0
     retried: int = 0
     last_error: str = ""
@@ -149,10 +151,15 @@ async def publish_heartbeats(
         log.exception("heartbeats disabled: cannot open bucket %s", procs_bucket(namespace))
         return
     first = True
+    previous: ProcReport | None = None
     try:
         while True:
             try:
                 report = _report(stats(), role, proc, host, pid, started, measure_cpu=not first)
+                if previous is not None and report.at > previous.at:
+                    rate = (report.processed - previous.processed) / (report.at - previous.at)
+                    report = msgspec.structs.replace(report, jobs_per_s=round(rate, 2))
+                previous = report
                 first = False
                 await kv.put(key, msgspec.json.encode(report))
             except Exception as exc:  # a missed beat only makes the process look lost

@@ -17,9 +17,14 @@ from typing import Any
 
 import psutil
 import pytest
+import trio
 
+from actorq.cli_ops import queue_stats
+from actorq.cli_ps import read_reports
 from actorq.heartbeat import LOST_AFTER, ProcReport, state_of
 
+from . import jobfuncs
+from .jobs_harness import open_runtime
 from .up_harness import ROOT, run_up, up_env, wait_gone
 
 pytestmark = pytest.mark.timeout(180)
@@ -168,3 +173,19 @@ def test_top_renders_a_frame_under_a_pseudo_terminal_and_exits_0_on_ctrl_c(
             proc.kill()
             proc.wait(10)
         os.close(master)
+
+
+async def test_heartbeats_carry_a_job_rate_that_queues_sums_per_queue(nats_url: str) -> None:
+    with trio.fail_after(30):
+        async with open_runtime(nats_url, queues={"default": 1}) as rt:
+            # ~4 s of work at one job at a time: at least two beats see jobs finish.
+            await rt.client.enqueue_many([(jobfuncs.trio_sleep, (0.1,), {})] * 40)
+            rate = 0.0
+            while rate <= 0:
+                reports = await read_reports(rt.client)
+                rate = sum(r.jobs_per_s for r in reports if r.role == "queue")
+                await trio.sleep(0.2)  # polling the bucket: bounded by fail_after
+            stats = await queue_stats(rt.client)
+    assert 0 < rate < 50
+    (default,) = [s for s in stats if s.queue == "default"]
+    assert default.jobs_per_s > 0

@@ -187,6 +187,13 @@ def test_a_user_actor_from_the_config_answers_then_crash_loops_to_a_clean_exit(
         up.ready()
         actor_pid = up.pids["echo"]
         assert trio.run(_ask_echo, up.url, 40) == [42, actor_pid]
+        # User actor processes report heartbeats too (role "actor").
+        deadline = time.monotonic() + 15
+        while not any(
+            p["role"] == "actor" and p["pid"] == actor_pid for p in _ps_json(up.url)
+        ):
+            assert time.monotonic() < deadline, "no heartbeat from the user actor"
+            time.sleep(0.2)
         crash.touch()
         up.descendants()
         os.kill(actor_pid, signal.SIGKILL)
@@ -308,3 +315,12 @@ def test_ctrl_c_in_a_terminal_drains_before_the_embedded_server_stops(tmp_path: 
             record = client.get_record(job_id)
         assert record is not None
         assert (record.status, record.attempts) == ("succeeded", 1)
+
+
+def _ps_json(url: str) -> list[dict[str, object]]:
+    out = subprocess.run(
+        [sys.executable, "-m", "actorq", "ps", "--json", "--url", url],
+        capture_output=True, text=True, timeout=30, check=True,
+    ).stdout  # fmt: skip
+    result: list[dict[str, object]] = json.loads(out)
+    return result
