@@ -83,10 +83,10 @@ def resolve(url: str | None, config: Path | None, namespace: str | None) -> Targ
         ns = ns or cfg.namespace
         # An embedded server (no urls) listens on its configured local port.
         urls = list(cfg.nats.urls) or [f"nats://127.0.0.1:{cfg.nats.port}"]
-        # The credentials `actorq up` would use (TLS is left to --url setups for now).
-        n = cfg.nats
-        creds = {"user": n.user, "password": n.password, "token": n.token, "credentials": n.creds}
-        options = {k: v for k, v in creds.items() if v is not None}
+        # The credentials and TLS settings `actorq up` gives its own processes.
+        from .up_child import connect_options
+
+        options = connect_options(msgspec.to_builtins(cfg.nats))
     if url:
         urls = [u.strip() for u in url.split(",") if u.strip()]
     return Target(urls=urls or [DEFAULT_URL], namespace=ns or "actorq", options=options)

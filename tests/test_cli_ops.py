@@ -202,6 +202,10 @@ def test_the_server_and_namespace_come_from_url_env_or_config(tmp_path: Path) ->
     assert from_config.urls == ["nats://10.0.0.5:4222"]
     assert from_config.namespace == "shop"
     assert from_config.options == {"token": "t0k"}
+    # TLS settings come along too, as `actorq up` gives them to its processes.
+    tls = tmp_path / "tls.toml"
+    tls.write_text('[nats]\nurl = "tls://nats.internal:4222"\ntls_hostname = "nats.internal"\n')
+    assert cli_common.resolve(None, tls, None).options == {"tls_hostname": "nats.internal"}
     # --url wins over the config; --namespace over the config's.
     both = cli_common.resolve("nats://a:1,nats://b:2", config, "other")
     assert both.urls == ["nats://a:1", "nats://b:2"]
