@@ -187,7 +187,8 @@ class QueueActorProcess:
         self.ready_at = 0.0
 
     async def start(self) -> None:
-        # Spawned from the Trio thread (parent-death signal semantics, see DESIGN.md).
+        # No parent-death signal is armed here, so open_process's worker-thread fork is
+        # fine; the bench kills every process it starts by PID in `finally`.
         self.proc = await trio.lowlevel.open_process(
             [sys.executable, "-c", _RUNNER, msgspec.json.encode(self.settings).decode()],
             stdout=subprocess.PIPE,
