@@ -33,8 +33,16 @@ from typing import Annotated
 import trio
 import typer
 
+from .cli_common import RET_CONFIG as RET_CONFIG
+from .cli_common import RET_CONNECT as RET_CONNECT
+from .cli_common import RET_ERROR as RET_ERROR
+from .cli_common import RET_GAVE_UP as RET_GAVE_UP
+from .cli_common import RET_OK as RET_OK
+from .cli_common import RET_SERVER as RET_SERVER
+from .cli_common import RET_START as RET_START
+from .cli_common import RET_USAGE as RET_USAGE
+from .cli_common import expected_errors, fail
 from .embedded_server import open_nats_server
-from .exceptions import ActorqError, ConfigError, ConnectionFailed, ServerError
 
 __all__ = [
     "RET_CONFIG",
@@ -47,15 +55,6 @@ __all__ = [
     "RET_USAGE",
     "app",
 ]
-
-RET_OK = 0
-RET_ERROR = 1
-RET_USAGE = 2
-RET_CONFIG = 3
-RET_SERVER = 4
-RET_CONNECT = 5
-RET_GAVE_UP = 6
-RET_START = 7
 
 app = typer.Typer(
     name="actorq",
@@ -104,14 +103,8 @@ def server(
 
     # A process started from a background shell inherits SIGINT ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
+    with expected_errors():
         trio.run(serve)
-    except ServerError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(RET_SERVER) from exc
-    except ConnectionFailed as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(RET_CONNECT) from exc
 
 
 @config_app.command("check")
@@ -119,11 +112,8 @@ def config_check(file: ConfigFile) -> None:
     """Validate FILE (with ACTORQ_* overrides): exit 0 if it is good, 3 with the reason."""
     from .config import load_config
 
-    try:
+    with expected_errors():
         config = load_config(file)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(RET_CONFIG) from exc
     where = ", ".join(config.nats.urls) or f"embedded nats-server on port {config.nats.port}"
     queues = ", ".join(f"{q.name} ({q.processes}x{q.concurrency})" for q in config.queues)
     typer.echo(f"{file}: ok; NATS {where}; namespace {config.namespace}; queues {queues}")
@@ -151,34 +141,19 @@ def up(file: ConfigFile) -> None:
     7 a process failed to start, 1 anything else.
     """
     started = time.monotonic()
-    from supervisors import RestartIntensityExceeded, StartError
+    from supervisors import RestartIntensityExceeded
 
     from .config import load_config
     from .up import describe_failure, run_up
 
     # A process started from a background shell inherits SIGINT ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
+    with expected_errors():
         config = load_config(file)
-        trio.run(lambda: run_up(config, echo=_echo_flush, started=started))
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(RET_CONFIG) from exc
-    except ServerError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(RET_SERVER) from exc
-    except ConnectionFailed as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(RET_CONNECT) from exc
-    except RestartIntensityExceeded as exc:
-        typer.echo(f"error: {describe_failure(exc)}", err=True)
-        raise typer.Exit(RET_GAVE_UP) from exc
-    except StartError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(RET_START) from exc
-    except ActorqError as exc:
-        typer.echo(f"error: {type(exc).__name__}: {exc}", err=True)
-        raise typer.Exit(RET_ERROR) from exc
+        try:
+            trio.run(lambda: run_up(config, echo=_echo_flush, started=started))
+        except RestartIntensityExceeded as exc:
+            fail(describe_failure(exc), RET_GAVE_UP)
     typer.echo("actorq stopped")
 
 

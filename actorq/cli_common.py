@@ -17,15 +17,22 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import msgspec
 import typer
 
-from .exceptions import ActorqError, ConfigError, ConnectionFailed, NotFound
+from supervisors import StartError
+
+from .exceptions import ActorqError, ConfigError, ConnectionFailed, NotFound, ServerError
 
 T = TypeVar("T")
 
-# Same values as actorq.cli's (a test checks they agree): cli.py registers the commands
-# that use these at its end, so importing them from there would be circular.
+# The exit codes of every command, in one place (actorq.cli re-exports them and
+# documents them; it registers the commands that use them, so they cannot live there).
+RET_OK = 0
 RET_ERROR = 1
+RET_USAGE = 2
 RET_CONFIG = 3
+RET_SERVER = 4
 RET_CONNECT = 5
+RET_GAVE_UP = 6
+RET_START = 7
 RET_NOT_FOUND = 8
 RET_JOB_FAILED = 9
 RET_DOCTOR = 10
@@ -99,6 +106,10 @@ def expected_errors() -> Iterator[None]:
         yield
     except ConnectionFailed as exc:
         fail(str(exc), RET_CONNECT)
+    except ServerError as exc:
+        fail(str(exc), RET_SERVER)
+    except StartError as exc:
+        fail(str(exc), RET_START)
     except NotFound as exc:
         fail(str(exc), RET_NOT_FOUND)
     except ConfigError as exc:

@@ -75,7 +75,6 @@ __all__ = [
     "decode_envelope",
     "decode_message",
     "decode_outcome",
-    "decode_outcomes",
     "decode_record",
     "decode_result_input",
     "decode_schedule_entry",
@@ -564,9 +563,6 @@ ResultInput: TypeAlias = OutcomeBatch | JobOutcome | WaitForParents
 _ENCODER: Final = msgspec.msgpack.Encoder()
 _ENVELOPE: Final = msgspec.msgpack.Decoder(JobEnvelope)
 _OUTCOME: Final = msgspec.msgpack.Decoder(JobOutcome)
-_OUTCOMES: Final[msgspec.msgpack.Decoder[OutcomeBatch | JobOutcome]] = msgspec.msgpack.Decoder(
-    OutcomeBatch | JobOutcome
-)
 _RECORD: Final = msgspec.msgpack.Decoder(JobRecord)
 _RESULT_INPUT: Final[msgspec.msgpack.Decoder[ResultInput]] = msgspec.msgpack.Decoder(ResultInput)
 _WAITING: Final = msgspec.msgpack.Decoder(WaitingJob)
@@ -615,12 +611,6 @@ def decode_envelope(data: bytes) -> JobEnvelope:
 def decode_outcome(data: bytes) -> JobOutcome:
     """Decode a :class:`JobOutcome`; raises :class:`CodecError` naming the bad field."""
     return _decode(_OUTCOME, data, "job outcome")
-
-
-def decode_outcomes(data: bytes) -> list[JobOutcome]:
-    """Decode an :class:`OutcomeBatch` or a single :class:`JobOutcome` into a list."""
-    message = _decode(_OUTCOMES, data, "job outcome batch")
-    return message.outcomes if isinstance(message, OutcomeBatch) else [message]
 
 
 def decode_record(data: bytes) -> JobRecord:
