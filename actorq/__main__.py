@@ -1,5 +1,5 @@
 """``python -m actorq`` runs the command line."""
 
-from .cli import app
+from actorq.cli.main import app
 
 app(prog_name="actorq")

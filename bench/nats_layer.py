@@ -11,7 +11,7 @@ Modes, each measured for both sides with the same payload, window and server:
   flight. Reference: ``--window`` asyncio workers sharing one iterator, each awaiting
   ``js.publish``; also shown against nats-py's own pipelined ``js.publish_async``.
   Layer: ``js_publish_many``, one crossing, acks tracked by token on one reply
-  subscription (``actorq.js_publisher``).
+  subscription (``actorq.nats.publisher``).
 * ``publish_concurrent``: ``--window`` tasks each publishing one at a time (many
   independent callers). Reference: asyncio tasks. Layer: Trio tasks, whose calls
   the bridge coalesces into shared crossings.

@@ -13,7 +13,7 @@ puts a small result into a KV bucket per message (the batch's puts pipelined), t
 acks each message.
 
 actorq, on the same server: the async client enqueues N no-op jobs (``_jobs.noop``);
-then one queue actor *process* (``actorq.queue_actor.main`` in a fresh interpreter,
+then one queue actor *process* (``actorq.jobs.queue_actor.main`` in a fresh interpreter,
 ``--concurrency`` slots) runs them, and the result actor, a Trio task in this bench
 process, stores their records.
 
@@ -60,12 +60,12 @@ from nats.js.api import AckPolicy, ConsumerConfig, KeyValueConfig, RetentionPoli
 
 import actorq
 from actorq import NatsServerProcess
-from actorq.client import Client, EnqueueOptions, open_client
-from actorq.codec import get_codec
-from actorq.job_streams import JobStreams
-from actorq.messages import encode
-from actorq.queue_actor import QueueActorSettings
-from actorq.result_actor import serve_result_actor
+from actorq.jobs.client import Client, EnqueueOptions, open_client
+from actorq.jobs.queue_actor import QueueActorSettings
+from actorq.jobs.result_actor import serve_result_actor
+from actorq.jobs.streams import JobStreams
+from actorq.wire.codec import get_codec
+from actorq.wire.messages import encode
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
@@ -77,7 +77,7 @@ ENQ_QUEUE = "enq"  # enqueue-rate jobs go here: no consumer, purged after each m
 
 _RUNNER = (  # one line per statement; py-spy and ps show it whole
     "import sys, time\n"
-    "from actorq.queue_actor import main\n"
+    "from actorq.jobs.queue_actor import main\n"
     "main(lambda: print('READY', time.time(), flush=True), sys.argv[1])\n"
 )
 

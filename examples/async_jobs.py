@@ -14,8 +14,8 @@ import functools
 import trio
 
 import actorq
-from actorq.queue_actor import QueueActorSettings, serve_queue_actor
-from actorq.result_actor import serve_result_actor
+from actorq.jobs.queue_actor import QueueActorSettings, serve_queue_actor
+from actorq.jobs.result_actor import serve_result_actor
 
 
 def add(a: int, b: int) -> int:

@@ -13,9 +13,9 @@ import time
 import trio
 
 import actorq
-from actorq.queue_actor import QueueActorSettings, serve_queue_actor
-from actorq.result_actor import serve_result_actor
-from actorq.scheduler_actor import serve_scheduler_actor
+from actorq.jobs.queue_actor import QueueActorSettings, serve_queue_actor
+from actorq.jobs.result_actor import serve_result_actor
+from actorq.jobs.scheduler_actor import serve_scheduler_actor
 
 
 def report(kind: str) -> str:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+from tests.helpers import paths
+
+EXAMPLES = paths.EXAMPLES
 
 
 def test_the_async_jobs_example_prints_results_and_the_remote_failure() -> None:

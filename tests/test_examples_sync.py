@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import pytest
 import trio
 
-from .jobs_harness import open_runtime
+from tests.helpers import paths
+from tests.helpers.jobs_harness import open_runtime
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = paths.EXAMPLES
 
 
 async def test_the_sync_send_example_prints_the_result_and_exits(

@@ -1,0 +1,180 @@
+"""What every operations command shares: finding the server, connecting, failing cleanly.
+
+The server is found, first match wins, from ``--url``, ``ACTORQ_NATS_URL``, the
+``[nats]`` section of ``--config FILE``, then ``nats://127.0.0.1:4222``. The namespace
+comes from ``--namespace``, ``ACTORQ_NAMESPACE``, the config file, then ``actorq``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import msgspec
+import typer
+
+from actorq.exceptions import ActorqError, ConfigError, ConnectionFailed, NotFound, ServerError
+from supervisors import StartError
+
+T = TypeVar("T")
+
+# The exit codes of every command, in one place (actorq.cli re-exports them and
+# documents them; it registers the commands that use them, so they cannot live there).
+RET_OK = 0
+RET_ERROR = 1
+RET_USAGE = 2
+RET_CONFIG = 3
+RET_SERVER = 4
+RET_CONNECT = 5
+RET_GAVE_UP = 6
+RET_START = 7
+RET_NOT_FOUND = 8
+RET_JOB_FAILED = 9
+RET_DOCTOR = 10
+
+DEFAULT_URL = "nats://127.0.0.1:4222"
+
+UrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        envvar="ACTORQ_NATS_URL",
+        help="NATS server URL (comma-separated for several).",
+        show_default=False,
+    ),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", help="Take the server and namespace from this TOML config.", dir_okay=False
+    ),
+]
+NamespaceOpt = Annotated[
+    str | None,
+    typer.Option("--namespace", envvar="ACTORQ_NAMESPACE", help="The actorq namespace."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+class Target(msgspec.Struct, frozen=True):
+    """Where a command connects: server URLs, namespace and connect options."""
+
+    urls: list[str]
+    namespace: str
+    options: dict[str, Any] = {}
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """Print one ``error:`` line on stderr and exit with ``code`` (no traceback)."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def resolve(url: str | None, config: Path | None, namespace: str | None) -> Target:
+    """Work out the server and namespace from the options (see the module docstring)."""
+    ns = namespace
+    urls: list[str] = []
+    options: dict[str, Any] = {}
+    if config is not None:
+        from actorq.config.schema import load_config
+
+        try:
+            cfg = load_config(config)
+        except ConfigError as exc:
+            fail(str(exc), RET_CONFIG)
+        ns = ns or cfg.namespace
+        # An embedded server (no urls) listens on its configured local port.
+        urls = list(cfg.nats.urls) or [f"nats://127.0.0.1:{cfg.nats.port}"]
+        # The credentials and TLS settings `actorq up` gives its own processes.
+        from actorq.runtime.child import connect_options
+
+        options = connect_options(msgspec.to_builtins(cfg.nats))
+    if url:
+        urls = [u.strip() for u in url.split(",") if u.strip()]
+    return Target(urls=urls or [DEFAULT_URL], namespace=ns or "actorq", options=options)
+
+
+@contextlib.contextmanager
+def expected_errors() -> Iterator[None]:
+    """Turn the failures an operator can expect into one line and a named exit code."""
+    try:
+        yield
+    except ConnectionFailed as exc:
+        fail(str(exc), RET_CONNECT)
+    except ServerError as exc:
+        fail(str(exc), RET_SERVER)
+    except StartError as exc:
+        fail(str(exc), RET_START)
+    except NotFound as exc:
+        fail(str(exc), RET_NOT_FOUND)
+    except ConfigError as exc:
+        fail(str(exc), RET_CONFIG)
+    except ActorqError as exc:
+        fail(f"{type(exc).__name__}: {exc}", RET_ERROR)
+
+
+@contextlib.contextmanager
+def sync_client(target: Target) -> Iterator[Any]:
+    """A connected :class:`~actorq.SyncClient`, with expected failures made one line."""
+    from actorq.jobs.sync_client import SyncClient
+
+    with expected_errors():
+        # Short connect bounds: an operator at a shell wants the answer in seconds.
+        client = SyncClient(
+            target.urls,
+            namespace=target.namespace,
+            start_timeout=15.0,
+            connect_timeout=2.0,
+            max_reconnect_attempts=0,
+            **target.options,
+        )
+        with client:
+            yield client
+
+
+def run_async(client: Any, afn: Callable[..., Awaitable[T]]) -> T:
+    """Run ``afn(async_client)`` on the sync client's loop (for server info queries).
+
+    The SyncClient has no public call for raw JetStream info, so this reaches its
+    owner loop the way its own methods do.
+    """
+    result: T = client._run(afn, client._c)
+    return result
+
+
+def iso(ts: float | dt.datetime | None) -> str:
+    """A timestamp as local ISO time to the second, or ``-``."""
+    if ts is None:
+        return "-"
+    when = ts if isinstance(ts, dt.datetime) else dt.datetime.fromtimestamp(ts, dt.UTC)
+    return when.astimezone().isoformat(timespec="seconds")
+
+
+def age(seconds: float | None) -> str:
+    """A duration for people: ``45s``, ``12m3s``, ``2h5m``, or ``-``."""
+    if seconds is None:
+        return "-"
+    s = int(max(0.0, seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60}s"
+    return f"{s // 3600}h{s % 3600 // 60}m"
+
+
+def print_json(data: Any) -> None:
+    """JSON on stdout, one document (msgspec handles structs and datetimes)."""
+    typer.echo(json.dumps(msgspec.to_builtins(data), indent=2, default=str))
+
+
+def table(headers: list[str], rows: list[list[str]]) -> None:
+    """A plain, aligned table (rich's would wrap and colour when piped into scripts)."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    for row in [headers, *rows]:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

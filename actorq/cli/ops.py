@@ -1,0 +1,275 @@
+"""``actorq queues``, ``actorq queue purge`` and ``actorq doctor``: what the queues hold,
+emptying one, and whether the server and the runtime are in working order."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Annotated, Any
+
+import msgspec
+import trio
+import typer
+
+from actorq.cli.common import (
+    RET_CONNECT,
+    RET_DOCTOR,
+    ConfigOpt,
+    JsonOpt,
+    NamespaceOpt,
+    Target,
+    UrlOpt,
+    age,
+    print_json,
+    resolve,
+    run_async,
+    sync_client,
+    table,
+)
+from actorq.cli.ps import read_reports
+from actorq.exceptions import ActorqError, NotFound
+from actorq.process.heartbeat import state_of
+
+queue_app = typer.Typer(help="Act on one queue.", no_args_is_help=True)
+
+#: Queues are the durable consumers named ``q-<queue>`` on the jobs stream.
+_PREFIX = "q-"
+#: Oldest JetStream server with message schedules (delayed jobs and schedules need it).
+MIN_SERVER = (2, 12)
+
+
+class QueueStats(msgspec.Struct, frozen=True):
+    """One queue's figures, from its consumer's info."""
+
+    queue: str
+    pending: int
+    in_flight: int
+    redelivered: int
+    consumers: int
+    oldest_pending_age: float | None
+    #: Sum of the live queue actors' rates from their last heartbeats.
+    jobs_per_s: float = 0.0
+
+
+async def queue_stats(client: Any) -> list[QueueStats]:
+    """Figures of every queue of the client's namespace, by name."""
+    streams = client.streams
+    conn = client.conn
+    infos = await conn.jsm("consumers_info", streams.jobs_stream)
+    rates: dict[str, float] = {}
+    now = time.time()
+    for report in await read_reports(client):
+        if report.role == "queue" and report.queue and state_of(report, now) != "lost":
+            rates[report.queue] = rates.get(report.queue, 0.0) + report.jobs_per_s
+    out: list[QueueStats] = []
+    for info in sorted(infos, key=lambda i: i.name):
+        if not info.name.startswith(_PREFIX):
+            continue
+        queue = info.name[len(_PREFIX) :]
+        oldest: float | None = None
+        if info.num_pending:
+            # The first message past what the consumer delivered is the oldest waiting.
+            start = (info.delivered.stream_seq or 0) + 1
+            try:
+                msg = await conn.jsm(
+                    "get_msg",
+                    streams.jobs_stream,
+                    seq=start,
+                    subject=streams.queue_filter(queue),
+                    next=True,
+                )
+            except NotFound:
+                pass
+            else:
+                if msg.time is not None:
+                    oldest = time.time() - msg.time.timestamp()
+        out.append(
+            QueueStats(
+                queue=queue,
+                pending=int(info.num_pending or 0),
+                in_flight=int(info.num_ack_pending or 0),
+                redelivered=int(info.num_redelivered or 0),
+                # Pull requests waiting: one per fetch loop of every live process.
+                consumers=int(info.num_waiting or 0),
+                oldest_pending_age=oldest,
+                jobs_per_s=round(rates.get(queue, 0.0), 2),
+            )
+        )
+    return out
+
+
+def queues(
+    json_: JsonOpt = False,
+    url: UrlOpt = None,
+    config: ConfigOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """Per queue: pending, in flight (ack pending), redelivered, consumers, jobs/s,
+    oldest pending."""
+    target = resolve(url, config, namespace)
+    with sync_client(target) as client:
+        stats = run_async(client, queue_stats)
+    if json_:
+        print_json(stats)
+        return
+    rows = [
+        [s.queue, str(s.pending), str(s.in_flight), str(s.redelivered), str(s.consumers),
+         f"{s.jobs_per_s:.1f}", age(s.oldest_pending_age)]
+        for s in stats
+    ]  # fmt: skip
+    table(
+        ["QUEUE", "PENDING", "IN FLIGHT", "REDELIVERED", "CONSUMERS", "JOBS/S", "OLDEST"], rows
+    )
+
+
+@queue_app.command("purge")
+def purge(
+    name: Annotated[str, typer.Argument(help="The queue to empty.")],
+    force: Annotated[bool, typer.Option("--force", help="Do not ask for confirmation.")] = False,
+    url: UrlOpt = None,
+    config: ConfigOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """Remove every waiting job of queue NAME (running jobs are not touched)."""
+    target = resolve(url, config, namespace)
+    # typer.confirm raises Abort on end of input: with no answer nothing is purged.
+    if not force and not typer.confirm(
+        f"Remove every waiting job of queue {name!r} in namespace {target.namespace!r}?"
+    ):
+        typer.echo("not purged")
+        raise typer.Exit(1)
+    with sync_client(target) as client:
+        removed = client.purge(name)
+    typer.echo(f"removed {removed} job(s) from queue {name}")
+
+
+# -- doctor ----------------------------------------------------------------------------
+
+
+class Check(msgspec.Struct, frozen=True):
+    """One doctor check: passed or not, what was seen, what to do about it."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+async def _diagnose(target: Target) -> list[Check]:
+    from actorq.exceptions import ConnectionFailed
+    from actorq.jobs.streams import JobStreams
+    from actorq.nats.connection import open_nats
+
+    checks: list[Check] = []
+    where = ", ".join(target.urls)
+    try:
+        # A raw connection, not a Client: a Client would create missing streams and
+        # hide exactly what this is meant to find.
+        async with open_nats(
+            target.urls, connect_timeout=2.0, max_reconnect_attempts=0, **target.options
+        ) as conn:
+            checks.append(Check("nats", True, f"reachable at {conn.url}"))
+            info = conn.nc._server_info  # the INFO the server sent on connect
+            checks.append(_version_check(str(info.get("version", "?"))))
+            js = bool(info.get("jetstream"))
+            checks.append(
+                Check(
+                    "jetstream", js, "enabled" if js else "disabled",
+                    "" if js else "start nats-server with -js (or use `actorq up`)",
+                )
+            )  # fmt: skip
+            if js:
+                checks.extend(await _resource_checks(conn, JobStreams(target.namespace)))
+    except ConnectionFailed as exc:
+        checks.append(
+            Check("nats", False, f"cannot connect to {where}: {exc}",
+                  "start the server (`actorq up` or `actorq server`), or pass --url")
+        )  # fmt: skip
+    return checks
+
+
+def _version_check(version: str) -> Check:
+    try:
+        parts = tuple(int(p) for p in version.split("-")[0].split(".")[:2])
+    except ValueError:
+        parts = (0, 0)
+    ok = parts >= MIN_SERVER
+    return Check(
+        "version", ok, f"nats-server {version}",
+        "" if ok else "upgrade nats-server to 2.12 or newer (delayed jobs need it)",
+    )  # fmt: skip
+
+
+async def _resource_checks(conn: Any, streams: Any) -> list[Check]:
+    from actorq.exceptions import BrokerError
+
+    checks: list[Check] = []
+    provision = "run `actorq up` (or any client) once against this server to create it"
+    missing: list[str] = []
+    for name in (streams.jobs_stream, streams.outcomes_stream, streams.dead_stream):
+        try:
+            info = await conn.jsm("stream_info", name)
+        except (NotFound, BrokerError):
+            missing.append(f"stream {name}")
+            continue
+        if name == streams.jobs_stream and not getattr(info.config, "allow_msg_schedules", True):
+            checks.append(Check("config", False, f"stream {name} lacks allow_msg_schedules",
+                                "restart `actorq up` (it updates the stream)"))  # fmt: skip
+    buckets = (streams.results_bucket, streams.cancels_bucket, streams.claims_bucket,
+               streams.deps_bucket, streams.schedules_bucket)  # fmt: skip
+    for bucket in buckets:
+        try:
+            await conn.kv(bucket)
+        except (NotFound, BrokerError):
+            missing.append(f"bucket {bucket}")
+    checks.insert(
+        0,
+        Check("streams", not missing,
+              "missing: " + ", ".join(missing) if missing else "streams and buckets present",
+              provision if missing else ""),
+    )  # fmt: skip
+    leader = None
+    with contextlib.suppress(NotFound, BrokerError):
+        leader = await (await conn.kv(streams.leader_bucket)).get("scheduler")
+    checks.append(
+        Check("scheduler", leader is not None,
+              "a scheduler leader holds the lease" if leader is not None
+              else "no scheduler leader",
+              "" if leader is not None else "start `actorq up` (it runs the scheduler)")
+    )  # fmt: skip
+    return checks
+
+
+def doctor(
+    json_: JsonOpt = False,
+    url: UrlOpt = None,
+    config: ConfigOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """Check NATS, its version, JetStream, the streams and buckets and a scheduler leader.
+
+    One line per check (ok / problem, and what to do); exits 10 if any check fails,
+    5 if the server cannot be reached at all.
+    """
+    target = resolve(url, config, namespace)
+    try:
+        checks = trio.run(_diagnose, target)
+    except ActorqError as exc:
+        checks = [Check("nats", False, f"{type(exc).__name__}: {exc}")]
+    if json_:
+        print_json(checks)
+    else:
+        for c in checks:
+            line = f"{'ok     ' if c.ok else 'PROBLEM'}  {c.name:<10} {c.detail}"
+            typer.echo(line + (f" -> {c.fix}" if c.fix else ""))
+    if not checks[0].ok and checks[0].name == "nats":
+        raise typer.Exit(RET_CONNECT)
+    if not all(c.ok for c in checks):
+        raise typer.Exit(RET_DOCTOR)
+
+
+def register(app: typer.Typer) -> None:
+    """Add these commands to the ``actorq`` app."""
+    app.command("queues")(queues)
+    app.add_typer(queue_app, name="queue")
+    app.command("doctor")(doctor)

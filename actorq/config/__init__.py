@@ -1,0 +1,1 @@
+"""The ``actorq up`` config file: schema, environment overrides, key positions, example."""

@@ -1,0 +1,592 @@
+"""The async client (Trio): enqueue jobs, wait for results, look up, cancel, requeue, purge.
+
+Example::
+
+    async with actorq.open_client("nats://127.0.0.1:4222") as client:
+        job = await client.enqueue(add, 1, 2)
+        assert await job.result(timeout=10) == 3
+
+        # Job options never mix with the function's own keyword arguments:
+        job = await client.options(queue="emails", max_retries=5).enqueue(send, to="a@b")
+
+        # Later, after others, or again and again (see docs/scheduling.md):
+        await client.enqueue_in(timedelta(minutes=5), remind, user)
+        report = await client.options(depends_on=[a.id, b.id]).enqueue(summarize)
+        await client.schedule("nightly", backup, cron="0 3 * * *", tz="Europe/Paris")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
+
+import msgspec
+import trio
+
+from actorq.constants import DEFAULT_QUEUE
+from actorq.exceptions import (
+    ActorqError,
+    CodecError,
+    JobCancelled,
+    JobFailed,
+    JobTimeout,
+    KeyExists,
+    NotFound,
+)
+from actorq.jobs.dependencies import check_parents
+from actorq.jobs.schedules import ScheduleBook, ScheduleVerbs, at_header, to_timestamp
+from actorq.jobs.streams import JobStreams, check_job_id, check_queue_name
+from actorq.nats.connection import Connection, OutMsg, open_nats
+from actorq.nats.kv import KeyValueStore
+from actorq.wire.codec import Codec, Signer, function_path, get_codec
+from actorq.wire.messages import (
+    Backoff,
+    CancelJob,
+    DeadLetter,
+    JobEnvelope,
+    JobOptions,
+    JobRecord,
+    JobStatus,
+    WaitForParents,
+    WaitingJob,
+    decode_dead_letter,
+    decode_envelope,
+    decode_record,
+    encode,
+)
+
+__all__ = ["Client", "EnqueueOptions", "Job", "open_client"]
+
+
+class EnqueueOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """How to enqueue: which queue, which id, retries, timeout, result TTL, metadata.
+
+    ``job_id``: give one to make the enqueue idempotent: a second enqueue with the same
+    id returns the first job (``Job.deduplicated`` is true) and never runs it twice.
+    ``depends_on``: ids of jobs that must all succeed first; the job waits (status
+    ``waiting``) and fails with "dependency failed" if one of them fails for good.
+    """
+
+    queue: str = DEFAULT_QUEUE
+    job_id: str | None = None
+    max_retries: int = 3
+    backoff: Backoff = Backoff()
+    timeout: float | None = None
+    result_ttl: float | None = None
+    metadata: dict[str, str] = {}
+    depends_on: list[str] = []
+
+    def job_options(self) -> JobOptions:
+        """The per-job options carried in the envelope."""
+        return JobOptions(
+            max_retries=self.max_retries,
+            backoff=self.backoff,
+            timeout=self.timeout,
+            result_ttl=self.result_ttl,
+            metadata=dict(self.metadata),
+            depends_on=list(self.depends_on),
+        )
+
+
+class Job:
+    """A handle on an enqueued job. Cheap: holds only its id and queue."""
+
+    def __init__(
+        self,
+        client: Client,
+        job_id: str,
+        queue: str,
+        *,
+        deduplicated: bool = False,
+        via_inbox: bool = False,
+    ):
+        self.client = client
+        self.id = job_id
+        self.queue = queue
+        #: True when this enqueue found the id already used and enqueued nothing.
+        self.deduplicated = deduplicated
+        # The final record is announced on this client's inbox (it enqueued the job).
+        self._via_inbox = via_inbox
+
+    def __repr__(self) -> str:
+        return f"Job(id={self.id!r}, queue={self.queue!r})"
+
+    async def record(self) -> JobRecord | None:
+        """Everything stored about the job, or ``None`` while it has no record yet."""
+        return await self.client.get_record(self.id)
+
+    async def status(self) -> JobStatus:
+        """``scheduled``, ``waiting``, ``queued``, ``running``, ``succeeded``, ``failed``, ..."""
+        return await self.client.status(self.id)
+
+    async def cancel(self) -> None:
+        """Cancel the job: it will not run, or stops if it is running (async jobs)."""
+        await self.client.cancel(self.id)
+
+    async def result(self, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+        """Wait (push-woken, no polling) for the job's result and return it.
+
+        Raises :class:`~actorq.JobFailed` (with the remote type, message and
+        traceback) when it failed, :class:`~actorq.JobCancelled` when cancelled, and
+        :class:`~actorq.JobTimeout` when ``timeout`` seconds pass first.
+        """
+        record = await self.client.wait(self.id, timeout=timeout, via_inbox=self._via_inbox)
+        return self.client.unwrap(record)
+
+
+class Client(ScheduleVerbs):
+    """The async job-queue client. Get one from :func:`open_client`.
+
+    Recurring schedules: :meth:`schedule`, :meth:`schedules`, :meth:`pause_schedule`,
+    :meth:`resume_schedule`, :meth:`delete_schedule` (from :class:`ScheduleVerbs`).
+    """
+
+    def __init__(
+        self,
+        conn: Connection,
+        streams: JobStreams,
+        codec: Codec,
+        *,
+        signing_key: bytes | Signer | None = None,
+    ) -> None:
+        self.conn = conn
+        self.streams = streams
+        self.codec = codec
+        self._signing_key = signing_key
+        self._results: KeyValueStore | None = None
+        self._cancels: KeyValueStore | None = None
+        self._claims: KeyValueStore | None = None
+        self._deps: KeyValueStore | None = None
+        self._schedules: KeyValueStore | None = None
+        self._book = ScheduleBook(self)
+        self._codecs: dict[str, Codec] = {codec.name: codec}
+        self._inbox: str | None = None
+        self._waiters: dict[str, list[_Waiter]] = {}
+
+    async def _setup(self) -> None:
+        await self.streams.provision(self.conn)
+        self._results = await self.conn.kv(self.streams.results_bucket)
+        self._cancels = await self.conn.kv(self.streams.cancels_bucket)
+        self._claims = await self.conn.kv(self.streams.claims_bucket)
+        self._deps = await self.conn.kv(self.streams.deps_bucket)
+        self._schedules = await self.conn.kv(self.streams.schedules_bucket)
+
+    async def _serve_inbox(self, *, task_status: trio.TaskStatus[None]) -> None:
+        """Wake waiters with the final records the result actor sends this client."""
+        inbox = self.streams.ns.subject(f"reply.{uuid.uuid4().hex}")
+        async with self.conn.subscribe(inbox) as messages:
+            self._inbox = inbox
+            task_status.started()
+            async for msg in messages:
+                try:
+                    record = decode_record(msg.data)
+                except CodecError:
+                    continue
+                for waiter in self._waiters.get(record.id, ()):
+                    waiter.record = record
+                    waiter.event.set()
+
+    @property
+    def results(self) -> KeyValueStore:
+        """The results bucket (job id -> :class:`JobRecord`)."""
+        assert self._results is not None
+        return self._results
+
+    @property
+    def deps(self) -> KeyValueStore:
+        """The dependencies bucket (``w.<job>`` held jobs, ``p.<job>`` their parents)."""
+        assert self._deps is not None
+        return self._deps
+
+    @property
+    def schedules_kv(self) -> KeyValueStore:
+        """The schedules bucket (name -> :class:`~actorq.wire.messages.ScheduleEntry`)."""
+        assert self._schedules is not None
+        return self._schedules
+
+    # -- enqueue ---------------------------------------------------------------------
+
+    def options(self, **options: Any) -> _BoundEnqueue:
+        """Enqueue with options: ``await client.options(queue="q").enqueue(fn, x=1)``.
+
+        Accepts the fields of :class:`EnqueueOptions`.
+        """
+        try:
+            opts = msgspec.convert(options, EnqueueOptions)
+        except msgspec.ValidationError as exc:
+            raise ActorqError(f"invalid enqueue option: {exc}") from None
+        return _BoundEnqueue(self, opts)
+
+    async def enqueue(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
+        """Enqueue ``fn(*args, **kwargs)`` on the default queue with default options."""
+        return await self.enqueue_with(EnqueueOptions(), fn, args, kwargs)
+
+    async def enqueue_at(
+        self, when: dt.datetime | float, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> Job:
+        """Enqueue ``fn(*args, **kwargs)`` to run at ``when`` (aware datetime or unix time).
+
+        The server holds the job and releases it at that time (no scheduler needed); a
+        time in the past runs it now. Naive datetimes are refused with ConfigError.
+        """
+        return await self.enqueue_with(EnqueueOptions(), fn, args, kwargs, at=when)
+
+    async def enqueue_in(
+        self, delay: dt.timedelta | float, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> Job:
+        """Enqueue ``fn(*args, **kwargs)`` to run after ``delay`` (timedelta or seconds)."""
+        return await self.enqueue_with(EnqueueOptions(), fn, args, kwargs, at=_in(delay))
+
+    def build_envelope(
+        self, opts: EnqueueOptions, fn: Callable[..., Any], args: Sequence[Any],
+        kwargs: Mapping[str, Any], *, job_options: JobOptions | None = None,
+    ) -> JobEnvelope:  # fmt: skip
+        """Encode a call into an envelope (no I/O)."""
+        if job_options is None:
+            check_queue_name(opts.queue)
+            job_options = opts.job_options()
+        job_id = check_job_id(opts.job_id) if opts.job_id is not None else uuid.uuid4().hex
+        payload = self.codec.encode_call(fn, args, kwargs)
+        try:
+            name = function_path(fn)
+        except (AttributeError, TypeError, CodecError):
+            name = repr(fn)
+        return JobEnvelope(
+            id=job_id,
+            queue=opts.queue,
+            function=name,
+            codec=self.codec.name,
+            payload=payload,
+            signature=self.codec.sign_call(payload),
+            options=job_options,
+            enqueued_at=time.time(),
+            reply_to=self._inbox,
+        )
+
+    async def enqueue_with(
+        self,
+        opts: EnqueueOptions,
+        fn: Callable[..., Any],
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        at: dt.datetime | float | None = None,
+    ) -> Job:
+        """Enqueue with explicit :class:`EnqueueOptions`, at time ``at`` if given."""
+        due = None if at is None else to_timestamp(at)
+        env = self.build_envelope(opts, fn, args, kwargs or {})
+        if opts.depends_on:
+            if due is not None:
+                raise ActorqError(
+                    "a job cannot both wait for a time and for other jobs: enqueue it with "
+                    "depends_on, or make a delayed job one of its parents"
+                )
+            await check_parents(self, env.id, list(opts.depends_on))
+        if opts.job_id is not None:
+            assert self._claims is not None
+            try:
+                await self._claims.create(env.id, env.queue.encode())
+            except KeyExists:
+                return Job(self, env.id, env.queue, deduplicated=True)
+        if opts.depends_on:
+            return await self._hold(env)
+        if due is not None:
+            ack = await self.conn.js_publish(
+                self.streams.delayed_subject(env.queue, env.id),
+                encode(env),
+                headers={
+                    "Nats-Schedule": at_header(due),
+                    "Nats-Schedule-Target": self.streams.job_subject(env.queue, env.id),
+                },
+                msg_id=env.id if opts.job_id is not None else None,
+            )
+            return Job(self, env.id, env.queue, deduplicated=ack.duplicate, via_inbox=True)
+        # Nats-Msg-Id only for ids of the caller's: a generated id is unique already,
+        # and the header costs ~10% of publish throughput.
+        ack = await self.conn.js_publish(
+            self.streams.job_subject(env.queue, env.id),
+            encode(env),
+            msg_id=env.id if opts.job_id is not None else None,
+        )
+        return Job(self, env.id, env.queue, deduplicated=ack.duplicate, via_inbox=True)
+
+    async def _hold(self, env: JobEnvelope) -> Job:
+        """Park a dependent job in the deps bucket and tell the result actor."""
+        parents = list(env.options.depends_on)
+        held = WaitingJob(envelope=encode(env), parents=parents)
+        await self.deps.put(f"w.{env.id}", encode(held))
+        wait = WaitForParents(
+            job_id=env.id, queue=env.queue, parents=parents, function=env.function,
+            enqueued_at=env.enqueued_at, metadata=dict(env.options.metadata),
+            reply_to=env.reply_to,
+        )  # fmt: skip
+        await self.conn.js_publish(self.streams.deps_subject, encode(wait))
+        return Job(self, env.id, env.queue, via_inbox=True)
+
+    async def enqueue_many(
+        self, calls: Sequence[tuple[Callable[..., Any], Sequence[Any], Mapping[str, Any]]],
+        opts: EnqueueOptions | None = None,
+    ) -> list[Job]:  # fmt: skip
+        """Enqueue many calls with shared options in one pipelined batch.
+
+        Ids are generated (an explicit ``job_id`` makes no sense for a batch).
+        """
+        opts = opts or EnqueueOptions()
+        if opts.job_id is not None:
+            raise ActorqError("enqueue_many generates job ids; drop job_id from the options")
+        if opts.depends_on:
+            raise ActorqError("enqueue_many does not take depends_on; enqueue those one by one")
+        check_queue_name(opts.queue)
+        job_options = opts.job_options()
+        envs = [
+            self.build_envelope(opts, fn, a, k, job_options=job_options) for fn, a, k in calls
+        ]
+        await self.conn.js_publish_many(
+            [OutMsg(self.streams.job_subject(e.queue, e.id), encode(e)) for e in envs]
+        )
+        return [Job(self, e.id, e.queue, via_inbox=True) for e in envs]
+
+    # -- look up -----------------------------------------------------------------------
+
+    def job(self, job_id: str, queue: str = DEFAULT_QUEUE) -> Job:
+        """A handle on a job by id (no I/O; see :meth:`get_record`)."""
+        return Job(self, check_job_id(job_id), queue)
+
+    async def get_record(self, job_id: str) -> JobRecord | None:
+        """The stored record of a job, or ``None`` if there is none (yet, or any more)."""
+        entry = await self.results.get(job_id)
+        return None if entry is None else decode_record(entry.value)
+
+    async def _queued_envelope(self, job_id: str) -> JobEnvelope | None:
+        try:
+            msg = await self.conn.jsm(
+                "get_last_msg", self.streams.jobs_stream, self.streams.job_subject("*", job_id)
+            )
+        except NotFound:
+            return None
+        return decode_envelope(msg.data)
+
+    async def status(self, job_id: str) -> JobStatus:
+        """The job's status; raises :class:`~actorq.NotFound` for an unknown id."""
+        record = await self.get_record(job_id)
+        if record is not None and record.done:
+            return record.status
+        assert self._cancels is not None
+        if await self._cancels.get(job_id) is not None:
+            return "cancelled"
+        if record is not None:
+            return record.status
+        if await self._queued_envelope(job_id) is not None:
+            return "queued"
+        if await self.deps.get(f"w.{job_id}") is not None:
+            return "waiting"
+        try:
+            await self.conn.jsm(
+                "get_last_msg", self.streams.jobs_stream, self.streams.delayed_subject("*", job_id)
+            )
+        except NotFound:
+            pass
+        else:
+            return "scheduled"
+        raise NotFound(
+            f"no job {job_id!r}: never enqueued in namespace {self.streams.ns.name!r}, "
+            "or its record expired (result TTL)."
+        )
+
+    async def wait(
+        self, job_id: str, timeout: float | None = None, *, via_inbox: bool = False  # noqa: ASYNC109
+    ) -> JobRecord:
+        """Wait until the job has a final record and return it (see :meth:`Job.result`).
+
+        ``via_inbox``: the job was enqueued by this client, so its final record comes
+        to this client's inbox; otherwise the job's record is watched (push).
+        """
+        if via_inbox and self._inbox is not None:
+            return await self._wait_inbox(job_id, timeout)
+        with trio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
+            # A watch delivers the current record first, then every change.
+            async with self.results.watch(job_id) as updates:
+                async for entry in updates:
+                    if entry is None or entry.operation != "PUT":
+                        continue
+                    record = decode_record(entry.value)
+                    if record.done:
+                        return record
+        assert scope.cancelled_caught
+        raise JobTimeout(
+            f"job {job_id} has no result after {timeout}s; it may still be queued or running: "
+            "check `await job.status()`, or wait longer."
+        )
+
+    async def _wait_inbox(self, job_id: str, timeout: float | None) -> JobRecord:  # noqa: ASYNC109
+        waiter = _Waiter()
+        waiters = self._waiters.setdefault(job_id, [])
+        waiters.append(waiter)
+        try:
+            with trio.move_on_after(timeout if timeout is not None else float("inf")):
+                # Registered first, then read: a result stored in between is not missed.
+                record = await self.get_record(job_id)
+                if record is not None and record.done:
+                    return record
+                await waiter.event.wait()
+                assert waiter.record is not None
+                return waiter.record
+        finally:
+            waiters.remove(waiter)
+            if not waiters:
+                del self._waiters[job_id]
+        raise JobTimeout(
+            f"job {job_id} has no result after {timeout}s; it may still be queued or running: "
+            "check `await job.status()`, or wait longer."
+        )
+
+    def unwrap(self, record: JobRecord) -> Any:
+        """The value of a final record, or the matching exception."""
+        if record.status == "succeeded":
+            if record.result is None:
+                return None
+            codec = self._codec(record.codec)
+            return codec.decode_result(record.result, record.signature)
+        if record.status == "cancelled":
+            raise JobCancelled(f"job {record.id} was cancelled")
+        err = record.error
+        if err is None:
+            raise JobFailed(record.id, "UnknownError", f"job ended {record.status}", "")
+        raise JobFailed(record.id, err.type, err.message, err.traceback)
+
+    def _codec(self, name: str) -> Codec:
+        codec = self._codecs.get(name)
+        if codec is None:
+            codec = self._codecs[name] = get_codec(name, signing_key=self._signing_key)
+        return codec
+
+    # -- steer -------------------------------------------------------------------------
+
+    async def cancel(self, job_id: str) -> None:
+        """Cancel a job by id; durable, so it holds even when no worker is online."""
+        assert self._cancels is not None
+        # Queue actors watch this bucket (push), so a running job stops promptly too.
+        await self._cancels.put(
+            job_id, encode(CancelJob(job_id=job_id, requested_at=time.time()))
+        )
+
+    async def requeue(self, job_id: str) -> Job:
+        """Enqueue a dead-lettered job again, as it was; removes its dead letter."""
+        try:
+            msg = await self.conn.jsm(
+                "get_last_msg", self.streams.dead_stream, self.streams.dead_subject(job_id)
+            )
+        except NotFound:
+            raise NotFound(
+                f"no dead letter for job {job_id!r}; list them with dead_letters()"
+            ) from None
+        letter = decode_dead_letter(msg.data)
+        env = decode_envelope(letter.original)
+        assert self._cancels is not None
+        with contextlib.suppress(NotFound):
+            await self._cancels.delete(job_id)
+        record = await self.get_record(env.id)
+        if record is not None:
+            # Back to queued before the job is out again (its new result must not be
+            # overwritten), so waiters wait for the new run, not the old failure.
+            await self.results.put(env.id, encode(record.with_status("queued", time.time())))
+        await self.conn.js_publish(
+            self.streams.job_subject(env.queue, env.id),
+            letter.original,
+            msg_id=f"{env.id}-requeue-{msg.seq}",
+        )
+        await self.conn.jsm("delete_msg", self.streams.dead_stream, msg.seq)
+        return Job(self, env.id, env.queue)
+
+    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """Up to ``limit`` dead letters, oldest first (:class:`~actorq.DeadLetter`)."""
+        info = await self.conn.jsm("stream_info", self.streams.dead_stream)
+        out: list[DeadLetter] = []
+        seq = info.state.first_seq
+        while seq and seq <= info.state.last_seq and len(out) < limit:
+            try:
+                msg = await self.conn.jsm("get_msg", self.streams.dead_stream, seq)
+            except NotFound:
+                seq += 1
+                continue
+            out.append(decode_dead_letter(msg.data))
+            seq += 1
+        return out
+
+    async def purge(self, queue: str) -> int:
+        """Remove every waiting job of ``queue``; returns how many were removed."""
+        check_queue_name(queue)
+        subject = self.streams.queue_filter(queue)
+        info = await self.conn.jsm("stream_info", self.streams.jobs_stream, subjects_filter=subject)
+        count = sum((info.state.subjects or {}).values())
+        await self.conn.jsm("purge_stream", self.streams.jobs_stream, subject=subject)
+        return int(count)
+
+
+class _Waiter:
+    """One caller waiting for a job's final record."""
+
+    __slots__ = ("event", "record")
+
+    def __init__(self) -> None:
+        self.event = trio.Event()
+        self.record: JobRecord | None = None
+
+
+class _BoundEnqueue:
+    """``client.options(...)``: enqueue with fixed options."""
+
+    def __init__(self, client: Client, opts: EnqueueOptions) -> None:
+        self._client = client
+        self._opts = opts
+
+    async def enqueue(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
+        """Enqueue ``fn(*args, **kwargs)`` with the bound options."""
+        return await self._client.enqueue_with(self._opts, fn, args, kwargs)
+
+    async def enqueue_at(
+        self, when: dt.datetime | float, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> Job:
+        """Enqueue with the bound options, to run at ``when`` (see :meth:`Client.enqueue_at`)."""
+        return await self._client.enqueue_with(self._opts, fn, args, kwargs, at=when)
+
+    async def enqueue_in(
+        self, delay: dt.timedelta | float, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> Job:
+        """Enqueue with the bound options, to run after ``delay``."""
+        return await self._client.enqueue_with(self._opts, fn, args, kwargs, at=_in(delay))
+
+
+def _in(delay: dt.timedelta | float) -> float:
+    seconds = delay.total_seconds() if isinstance(delay, dt.timedelta) else float(delay)
+    return time.time() + seconds
+
+
+@contextlib.asynccontextmanager
+async def open_client(
+    url: str | Sequence[str] = "nats://127.0.0.1:4222",
+    *,
+    namespace: str = "actorq",
+    codec: str | Codec = "pickle",
+    signing_key: bytes | Signer | None = None,
+    **connect_options: Any,
+) -> AsyncIterator[Client]:
+    """Connect a job-queue client for the duration of the block (Trio).
+
+    ``codec`` is ``"pickle"`` (default; lambdas and closures work) or ``"safe"``, or a
+    codec object; ``signing_key`` signs payloads so workers refuse unsigned ones.
+    ``connect_options`` go to :func:`actorq.open_nats` (user, password, token, tls...).
+    """
+    c = codec if not isinstance(codec, str) else get_codec(codec, signing_key=signing_key)
+    async with open_nats(url, **connect_options) as conn, trio.open_nursery() as nursery:
+        client = Client(conn, JobStreams(namespace), c, signing_key=signing_key)
+        await client._setup()
+        await nursery.start(client._serve_inbox)
+        try:
+            yield client
+        finally:
+            nursery.cancel_scope.cancel()

@@ -1,0 +1,656 @@
+"""The queue actor: pulls jobs of one queue, runs them, reports outcomes, then acks.
+
+One or more run per queue, each in its own process under a supervisor (or as a Trio
+task, in tests and embedded use). Per job::
+
+    fetch (only as many as there are free slots)
+      -> decode envelope (undecodable: dead letter, term)
+      -> cancelled already? (a push-fed set from the cancels bucket) -> outcome cancelled
+      -> run: Trio coroutine as a task, asyncio coroutine via trio-asyncio,
+              plain function in a worker thread; bounded by the job's timeout
+      -> outcome published to the outcomes stream (durable), *then* the job is acked,
+         or nak'ed with the backoff delay for a retry
+
+While a job runs its lease (the consumer's ack wait) is renewed with ``in_progress``
+every third of it, so a long job is never redelivered and a killed worker's job is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+import msgspec
+import psutil
+import trio
+
+from actorq.exceptions import CodecError, SignatureError
+from actorq.jobs.streams import DEFAULT_ACK_WAIT, JobStreams
+from actorq.jobs.thread_pool import SyncJobThreads
+from actorq.nats.connection import Connection, JsMsg, PullConsumer, open_nats
+from actorq.nats.errors import translate_errors
+from actorq.nats.kv import KeyValueStore
+from actorq.process.entry import default_logging
+from actorq.process.heartbeat import publish_heartbeats
+from actorq.wire.codec import Codec, Signer, get_codec
+from actorq.wire.messages import (
+    DeadLetter,
+    ErrorInfo,
+    JobEnvelope,
+    JobOutcome,
+    OutcomeBatch,
+    decode_envelope,
+    decode_record,
+    encode,
+)
+
+__all__ = ["QueueActorSettings", "asyncio_job", "main", "serve_queue_actor"]
+
+log = logging.getLogger("actorq.queue")
+
+ExitReason = Literal["stopped", "recycle"]
+
+
+class QueueActorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Everything a queue actor process needs, passed to it as JSON."""
+
+    queue: str
+    url: list[str] = msgspec.field(default_factory=lambda: ["nats://127.0.0.1:4222"])
+    namespace: str = "actorq"
+    concurrency: int = 10
+    ack_wait: float = DEFAULT_ACK_WAIT
+    #: Report a ``running`` status when a job starts (one extra message per job).
+    track_started: bool = True
+    #: Exit gracefully (to be restarted fresh) after this many jobs.
+    recycle_after_jobs: int | None = None
+    #: Exit gracefully when the process's RSS passes this many MB.
+    recycle_above_rss_mb: float | None = None
+    #: Hex-encoded HMAC key; payloads without a valid signature are dead-lettered.
+    signing_key_hex: str | None = None
+    #: Hex keys still accepted (never used to sign) while a key is being rotated.
+    previous_signing_keys_hex: list[str] = []
+    #: Codecs whose jobs this worker decodes (``None``: every registered one); jobs
+    #: in others are dead-lettered.
+    codecs: list[str] | None = None
+    #: Packages the ``safe`` codec may import from (``None``: any importable callable).
+    safe_allow: list[str] | None = None
+    #: Modules imported at start (where job functions live).
+    imports: list[str] = []
+    #: Seconds one attempt may run when the job sets no timeout of its own.
+    default_timeout: float | None = None
+    #: Prepended to ``sys.path`` at start.
+    sys_path: list[str] = []
+    #: Seconds in-flight jobs get to finish on shutdown before being left for redelivery.
+    shutdown_timeout: float = 30.0
+    name: str = ""
+
+
+def asyncio_job(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Mark an ``async def`` as an asyncio coroutine function (run via trio-asyncio).
+
+    Unmarked ``async def`` jobs run as Trio tasks::
+
+        @actorq.asyncio_job
+        async def fetch(url):
+            async with aiohttp.ClientSession() as s: ...
+    """
+    fn.__actorq_asyncio__ = True  # type: ignore[attr-defined]
+    return fn
+
+
+class _Slots:
+    """Counts free job slots; a slot is held from fetch until the job's ack."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.used = 0
+        self._changed = trio.Event()
+
+    @property
+    def free(self) -> int:
+        return self.size - self.used
+
+    def take(self, n: int) -> None:
+        self.used += n
+
+    def give(self, n: int = 1) -> None:
+        self.used -= n
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_free(self, stop: trio.Event) -> None:
+        while self.free <= 0 and not stop.is_set():
+            await self._changed.wait()
+
+
+class _Report(msgspec.Struct):
+    msg: JsMsg
+    outcome: JobOutcome | None
+    action: Literal["ack", "nak", "term", "none"]
+    delay: float | None = None
+
+
+class QueueActor:
+    """The state of one running queue actor. Use :func:`serve_queue_actor`."""
+
+    def __init__(self, settings: QueueActorSettings, conn: Connection) -> None:
+        self.settings = settings
+        self.conn = conn
+        self.streams = JobStreams(settings.namespace)
+        key: bytes | Signer | None = None
+        if settings.signing_key_hex:
+            key = bytes.fromhex(settings.signing_key_hex)
+            if settings.previous_signing_keys_hex:
+                previous = [bytes.fromhex(k) for k in settings.previous_signing_keys_hex]
+                key = Signer(key, previous=previous)
+        self._signing_key = key
+        self._codecs: dict[str, Codec] = {}
+        self.slots = _Slots(settings.concurrency)
+        self.running: dict[str, tuple[trio.CancelScope, JsMsg]] = {}
+        self.cancelled: set[str] = set()
+        self.reports: list[_Report] = []
+        self._reports_ready = trio.Event()
+        self._final_ready = trio.Event()
+        self._closing = False
+        self.jobs_done = 0
+        self.worker = settings.name or f"{os.uname().nodename}:{os.getpid()}"
+        self.stop_fetching = trio.Event()
+        self.exit_reason: ExitReason = "stopped"
+        self.stuck_threads = 0
+        # For heartbeats (actorq.process.heartbeat): attempts that failed for good / will retry.
+        self.jobs_failed = 0
+        self.jobs_retried = 0
+        self.last_error = ""
+        self._process = psutil.Process()
+        self.threads = SyncJobThreads(max_threads=settings.concurrency)
+
+    def codec(self, name: str) -> Codec:
+        codec = self._codecs.get(name)
+        if codec is None:
+            accepted = self.settings.codecs
+            if accepted is not None and name not in accepted:
+                raise CodecError(
+                    f"codec {name!r} is not accepted by this worker (accepted: "
+                    f"{', '.join(accepted)}); send with one of those"
+                )
+            options: dict[str, Any] = {}
+            if name == "safe" and self.settings.safe_allow is not None:
+                options["allow"] = self.settings.safe_allow
+            codec = get_codec(name, signing_key=self._signing_key, **options)
+            self._codecs[name] = codec
+        return codec
+
+    # -- the loops -------------------------------------------------------------------
+
+    def request_stop(self, reason: ExitReason = "stopped") -> None:
+        """Fetch no more jobs; the actor exits once in-flight ones are reported."""
+        if not self.stop_fetching.is_set():
+            self.exit_reason = reason
+            self.stop_fetching.set()
+            self.slots.give(0)  # wake a fetch loop waiting for a free slot
+
+    async def fetch_loop(self, consumer: PullConsumer, jobs: trio.Nursery) -> None:
+        """Fetch as many jobs as there are free slots, until asked to stop.
+
+        A fetch in flight is never cancelled (messages the server already sent would
+        sit unacked for a whole ack wait); what arrives after a stop is nak'ed, so it
+        goes straight to another worker.
+        """
+        while not self.stop_fetching.is_set():
+            await self.slots.wait_free(self.stop_fetching)
+            if self.stop_fetching.is_set():
+                break
+            msgs = await consumer.fetch(self.slots.free, expires=1.0)
+            if self.stop_fetching.is_set():
+                for msg in msgs:
+                    await consumer.nak(msg)
+                break
+            self.slots.take(len(msgs))
+            for msg in msgs:
+                jobs.start_soon(self.handle, msg)
+
+    async def handle(self, msg: JsMsg) -> None:
+        try:
+            env = decode_envelope(msg.data)
+        except CodecError as exc:
+            await self.dead_letter(msg, None, "undecodable", str(exc))
+            return
+        if env.id in self.cancelled:
+            self.report(msg, self.outcome(env, msg, "cancelled", time.time()), "term")
+            return
+        if msg.num_delivered > 1 and await self.already_done(env.id):
+            # Redelivered after its outcome was stored (e.g. the worker died before
+            # acking): one result per job id, so do not run it again.
+            self.report(msg, None, "ack")
+            return
+        started = time.time()
+        try:
+            # Inside the try: a job naming a codec this worker does not accept is a
+            # dead letter, not a crash of the worker (which would crash-loop on it).
+            codec = self.codec(env.codec)
+            fn, args, kwargs = codec.decode_call(env.payload, env.signature)
+        except SignatureError as exc:
+            await self.dead_letter(msg, env, "bad_signature", str(exc))
+            return
+        except CodecError as exc:
+            await self.dead_letter(msg, env, "undecodable", str(exc))
+            return
+        if self.settings.track_started:
+            self.report(msg, self.outcome(env, msg, "running", started), "none")
+        scope = trio.CancelScope()
+        self.running[env.id] = (scope, msg)
+        error: BaseException | None = None
+        value: Any = None
+        cancelled = timed_out = False
+        limit = env.options.timeout or self.settings.default_timeout
+        try:
+            with scope:
+                if limit:
+                    scope.deadline = trio.current_time() + limit
+                try:
+                    value = await self.call(fn, args, kwargs)
+                except Exception as exc:
+                    error = exc
+            # One scope for both (a scope costs ~4% per job): its deadline is the
+            # timeout; cancel_watch records a user's cancel before calling cancel().
+            cancelled = scope.cancelled_caught and env.id in self.cancelled
+            timed_out = scope.cancelled_caught and not cancelled
+        except trio.Cancelled:
+            # Shutdown ran out of time: hand the job straight back for redelivery
+            # rather than leaving it to its lease.
+            with trio.CancelScope(shield=True), trio.move_on_after(2):
+                await self._consumer.nak(msg)
+            raise
+        finally:
+            del self.running[env.id]
+        self.jobs_done += 1
+        if cancelled:
+            self.report(msg, self.outcome(env, msg, "cancelled", started), "term")
+        elif timed_out:
+            self.fail(msg, env, started, TimeoutError(f"job ran past its timeout of {limit}s"))
+        elif error is not None:
+            self.fail(msg, env, started, error)
+        else:
+            try:
+                result = codec.encode_result(value)
+            except CodecError as exc:
+                self.fail(msg, env, started, exc)
+                return
+            out = self.outcome(env, msg, "succeeded", started)
+            out = msgspec.structs.replace(out, result=result, signature=codec.sign_result(result))
+            self.report(msg, out, "ack")
+        self.check_recycle()
+
+    def fail(self, msg: JsMsg, env: JobEnvelope, started: float, exc: BaseException) -> None:
+        attempt = msg.num_delivered
+        info = ErrorInfo.from_exception(exc)
+        self.last_error = f"{info.type}: {info.message}"[:500]
+        if attempt <= env.options.max_retries:
+            self.jobs_retried += 1
+            delay = env.options.backoff.delay(attempt)
+            out = msgspec.structs.replace(
+                self.outcome(env, msg, "retrying", started), error=info, retry_in=delay
+            )
+            self.report(msg, out, "nak", delay)
+        else:
+            self.jobs_failed += 1
+            out = msgspec.structs.replace(
+                self.outcome(env, msg, "failed", started), error=info, original=msg.data
+            )
+            self.report(msg, out, "term")
+
+    async def call(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+        if getattr(fn, "__actorq_asyncio__", False):
+            import trio_asyncio
+
+            loop = await self.asyncio_loop()
+            return await trio_asyncio.aio_as_trio(fn, loop=loop)(*args, **kwargs)
+        if inspect.iscoroutinefunction(fn):
+            return await fn(*args, **kwargs)
+        done = False
+
+        def run() -> Any:
+            nonlocal done
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                done = True
+
+        try:
+            result = await self.threads.run(run)
+        finally:
+            if not done:
+                # The thread cannot be stopped; it keeps a slot of the machine busy.
+                # Finish what is in flight, then exit so the supervisor starts afresh.
+                self.stuck_threads += 1
+                self.request_stop("recycle")
+        if inspect.isawaitable(result):  # a sync wrapper that returned a coroutine
+            return await result
+        return result
+
+    def outcome(self, env: JobEnvelope, msg: JsMsg, status: Any, started: float) -> JobOutcome:
+        return JobOutcome(
+            job_id=env.id,
+            queue=env.queue,
+            status=status,
+            codec=env.codec,
+            attempt=msg.num_delivered,
+            started_at=started,
+            finished_at=time.time(),
+            worker=self.worker,
+            function=env.function,
+            enqueued_at=env.enqueued_at,
+            metadata=env.options.metadata,
+            result_ttl=env.options.result_ttl,
+            reply_to=env.reply_to,
+        )
+
+    def report(
+        self, msg: JsMsg, outcome: JobOutcome | None, action: Any, delay: float | None = None
+    ) -> None:
+        self.reports.append(_Report(msg, outcome, action, delay))
+        self._reports_ready.set()
+        if action != "none":
+            self._final_ready.set()
+
+    async def report_loop(self) -> None:
+        """Publish outcomes in batches (durable), then ack/nak their jobs.
+
+        Returns once :meth:`close_reports` was called and everything is flushed; it is
+        never cancelled mid-batch on a graceful stop, so no finished job is lost.
+        """
+        while True:
+            await self._reports_ready.wait()
+            if not self._closing and all(r.action == "none" for r in self.reports):
+                # Only "running" reports: hold them a moment, so a job that finishes
+                # within it sends one outcome instead of two, and its final report
+                # does not queue behind a flush of the first.
+                with trio.move_on_after(_RUNNING_HOLD):
+                    await self._final_ready.wait()
+            self._reports_ready = trio.Event()
+            self._final_ready = trio.Event()
+            batch, self.reports = self.reports, []
+            if batch:
+                await self.flush_reports(batch)
+            if self._closing and not self.reports:
+                return
+
+    def close_reports(self) -> None:
+        """Ask the report loop to flush what is left and return."""
+        self._closing = True
+        self._reports_ready.set()
+        self._final_ready.set()
+
+    async def flush_reports(self, batch: list[_Report]) -> None:
+        """Publish the batch's outcomes, wait for their acks, then settle the jobs.
+
+        One crossing to the asyncio loop for the whole batch. A ``running`` report
+        whose job already finished within the same batch is dropped: the final
+        outcome carries ``started_at``, and it halves the messages for short jobs.
+        """
+        finished = {r.outcome.job_id for r in batch if r.outcome and r.action != "none"}
+        outcomes = [
+            r.outcome
+            for r in batch
+            if r.outcome is not None and not (r.action == "none" and r.outcome.job_id in finished)
+        ]
+        subject = self.streams.outcome_subject(self.settings.queue)
+        outs = [(subject, encode(OutcomeBatch(outcomes=chunk))) for chunk in _chunks(outcomes)]
+        settle = [(r.msg._raw, r.action, r.delay) for r in batch if r.action != "none"]
+        publisher = self.conn.publisher
+        timeout = self.conn.request_timeout + len(outs) / 1000
+
+        async def run() -> None:
+            if outs:
+                async with asyncio.timeout(timeout):
+                    acks = await publisher.publish([(s, d, None) for s, d in outs])
+                for ack in acks:
+                    if isinstance(ack, BaseException):
+                        raise ack
+            for raw, action, delay in settle:
+                if action == "ack":
+                    await raw.ack()
+                elif action == "nak":
+                    await raw.nak(delay)
+                else:
+                    await raw.term()
+
+        with translate_errors(f"report {len(batch)} outcomes"):
+            await self.conn.bridge.run(run)
+        self.slots.give(len(settle))
+
+    async def heartbeat_loop(self) -> None:
+        """Renew the lease of every running job every third of the ack wait."""
+        while True:
+            await trio.sleep(self.settings.ack_wait / 3)
+            msgs = [m for _, m in self.running.values()]
+            if msgs:
+                await self._consumer.in_progress(msgs)
+
+    async def cancel_watch(
+        self,
+        cancels: KeyValueStore,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Keep ``cancelled`` in step with the cancels bucket; started once caught up."""
+        async with cancels.watch() as updates:
+            async for entry in updates:
+                if entry is None:
+                    # Caught up: no job may be fetched before every stored cancel is known.
+                    task_status.started()
+                    continue
+                if entry.operation != "PUT":
+                    continue
+                self.cancelled.add(entry.key)
+                running = self.running.get(entry.key)
+                if running is not None:
+                    running[0].cancel()
+
+    async def already_done(self, job_id: str) -> bool:
+        entry = await self._results.get(job_id)
+        return entry is not None and decode_record(entry.value).status == "succeeded"
+
+    async def dead_letter(
+        self, msg: JsMsg, env: JobEnvelope | None, reason: str, detail: str
+    ) -> None:
+        job_id = env.id if env is not None else f"seq-{msg.stream_seq}"
+        letter = DeadLetter(
+            job_id=job_id,
+            queue=self.settings.queue,
+            reason=reason,
+            detail=detail,
+            original=msg.data,
+            headers=msg.headers,
+            failed_at=time.time(),
+        )
+        await self.conn.js_publish(self.streams.dead_subject(job_id), encode(letter))
+        if env is not None:
+            out = msgspec.structs.replace(
+                self.outcome(env, msg, "dead", time.time()),
+                error=ErrorInfo(type=f"actorq.{reason}", message=detail),
+            )
+            self.report(msg, out, "term")
+        else:
+            self.report(msg, None, "term")
+        log.warning("dead-lettered %s from %s: %s: %s", job_id, self.settings.queue, reason, detail)
+
+    def check_recycle(self) -> None:
+        s = self.settings
+        if s.recycle_after_jobs is not None and self.jobs_done >= s.recycle_after_jobs:
+            self.request_stop("recycle")
+        elif s.recycle_above_rss_mb is not None and self.jobs_done % 16 == 0:
+            rss_mb = self._process.memory_info().rss / 1e6
+            if rss_mb > s.recycle_above_rss_mb:
+                self.request_stop("recycle")
+
+    async def asyncio_loop(self) -> Any:
+        """The trio-asyncio loop for asyncio jobs, opened on first use.
+
+        Opened lazily: importing trio-asyncio patches asyncio's loop lookup, which
+        costs every asyncio call (the NATS thread's too) ~5%, for nothing when a
+        queue runs no asyncio jobs.
+        """
+        if self._aio_ready is None:
+            self._aio_ready = trio.Event()
+            self._service.start_soon(_host_asyncio_loop, self)
+        await self._aio_ready.wait()
+        return self._aio_loop
+
+    _consumer: PullConsumer
+    _results: KeyValueStore
+    _service: trio.Nursery
+    _aio_ready: trio.Event | None = None
+    _aio_loop: Any = None
+
+
+async def serve_queue_actor(
+    settings: QueueActorSettings,
+    *,
+    stop: trio.Event | None = None,
+    task_status: trio.TaskStatus[QueueActor] = trio.TASK_STATUS_IGNORED,
+) -> ExitReason:
+    """Run a queue actor until ``stop`` is set, it recycles, or it is cancelled.
+
+    On stop it fetches no more, lets in-flight jobs finish up to
+    ``settings.shutdown_timeout``, reports them, and returns; jobs still running then
+    are left unacked for redelivery (nothing is lost).
+    """
+    for path in reversed(settings.sys_path):
+        sys.path.insert(0, path)
+    for module in settings.imports:
+        importlib.import_module(module)
+    streams = JobStreams(settings.namespace)
+    async with open_nats(settings.url, name=f"actorq-queue-{settings.queue}") as conn:
+        await streams.provision(conn)
+        await streams.provision_queue(
+            conn, settings.queue, ack_wait=settings.ack_wait,
+            max_ack_pending=max(1000, settings.concurrency * 4),
+        )  # fmt: skip
+        actor = QueueActor(settings, conn)
+        actor._consumer = await conn.pull_consumer(
+            streams.jobs_stream, streams.consumer_name(settings.queue)
+        )
+        actor._results = await conn.kv(streams.results_bucket)
+        cancels = await conn.kv(streams.cancels_bucket)
+        stop = stop if stop is not None else trio.Event()
+        async with trio.open_nursery() as service:
+            actor._service = service
+            service.start_soon(_close_threads_on_exit, actor.threads)
+            service.start_soon(actor.heartbeat_loop)
+            service.start_soon(publish_heartbeats, conn, settings.namespace, actor)
+            await service.start(actor.cancel_watch, cancels)
+            service.start_soon(_forward_stop, stop, actor)
+            async with trio.open_nursery() as reporter:
+                reporter.start_soon(actor.report_loop)
+                task_status.started(actor)
+                async with trio.open_nursery() as jobs:
+                    await actor.fetch_loop(actor._consumer, jobs)
+                    # Graceful: in-flight jobs get their time; past it they are nak'ed.
+                    jobs.cancel_scope.deadline = trio.current_time() + settings.shutdown_timeout
+                # Report everything that finished, then stop.
+                actor.close_reports()
+                reporter.cancel_scope.deadline = trio.current_time() + 10
+            service.cancel_scope.cancel()
+        return actor.exit_reason
+
+
+#: How long "running" reports wait for their job's final outcome before going out.
+_RUNNING_HOLD = 0.005
+
+#: Outcomes per report message; well under NATS's 1 MB default payload limit unless
+#: results are large, which _chunks also watches.
+_OUTCOMES_PER_MESSAGE = 256
+_BYTES_PER_MESSAGE = 512 * 1024
+
+
+def _chunks(outcomes: list[JobOutcome]) -> list[list[JobOutcome]]:
+    chunks: list[list[JobOutcome]] = []
+    current: list[JobOutcome] = []
+    size = 0
+    for outcome in outcomes:
+        weight = 512 + len(outcome.result or b"") + len(outcome.original or b"")
+        if current and (
+            len(current) >= _OUTCOMES_PER_MESSAGE or size + weight > _BYTES_PER_MESSAGE
+        ):
+            chunks.append(current)
+            current, size = [], 0
+        current.append(outcome)
+        size += weight
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+async def _close_threads_on_exit(threads: SyncJobThreads) -> None:
+    try:
+        await trio.sleep_forever()
+    finally:
+        threads.close()
+
+
+async def _forward_stop(stop: trio.Event, actor: QueueActor) -> None:
+    await stop.wait()
+    actor.request_stop("stopped")
+
+
+async def _host_asyncio_loop(actor: QueueActor) -> None:
+    import trio_asyncio
+
+    async with trio_asyncio.open_loop() as loop:
+        actor._aio_loop = loop
+        assert actor._aio_ready is not None
+        actor._aio_ready.set()
+        await trio.sleep_forever()
+
+
+async def _stop_on_signal(stop: trio.Event) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for _ in signals:
+            stop.set()
+            return
+
+
+def main(ready: Callable[[], None], settings_json: str) -> None:
+    """Process entry point: a supervisor runs this in a fresh interpreter.
+
+    SIGTERM/SIGINT stop it gracefully; it exits 0 when stopped or recycled (a
+    ``permanent`` child is then started afresh by its supervisor).
+    """
+    settings = msgspec.json.decode(settings_json, type=QueueActorSettings)
+    default_logging()
+
+    async def run() -> None:
+        stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_stop_on_signal, stop)
+
+            async def actor_task(task_status: trio.TaskStatus[None]) -> None:
+                reason = await serve_queue_actor(
+                    settings, stop=stop, task_status=_Relay(task_status)
+                )
+                log.info("queue actor %s exits: %s", settings.queue, reason)
+                nursery.cancel_scope.cancel()
+
+            await nursery.start(actor_task)
+            ready()
+
+    trio.run(run)
+
+
+class _Relay:
+    """Passes ``started()`` on without the actor object (which cannot cross processes)."""
+
+    def __init__(self, inner: trio.TaskStatus[None]) -> None:
+        self._inner = inner
+
+    def started(self, value: object = None) -> None:
+        self._inner.started()

@@ -1,0 +1,363 @@
+"""The result actor: makes outcomes durable, wakes waiters, writes dead letters.
+
+It pulls outcomes from the outcomes stream in batches and, per batch:
+
+1. folds each job's outcomes into its record;
+2. writes the records to the results bucket, all at once, each write conditional on
+   the revision it was built from (``Nats-Expected-Last-Subject-Sequence``). The
+   revision of a record this actor wrote last is cached, so the usual write needs no
+   read; a conflict (a record written elsewhere, or a cold cache after a restart)
+   re-reads that one record and folds again. So several result actors can share the
+   work without ever losing an update, and a job's ``result_ttl`` becomes a
+   per-message TTL;
+3. writes a dead letter, with the original envelope bytes, for each job that failed
+   for good;
+4. sends each final record to the enqueuing client's inbox (push: its waiters wake;
+   anyone else waits on a KV watch of the record);
+5. registers jobs that wait for others (:class:`WaitForParents`, which travels on
+   the same stream) and releases or fails the children of jobs that just finished
+   (:mod:`actorq.jobs.dependencies`; a set lookup per final record when none wait);
+6. acks the outcomes, only now that all of the above is stored: one ack for the
+   batch, as the outcomes consumer acknowledges "everything up to".
+
+A ``succeeded`` record is never overwritten by a late outcome of a redelivered copy
+of the same job: one result per job id.
+
+The per-batch work has no user code, so it runs entirely on the connection's asyncio
+loop (no Trio crossing per batch); Trio only owns its lifetime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+import nats.errors
+import nats.js.errors
+import trio
+
+from actorq.jobs.dependencies import DependencyTracker
+from actorq.jobs.streams import JobStreams
+from actorq.nats.connection import open_nats
+from actorq.nats.publisher import JsPublisher
+from actorq.process.entry import run_until_signalled
+from actorq.process.heartbeat import publish_heartbeats
+from actorq.wire.messages import (
+    DeadLetter,
+    JobOutcome,
+    JobRecord,
+    OutcomeBatch,
+    WaitForParents,
+    decode_record,
+    decode_result_input,
+    encode,
+)
+
+__all__ = ["ResultActor", "ResultActorSettings", "main", "serve_result_actor"]
+
+log = logging.getLogger("actorq.results")
+
+_CACHE_SIZE = 50_000
+_BATCH = 32  # messages; each may carry up to 256 outcomes
+_WRONG_LAST_SEQUENCE = 10071
+
+
+def fold(
+    record: JobRecord | None, outcomes: list[JobOutcome]
+) -> tuple[JobRecord | None, list[JobOutcome]]:
+    """Apply outcomes in order; returns the new record (``None``: nothing to write)
+    and the outcomes that ended a job for good (to dead-letter)."""
+    changed = False
+    final_failures: list[JobOutcome] = []
+    for outcome in outcomes:
+        if record is not None and record.status == "succeeded":
+            continue  # a late copy of a job that already has its result
+        record = record.apply(outcome) if record else JobRecord.from_outcome(outcome)
+        changed = True
+        if outcome.status in ("failed", "dead") and outcome.original is not None:
+            final_failures.append(outcome)
+    return (record if changed else None), final_failures
+
+
+class ResultActor:
+    """State of a running result actor. Use :func:`serve_result_actor`."""
+
+    def __init__(
+        self, nc: Any, streams: JobStreams, psub: Any, kv: Any, deps_kv: Any = None
+    ) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.publisher = JsPublisher(nc)
+        self.streams = streams
+        self._psub = psub
+        self._kv = kv
+        self._kv_prefix = f"$KV.{streams.results_bucket}."
+        # job id -> (record, its revision in the bucket), for jobs still in flight.
+        self.cache: collections.OrderedDict[str, tuple[JobRecord, int]] = collections.OrderedDict()
+        self.outcomes_seen = 0
+        self.conflicts = 0
+        self.deps = DependencyTracker(
+            self.js, deps_kv, kv, streams, self.update_record, self._announce
+        )
+
+    # -- asyncio side: the hot loop ---------------------------------------------------
+
+    async def run(self) -> None:
+        """Fetch and process outcome batches forever (runs on the asyncio loop)."""
+        while True:
+            try:
+                msgs = await self._psub.fetch(_BATCH, timeout=1.0)
+            except TimeoutError:
+                continue
+            if not msgs:  # nats-py returns [] when a pull ends on a status message
+                continue
+            try:
+                await self.process(msgs)
+            except (nats.errors.Error, TimeoutError) as exc:
+                # Nothing of this batch was acked: it comes back after the ack wait.
+                log.warning("result actor: batch of %d failed, will retry: %s", len(msgs), exc)
+
+    async def process(self, msgs: list[Any]) -> None:
+        by_job: dict[str, list[JobOutcome]] = {}
+        dead: list[tuple[str, bytes]] = []
+        waits: list[WaitForParents] = []
+        count = 0
+        for msg in msgs:
+            try:
+                message = decode_result_input(msg.data)
+            except Exception as exc:
+                seq = msg.metadata.sequence.stream
+                letter = DeadLetter(
+                    queue="?",
+                    reason="undecodable_outcome",
+                    detail=str(exc),
+                    original=msg.data,
+                    headers=dict(msg.headers or {}),
+                    failed_at=time.time(),
+                )
+                dead.append((self.streams.dead_subject(f"outcome-{seq}"), encode(letter)))
+                continue
+            if isinstance(message, WaitForParents):
+                waits.append(message)
+                continue
+            outcomes = message.outcomes if isinstance(message, OutcomeBatch) else [message]
+            count += len(outcomes)
+            for outcome in outcomes:
+                by_job.setdefault(outcome.job_id, []).append(outcome)
+
+        written = await self.store_all(by_job)
+        notices: list[tuple[str, bytes]] = []
+        parents_done: list[JobRecord] = []
+        parents = self.deps.parents
+        for (record, failures), outs in zip(written, by_job.values(), strict=True):
+            dead.extend(self._dead_letter(o) for o in failures)
+            if record is not None and record.done:
+                reply_to = next((o.reply_to for o in outs if o.reply_to), None)
+                if reply_to:
+                    notices.append((reply_to, encode(record)))
+                if record.id in parents:
+                    parents_done.append(record)
+        if dead:
+            async with asyncio.timeout(30):
+                for ack in await self.publisher.publish([(s, d, None) for s, d in dead]):
+                    if isinstance(ack, BaseException):
+                        raise ack
+        for subject, data in notices:
+            await self.nc.publish(subject, data)
+        if waits or parents_done:
+            finals = {r.id: r for r, _ in written if r is not None and r.done}
+            for record in parents_done:
+                await self._guarded(self.deps.parent_done(record), record.id)
+            for wait in waits:
+                await self._guarded(self.deps.register(wait, finals), wait.job_id)
+        # The consumer acks "all up to": one ack settles the whole batch.
+        await msgs[-1].ack()
+        self.outcomes_seen += count
+
+    def _write_headers(self, revision: int, ttl: float | None) -> dict[str, str]:
+        headers = {"Nats-Expected-Last-Subject-Sequence": str(revision)}
+        if ttl:
+            headers["Nats-TTL"] = f"{int(ttl)}s"
+        return headers
+
+    async def store_all(
+        self, by_job: dict[str, list[JobOutcome]]
+    ) -> list[tuple[JobRecord | None, list[JobOutcome]]]:
+        """Fold and write every job's outcomes: one pipelined batch of conditional
+        writes from cached revisions; each conflict then goes through :meth:`store`."""
+        folded: list[tuple[JobRecord | None, list[JobOutcome]]] = []
+        items = []
+        for job_id, outcomes in by_job.items():
+            base, revision = self.cache.get(job_id, (None, 0))
+            record, failures = fold(base, outcomes)
+            folded.append((record, failures))
+            if record is not None:
+                ttl = next((o.result_ttl for o in reversed(outcomes) if o.result_ttl), None)
+                items.append(
+                    (self._kv_prefix + job_id, encode(record), self._write_headers(revision, ttl))
+                )
+        async with asyncio.timeout(30):
+            acks = await self.publisher.publish(items)
+        out: list[tuple[JobRecord | None, list[JobOutcome]]] = []
+        results = iter(acks)
+        for (job_id, outcomes), (record, failures) in zip(by_job.items(), folded, strict=True):
+            if record is None:
+                out.append((None, []))
+                continue
+            ack = next(results)
+            if isinstance(ack, nats.js.errors.APIError) and ack.err_code == _WRONG_LAST_SEQUENCE:
+                self.conflicts += 1
+                out.append(await self.store(job_id, outcomes, reread=True))
+            elif isinstance(ack, BaseException):
+                raise ack
+            else:
+                self._remember(record, ack.seq)
+                out.append((record, failures))
+        return out
+
+    async def store(
+        self, job_id: str, outcomes: list[JobOutcome], *, reread: bool = False
+    ) -> tuple[JobRecord | None, list[JobOutcome]]:
+        """Fold and write one job's outcomes, retrying on a revision conflict."""
+        if reread:
+            base, revision = await self._read(job_id)
+        else:
+            base, revision = self.cache.get(job_id, (None, 0))
+        ttl = next((o.result_ttl for o in reversed(outcomes) if o.result_ttl), None)
+        for _ in range(10):
+            record, failures = fold(base, outcomes)
+            if record is None:
+                return None, []
+            headers = self._write_headers(revision, ttl)
+            try:
+                ack = await self.js.publish(
+                    self._kv_prefix + job_id, encode(record), headers=headers
+                )
+            except nats.js.errors.APIError as exc:
+                if exc.err_code != _WRONG_LAST_SEQUENCE:
+                    raise
+                self.conflicts += 1
+                base, revision = await self._read(job_id)
+                continue
+            self._remember(record, ack.seq)
+            return record, failures
+        raise nats.errors.Error(f"record {job_id} kept changing under the result actor")
+
+    async def update_record(
+        self, job_id: str, change: Callable[[JobRecord | None], JobRecord | None]
+    ) -> JobRecord | None:
+        """Write ``change(current record)`` conditionally (``None``: leave it); retries
+        on a conflict. Returns what was written, or ``None``."""
+        for _ in range(10):
+            base, revision = await self._read(job_id)
+            record = change(base)
+            if record is None:
+                return None
+            try:
+                ack = await self.js.publish(
+                    self._kv_prefix + job_id, encode(record),
+                    headers=self._write_headers(revision, None),
+                )  # fmt: skip
+            except nats.js.errors.APIError as exc:
+                if exc.err_code != _WRONG_LAST_SEQUENCE:
+                    raise
+                self.conflicts += 1
+                continue
+            self._remember(record, ack.seq)
+            return record
+        raise nats.errors.Error(f"record {job_id} kept changing under the result actor")
+
+    async def _guarded(self, step: Awaitable[None], job_id: str) -> None:
+        """Run a dependency step; NATS trouble retries the batch, anything else (bytes
+        this version cannot read) is logged and skipped so outcomes keep flowing."""
+        try:
+            await step
+        except (nats.errors.Error, TimeoutError):
+            raise
+        except Exception:
+            log.exception("result actor: dependency step for job %s failed; skipped", job_id)
+
+    async def _announce(self, record: JobRecord, reply_to: str | None) -> None:
+        if reply_to:
+            await self.nc.publish(reply_to, encode(record))
+
+    async def _read(self, job_id: str) -> tuple[JobRecord | None, int]:
+        try:
+            entry = await self._kv.get(job_id)
+        except nats.js.errors.KeyDeletedError as exc:
+            return None, int(exc.entry.revision or 0) if exc.entry else 0
+        except nats.js.errors.KeyNotFoundError:
+            return None, 0
+        return decode_record(entry.value), int(entry.revision)
+
+    def _remember(self, record: JobRecord, revision: int) -> None:
+        if record.done:
+            # Done jobs rarely change again; keep the cache for jobs in flight.
+            self.cache.pop(record.id, None)
+            return
+        self.cache[record.id] = (record, revision)
+        self.cache.move_to_end(record.id)
+        while len(self.cache) > _CACHE_SIZE:
+            self.cache.popitem(last=False)
+
+    def _dead_letter(self, outcome: JobOutcome) -> tuple[str, bytes]:
+        err = outcome.error
+        letter = DeadLetter(
+            job_id=outcome.job_id,
+            queue=outcome.queue,
+            reason="max_retries" if outcome.status == "failed" else "dead",
+            detail=f"{err.type}: {err.message}\n{err.traceback}" if err else "",
+            original=outcome.original or b"",
+            failed_at=outcome.finished_at,
+        )
+        return self.streams.dead_subject(outcome.job_id), encode(letter)
+
+
+async def serve_result_actor(
+    url: str | list[str],
+    *,
+    namespace: str = "actorq",
+    task_status: trio.TaskStatus[ResultActor] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the result actor until cancelled (it holds no state that needs draining)."""
+    streams = JobStreams(namespace)
+    async with open_nats(url, name="actorq-results") as conn:
+        await streams.provision(conn)
+        js = conn.js
+        psub = await conn.bridge.run(js.pull_subscribe_bind, "results", streams.outcomes_stream)
+        kv = await conn.bridge.run(js.key_value, streams.results_bucket)
+        deps_kv = await conn.bridge.run(js.key_value, streams.deps_bucket)
+        actor = ResultActor(conn.nc, streams, psub, kv, deps_kv)
+        await conn.bridge.run(actor.deps.load)
+        task_status.started(actor)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(
+                functools.partial(publish_heartbeats, conn, namespace, role="results")
+            )
+            await conn.bridge.run(actor.run)
+            nursery.cancel_scope.cancel()
+
+
+class ResultActorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What a result actor process needs, passed to it as JSON."""
+
+    url: list[str] = msgspec.field(default_factory=lambda: ["nats://127.0.0.1:4222"])
+    namespace: str = "actorq"
+
+
+def main(ready: Callable[[], None], settings_json: str) -> None:
+    """Process entry point: a supervisor runs this in a fresh interpreter.
+
+    Runs until SIGTERM/SIGINT; it holds nothing that needs draining (unacked
+    outcomes are simply delivered again).
+    """
+    settings = msgspec.json.decode(settings_json, type=ResultActorSettings)
+    run_until_signalled(
+        ready, functools.partial(serve_result_actor, settings.url, namespace=settings.namespace)
+    )

@@ -1,0 +1,350 @@
+"""The scheduler actor: fires recurring schedules, one leader at a time.
+
+Delayed jobs (``enqueue_at`` / ``enqueue_in``) need no scheduler at all: the server
+holds them and releases them into their queue. Recurring schedules need one step per
+due time, which this actor takes::
+
+    server timer fires ScheduleFire(name, version, due) on <ns>.sched.fired.<name>
+      -> (leader only) read the schedule; drop the fire if it is stale (older version,
+         paused, deleted, or a due time already handled)
+      -> enqueue job <name>-<due>: a create in the claims bucket first, then the
+         publish with Nats-Msg-Id <name>-<due>, so a due time yields one job even if
+         two leaders (or a redelivery) handle it, inside or past the duplicate window
+      -> set the timer of the next due time, then store the schedule's new state
+         (compare-and-set on its revision), then ack the fire
+
+Work per fire is a handful of requests, whatever the number of schedules stored:
+nothing scans them. Fires that arrive while no scheduler runs wait in the stream
+(one per schedule, since each has one timer), and the misfire policy decides.
+
+Leadership is a lease: key ``scheduler`` in the ``<ns>_leader`` bucket, whose TTL is
+the lease time. The holder renews it (compare-and-set on its revision) every third
+of that; the others try to create it as often. A leader that cannot renew stops
+fetching fires before its lease can run out; a dead leader's key expires, and another
+scheduler holds the lease within about ``lease_ttl * 4/3``. A fire half-handled by a
+dead leader is redelivered after ``ack_wait``, and the steps above are idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+import nats.errors
+import nats.js.errors
+import trio
+
+from actorq.exceptions import BrokerError, KeyExists
+from actorq.jobs.schedules import next_due, timer_headers
+from actorq.jobs.streams import JobStreams
+from actorq.nats.connection import Connection, open_nats
+from actorq.nats.provisioning import KvSpec, ensure_kv
+from actorq.nats.publisher import JsPublisher
+from actorq.process.entry import run_until_signalled
+from actorq.process.heartbeat import publish_heartbeats
+from actorq.wire.messages import (
+    JobEnvelope,
+    ScheduleEntry,
+    ScheduleFire,
+    decode_schedule_entry,
+    encode,
+)
+from actorq.wire.messages import decode_schedule_fire as _decode_fire
+
+__all__ = ["Lease", "SchedulerActor", "SchedulerSettings", "main", "serve_scheduler_actor"]
+
+log = logging.getLogger("actorq.scheduler")
+
+_WRONG_LAST_SEQUENCE = 10071
+_LEASE_KEY = "scheduler"
+#: A claim younger than this is re-published with its Nats-Msg-Id (the server drops
+#: the copy inside the 2-minute duplicate window); an older one means "done already".
+_REPUBLISH_WITHIN = 90.0
+_BATCH = 256
+
+
+class SchedulerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What a scheduler actor process needs, passed to it as JSON."""
+
+    url: list[str] = msgspec.field(default_factory=lambda: ["nats://127.0.0.1:4222"])
+    namespace: str = "actorq"
+    #: Seconds a leader's lease lasts without renewal: the takeover bound.
+    lease_ttl: float = 5.0
+    #: Seconds before an unacked fire (its leader died mid-way) is delivered again.
+    ack_wait: float = 10.0
+    name: str = ""
+
+
+class Lease:
+    """A leadership lease in a KV bucket with a TTL (Trio side)."""
+
+    def __init__(self, kv: Any, holder: str, ttl: float) -> None:
+        self.kv = kv
+        self.holder = holder
+        self.ttl = ttl
+        self.leading = False
+        self._revision = 0
+        self._renewed_at = 0.0
+        self.changed = trio.Event()
+        self.terms = 0
+
+    def _set(self, leading: bool) -> None:
+        if leading != self.leading:
+            self.leading = leading
+            if leading:
+                self.terms += 1
+            log.info("scheduler %s %s", self.holder, "leads" if leading else "follows")
+            self.changed.set()
+            self.changed = trio.Event()
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Hold or chase the lease forever; started after the first attempt."""
+        started = False
+        while True:
+            await self.step()
+            if not started:
+                task_status.started()
+                started = True
+            await trio.sleep(self.ttl / 3)
+
+    async def step(self) -> None:
+        """One renewal (when leading) or one attempt to take the lease."""
+        now = time.monotonic()
+        value = self.holder.encode()
+        try:
+            if self.leading:
+                self._revision = await self.kv.update(_LEASE_KEY, value, self._revision)
+            else:
+                self._revision = await self.kv.create(_LEASE_KEY, value)
+            self._renewed_at = now
+            self._set(True)
+        except KeyExists:
+            self._set(False)
+        except BrokerError as exc:
+            # Someone else holds it (wrong revision), or NATS is unreachable: either
+            # way stop acting well before the lease could pass to another scheduler.
+            if not self.leading or now - self._renewed_at > self.ttl * 2 / 3:
+                if self.leading:
+                    log.warning("scheduler %s lost its lease: %s", self.holder, exc)
+                self._set(False)
+
+    async def release(self) -> None:
+        """Give the lease up at once (graceful stop), so another takes over now."""
+        if self.leading:
+            self._set(False)
+            try:
+                entry = await self.kv.get(_LEASE_KEY)
+                if entry is not None and entry.value == self.holder.encode():
+                    await self.kv.delete(_LEASE_KEY)
+            except BrokerError:
+                pass
+
+
+class SchedulerActor:
+    """Handles fires on the asyncio side; use :func:`serve_scheduler_actor`."""
+
+    def __init__(
+        self, nc: Any, streams: JobStreams, schedules: Any, claims: Any,
+        clock: Callable[[], float] = time.time,
+    ) -> None:  # fmt: skip
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.publisher = JsPublisher(nc)
+        self.streams = streams
+        self.schedules = schedules
+        self.claims = claims
+        self.clock = clock
+        self._sched_prefix = f"$KV.{streams.schedules_bucket}."
+        self._claim_prefix = f"$KV.{streams.claims_bucket}."
+        self.fired = 0
+        self.skipped = 0
+        self.stale = 0
+        self.lease: Lease | None = None
+
+    async def process(self, msgs: list[Any]) -> None:
+        """Handle a batch of fires concurrently, then ack each (asyncio side)."""
+        await asyncio.gather(*(self.fire(m) for m in msgs))
+
+    async def fire(self, msg: Any) -> None:
+        try:
+            fire = _decode_fire(msg.data)
+        except Exception as exc:
+            log.warning("scheduler: dropping an undecodable fire: %s", exc)
+            await msg.term()
+            return
+        try:
+            await self.handle(fire)
+        except (nats.errors.Error, TimeoutError) as exc:
+            log.warning("scheduler: fire %s@%s failed, will retry: %s", fire.name, fire.due, exc)
+            await msg.nak(1.0)
+            return
+        except Exception:
+            # A stored schedule this version cannot read: drop the fire (the schedule
+            # stops) rather than crash-loop the actor; re-declaring it starts it again.
+            log.exception("scheduler: dropping fire %s@%s", fire.name, fire.due)
+            await msg.term()
+            return
+        await msg.ack()
+
+    async def handle(self, fire: ScheduleFire) -> None:
+        """Enqueue the due job (once), set the next timer, store the new state."""
+        try:
+            raw = await self.schedules.get(fire.name)
+        except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+            self.stale += 1
+            return
+        entry, revision = decode_schedule_entry(raw.value), int(raw.revision)
+        if (
+            entry.version != fire.version
+            or entry.paused
+            or entry.next_run is None
+            or fire.due < entry.next_run
+        ):
+            self.stale += 1  # re-declared, paused, deleted, or handled already
+            return
+        now = self.clock()
+        missed = now - fire.due > entry.misfire_grace
+        run = not missed or entry.misfire == "run_once"
+        if run:
+            await self.enqueue(entry, fire.due, now)
+            self.fired += 1
+        else:
+            self.skipped += 1
+        state = msgspec.structs.replace(
+            entry,
+            runs=entry.runs + 1 if run else entry.runs,
+            last_run=fire.due if run else entry.last_run,
+        )
+        # After downtime, the next due time is the first one after now: missed ones
+        # are folded into the single run above (run_once) or dropped (skip).
+        following = next_due(state, now if missed else fire.due)
+        state = msgspec.structs.replace(state, next_run=following, updated_at=now)
+        if following is not None:
+            await self.js.publish(
+                self.streams.timer_subject(entry.name, entry.version, following),
+                encode(ScheduleFire(name=entry.name, version=entry.version, due=following)),
+                headers={
+                    **timer_headers(self.streams, entry.name, following),
+                    "Nats-Msg-Id": f"t-{entry.name}-{entry.version}-{int(following)}",
+                },
+            )
+        try:
+            await self.js.publish(
+                self._sched_prefix + entry.name, encode(state),
+                headers={"Nats-Expected-Last-Subject-Sequence": str(revision)},
+            )  # fmt: skip
+        except nats.js.errors.APIError as exc:
+            if exc.err_code != _WRONG_LAST_SEQUENCE:
+                raise
+            # Re-declared or paused meanwhile: that change set its own timer.
+
+    async def enqueue(self, entry: ScheduleEntry, due: float, now: float) -> None:
+        """Publish job ``<name>-<due>`` unless a claim shows it was published long ago."""
+        job_id = f"{entry.name}-{int(due)}"
+        try:
+            await self.js.publish(
+                self._claim_prefix + job_id, repr(now).encode(),
+                headers={"Nats-Expected-Last-Subject-Sequence": "0"},
+            )  # fmt: skip
+        except nats.js.errors.APIError as exc:
+            if exc.err_code != _WRONG_LAST_SEQUENCE:
+                raise
+            claim = await self.claims.get(job_id)
+            if now - float(claim.value or b"0") > _REPUBLISH_WITHIN:
+                return
+        env = JobEnvelope(
+            id=job_id,
+            queue=entry.queue,
+            function=entry.function,
+            codec=entry.codec,
+            payload=entry.payload,
+            signature=entry.signature,
+            options=entry.options,
+            enqueued_at=now,
+        )
+        await self.js.publish(
+            self.streams.job_subject(entry.queue, job_id), encode(env),
+            headers={"Nats-Msg-Id": job_id},
+        )  # fmt: skip
+
+
+async def serve_scheduler_actor(
+    url: str | list[str],
+    *,
+    namespace: str = "actorq",
+    lease_ttl: float = 5.0,
+    ack_wait: float = 10.0,
+    name: str = "",
+    clock: Callable[[], float] = time.time,
+    task_status: trio.TaskStatus[SchedulerActor] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run a scheduler until cancelled: chase the lease, and fire schedules while leading.
+
+    Started once connected and past its first try at the lease. On cancellation a
+    leader gives its lease up, so another scheduler takes over at once.
+    """
+    streams = JobStreams(namespace)
+    holder = name or f"{os.uname().nodename}:{os.getpid()}"
+    async with open_nats(url, name=f"actorq-scheduler-{holder}") as conn:
+        await streams.provision(conn)
+        await streams.provision_scheduler(conn, ack_wait=ack_wait)
+        lease_kv = await ensure_kv(conn, KvSpec(bucket=streams.leader_bucket, ttl=lease_ttl))
+        js = conn.js
+        schedules = await conn.bridge.run(js.key_value, streams.schedules_bucket)
+        claims = await conn.bridge.run(js.key_value, streams.claims_bucket)
+        actor = SchedulerActor(conn.nc, streams, schedules, claims, clock)
+        lease = actor.lease = Lease(lease_kv, holder, lease_ttl)
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(lease.serve)
+                nursery.start_soon(
+                    functools.partial(publish_heartbeats, conn, namespace, role="scheduler")
+                )
+                task_status.started(actor)
+                await _fire_loop(conn, streams, actor, lease)
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(3):
+                await lease.release()
+
+
+async def _fire_loop(
+    conn: Connection, streams: JobStreams, actor: SchedulerActor, lease: Lease
+) -> None:
+    psub = await conn.bridge.run(conn.js.pull_subscribe_bind, "scheduler", streams.jobs_stream)
+
+    async def one_round() -> None:
+        try:
+            msgs = await psub.fetch(_BATCH, timeout=1.0)
+        except TimeoutError:
+            return
+        await actor.process(msgs)
+
+    while True:
+        while not lease.leading:
+            await lease.changed.wait()
+        # Never cancelled mid-fetch (fetched fires would wait a whole ack wait); a
+        # round lasts about a second, well inside the lease's renewal margin.
+        await conn.bridge.run(one_round)
+
+
+def main(ready: Callable[[], None], settings_json: str) -> None:
+    """Process entry point: a supervisor runs this in a fresh interpreter.
+
+    Runs until SIGTERM/SIGINT, then gives its lease up.
+    """
+    settings = msgspec.json.decode(settings_json, type=SchedulerSettings)
+    serve = functools.partial(
+        serve_scheduler_actor,
+        settings.url,
+        namespace=settings.namespace,
+        lease_ttl=settings.lease_ttl,
+        ack_wait=settings.ack_wait,
+        name=settings.name,
+    )
+    run_until_signalled(ready, serve)

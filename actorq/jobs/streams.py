@@ -1,0 +1,247 @@
+"""Where the job queue keeps things in NATS, for one namespace.
+
+=====================  ==============================  ===================================
+name                   kind                            holds
+=====================  ==============================  ===================================
+``<ns>_jobs``          stream, work-queue retention    ``<ns>.jobs.<queue>.<job id>``: one
+                                                       :class:`JobEnvelope` per waiting job;
+                                                       ``<ns>.sched.at.<queue>.<job id>``:
+                                                       delayed jobs, server timers (no
+                                                       consumer reads them);
+                                                       ``<ns>.sched.timer.<name>.<v>-<due>``:
+                                                       a schedule's next due time, a timer
+                                                       that fires a :class:`ScheduleFire` on
+                                                       ``<ns>.sched.fired.<name>``, read by
+                                                       the leading scheduler only
+``<ns>_outcomes``      stream, interest retention      ``<ns>.outcomes.<queue>``: what each
+                                                       attempt did, for the result actor
+``<ns>_dead``          stream, limits retention        ``<ns>.dead.<job id>``: dead letters
+``<ns>_results``       KV bucket, TTL                  job id -> :class:`JobRecord`
+``<ns>_cancels``       KV bucket, TTL                  job id -> cancel request (durable)
+``<ns>_claims``        KV bucket, TTL                  explicit job ids already enqueued
+``<ns>_deps``          KV bucket, TTL                  ``w.<job>``: a job held for its
+                                                       parents; ``p.<job>``: its children
+``<ns>_schedules``     KV bucket                       name -> :class:`ScheduleEntry`
+``<ns>_leader``        KV bucket, short TTL            the scheduler lease
+``<ns>.outcomes.deps.wait`` subject                    :class:`WaitForParents` notices
+``<ns>.reply.<id>``    core subject                    a client's inbox: final records of
+                                                       the jobs it enqueued, to wake waiters
+``<ns>.cancel``        core subject                    prompt cancel of running jobs
+=====================  ==============================  ===================================
+
+Each queue has one durable pull consumer, ``q-<queue>``, shared by all of its
+processes, so work spreads across processes and hosts. Its ``ack_wait`` is short (a
+lease) and workers extend it with ``in_progress`` while a job runs, so a crashed
+worker's job comes back within seconds and a long job is never run twice.
+"""
+
+from __future__ import annotations
+
+import re
+
+from nats.js import api as _api
+
+from actorq.exceptions import BrokerError, ConfigError, IncompatibleStream
+from actorq.nats.connection import Connection
+from actorq.nats.provisioning import KvSpec, Namespace, StreamSpec, ensure_kv, ensure_stream
+
+__all__ = ["JobStreams", "check_job_id", "check_queue_name"]
+
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9_=-]{1,200}$")
+
+#: Results and cancel markers are kept this long unless a job says otherwise.
+DEFAULT_RESULT_TTL = 7 * 24 * 3600.0
+#: Explicit job ids are remembered this long for de-duplication.
+CLAIM_TTL = 7 * 24 * 3600.0
+#: The lease on a running job; workers renew it every third of this.
+DEFAULT_ACK_WAIT = 15.0
+#: Deliveries after which a job that keeps killing its worker is dead-lettered.
+MAX_DELIVER = 20
+
+
+def check_queue_name(name: str) -> str:
+    """Return ``name`` if usable as a queue name, else raise :class:`ConfigError`."""
+    if not _TOKEN_RE.match(name):
+        raise ConfigError(
+            f"queue name {name!r} may only use letters, digits, '_', '-' and '=' "
+            "(it becomes part of a NATS subject); pick a name like 'emails'."
+        )
+    return name
+
+
+def check_job_id(job_id: str) -> str:
+    """Return ``job_id`` if usable as a job id, else raise :class:`ConfigError`."""
+    if not _TOKEN_RE.match(job_id):
+        raise ConfigError(
+            f"job id {job_id!r} may only use letters, digits, '_', '-' and '=' "
+            "(at most 200); derive it e.g. from a hash of what makes the job unique."
+        )
+    return job_id
+
+
+class JobStreams:
+    """Names of the job queue's streams, subjects and buckets, and their provisioning."""
+
+    def __init__(self, namespace: Namespace | str = "actorq") -> None:
+        self.ns = namespace if isinstance(namespace, Namespace) else Namespace(namespace)
+        n = self.ns
+        self.jobs_stream = n.stream("jobs")
+        self.outcomes_stream = n.stream("outcomes")
+        self.dead_stream = n.stream("dead")
+        self.results_bucket = n.bucket("results")
+        self.cancels_bucket = n.bucket("cancels")
+        self.claims_bucket = n.bucket("claims")
+        self.cancel_subject = n.subject("cancel")
+        self.deps_bucket = n.bucket("deps")
+        self.schedules_bucket = n.bucket("schedules")
+        self.leader_bucket = n.bucket("leader")
+        #: Dependency notices travel with outcomes (two tokens: never a queue's subject).
+        self.deps_subject = n.subject("outcomes.deps.wait")
+        self.fired_filter = n.subject("sched.fired.>")
+
+    def delayed_subject(self, queue: str, job_id: str) -> str:
+        """Subject of a delayed job's server timer (no consumer reads it)."""
+        return self.ns.subject(f"sched.at.{queue}.{job_id}")
+
+    def timer_subject(self, name: str, version: int, due: float) -> str:
+        """Subject of a schedule's timer for one due time."""
+        return self.ns.subject(f"sched.timer.{name}.{version}-{int(due)}")
+
+    def timers_filter(self, name: str) -> str:
+        """Every pending timer of a schedule."""
+        return self.ns.subject(f"sched.timer.{name}.*")
+
+    def fired_subject(self, name: str) -> str:
+        """Where a schedule's timer delivers its :class:`ScheduleFire`."""
+        return self.ns.subject(f"sched.fired.{name}")
+
+    def job_subject(self, queue: str, job_id: str) -> str:
+        """Subject a job of ``queue`` is published to."""
+        return self.ns.subject(f"jobs.{queue}.{job_id}")
+
+    def queue_filter(self, queue: str) -> str:
+        """Filter subject of a queue's consumer."""
+        return self.ns.subject(f"jobs.{queue}.*")
+
+    def outcome_subject(self, queue: str) -> str:
+        """Subject queue actors report outcomes of ``queue`` on."""
+        return self.ns.subject(f"outcomes.{queue}")
+
+    def dead_subject(self, job_id: str) -> str:
+        """Subject of a job's dead letter."""
+        return self.ns.subject(f"dead.{job_id}")
+
+    @staticmethod
+    def consumer_name(queue: str) -> str:
+        """Durable consumer of ``queue``."""
+        return f"q-{queue}"
+
+    async def provision(self, conn: Connection, *, result_ttl: float | None = None) -> None:
+        """Create (or check) every stream and bucket; idempotent.
+
+        ``result_ttl`` is for the runtime's owner (``actorq up`` passes ``[results]
+        ttl``): given, it sets the TTL of the results, cancels and dependencies
+        buckets, existing or not. Left out (clients, actors), a missing bucket is made
+        with the default and an existing one is left as its owner set it.
+        """
+        owner = result_ttl is not None
+        ttl = DEFAULT_RESULT_TTL if result_ttl is None else result_ttl
+        n = self.ns
+        await ensure_stream(
+            conn,
+            StreamSpec(
+                name=self.jobs_stream,
+                # sched.>: server-fired timers (delayed jobs, schedules); queue
+                # consumers filter jobs.<queue>.*, so a timer is never run as a job.
+                subjects=[n.subject("jobs.>"), n.subject("sched.>")],
+                retention="workqueue",
+                # Lets `enqueue_at` hand delays to the server (nats-server >= 2.12).
+                allow_msg_schedules=True,
+            ),
+        )
+        await ensure_stream(
+            conn,
+            StreamSpec(
+                name=self.outcomes_stream,
+                subjects=[n.subject("outcomes.>")],
+                # Interest, not work-queue: it allows acking a whole batch at once.
+                # The result actor's consumer is made right here, before anyone can
+                # publish an outcome, so none is dropped for lack of interest.
+                retention="interest",
+            ),
+        )
+        await ensure_stream(conn, StreamSpec(name=self.dead_stream, subjects=[n.subject("dead.>")]))
+        for bucket in (self.results_bucket, self.cancels_bucket, self.deps_bucket):
+            await ensure_kv(conn, KvSpec(bucket=bucket, ttl=ttl), update_existing=owner)
+        await ensure_kv(conn, KvSpec(bucket=self.claims_bucket, ttl=CLAIM_TTL))
+        await ensure_kv(conn, KvSpec(bucket=self.schedules_bucket))
+        await self._ensure_consumer(
+            conn,
+            self.outcomes_stream,
+            "results",
+            n.subject("outcomes.>"),
+            ack_policy=_api.AckPolicy.ALL,
+        )
+
+    async def provision_queue(
+        self,
+        conn: Connection,
+        queue: str,
+        *,
+        max_ack_pending: int = 1000,
+        ack_wait: float = DEFAULT_ACK_WAIT,
+    ) -> None:
+        """Create (or update) the durable consumer of ``queue``."""
+        check_queue_name(queue)
+        await self._ensure_consumer(
+            conn,
+            self.jobs_stream,
+            self.consumer_name(queue),
+            self.queue_filter(queue),
+            max_ack_pending=max_ack_pending,
+            ack_wait=ack_wait,
+            max_deliver=MAX_DELIVER,
+        )
+
+    async def provision_scheduler(self, conn: Connection, *, ack_wait: float = 10.0) -> None:
+        """Create (or update) the durable consumer the leading scheduler reads fires from."""
+        await self._ensure_consumer(
+            conn,
+            self.jobs_stream,
+            "scheduler",
+            self.fired_filter,
+            max_ack_pending=10_000,
+            ack_wait=ack_wait,
+        )
+
+    async def _ensure_consumer(
+        self,
+        conn: Connection,
+        stream: str,
+        durable: str,
+        filter_subject: str,
+        *,
+        max_ack_pending: int = 10_000,
+        ack_wait: float = DEFAULT_ACK_WAIT,
+        max_deliver: int = -1,
+        ack_policy: _api.AckPolicy = _api.AckPolicy.EXPLICIT,
+    ) -> None:
+        cfg = _api.ConsumerConfig(
+            durable_name=durable,
+            ack_policy=ack_policy,
+            filter_subject=filter_subject,
+            ack_wait=ack_wait,
+            max_deliver=max_deliver,
+            max_ack_pending=max_ack_pending,
+            # Pull requests waiting at once: one per fetch loop of every process.
+            max_waiting=512,
+        )
+        # add_consumer with an existing durable updates the editable fields.
+        try:
+            await conn.jsm("add_consumer", stream, cfg)
+        except BrokerError as exc:
+            raise IncompatibleStream(
+                f"could not create or update consumer {durable!r} of stream {stream!r}: "
+                f"{exc}. If it exists with settings that cannot change in place, delete "
+                "it (the messages stay in the stream) and start again."
+            ) from exc

@@ -1,0 +1,34 @@
+"""Translation of nats-py exceptions into actorq's own tree."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import nats.errors
+import nats.js.errors
+
+from actorq.exceptions import BrokerError, BrokerTimeout, ConnectionFailed, KeyExists, NotFound
+
+__all__ = ["translate_errors"]
+
+
+@contextlib.contextmanager
+def translate_errors(what: str) -> Iterator[None]:
+    """Turn nats-py exceptions into actorq's, with what was being done."""
+    try:
+        yield
+    except nats.js.errors.KeyWrongLastSequenceError as exc:
+        raise KeyExists(f"{what}: the key exists already (or changed meanwhile)") from exc
+    except nats.js.errors.NotFoundError as exc:
+        raise NotFound(f"{what}: not found ({exc.description or exc})") from exc
+    except nats.errors.NoRespondersError as exc:
+        raise NotFound(f"{what}: no responders (is the stream or service there?)") from exc
+    except nats.js.errors.NoStreamResponseError as exc:
+        raise NotFound(f"{what}: no stream listens on that subject; provision it first") from exc
+    except (TimeoutError, nats.errors.TimeoutError) as exc:
+        raise BrokerTimeout(f"{what}: NATS did not answer in time") from exc
+    except nats.errors.NoServersError as exc:
+        raise ConnectionFailed(f"{what}: no NATS server reachable") from exc
+    except nats.errors.Error as exc:
+        raise BrokerError(f"{what}: {type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,236 @@
+"""Idempotent provisioning of JetStream streams and KV buckets under a namespace.
+
+``ensure_stream`` creates a stream, or accepts an existing one whose settings match.
+Settings the server can change in place (limits, ages, flags such as
+``allow_msg_schedules``) are updated; settings it cannot change (retention, storage,
+a subject set another stream owns) raise :class:`~actorq.IncompatibleStream`,
+naming each differing setting and what to do.
+
+Example::
+
+    ns = Namespace("myapp")
+    await ensure_stream(nc, StreamSpec(name=ns.stream("jobs"), subjects=[ns.subject("jobs.>")]))
+    results = await ensure_kv(nc, KvSpec(bucket=ns.bucket("results"), ttl=86400))
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+import msgspec
+from nats.js import api as _api
+
+from actorq.constants import DEFAULT_NAMESPACE
+from actorq.exceptions import BrokerError, ConfigError, IncompatibleStream, NotFound
+from actorq.nats.connection import Connection
+from actorq.nats.kv import KeyValueStore
+
+__all__ = ["KvSpec", "Namespace", "StreamSpec", "ensure_kv", "ensure_stream"]
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+Retention = Literal["limits", "workqueue", "interest"]
+Storage = Literal["file", "memory"]
+
+
+class Namespace:
+    """Derives stream, subject and bucket names from one namespace (default ``actorq``).
+
+    >>> ns = Namespace("shop")
+    >>> ns.stream("jobs"), ns.subject("jobs.emails"), ns.bucket("results")
+    ('shop_jobs', 'shop.jobs.emails', 'shop_results')
+    """
+
+    def __init__(self, name: str = DEFAULT_NAMESPACE) -> None:
+        if not _NAME_RE.match(name):
+            raise ConfigError(
+                f"namespace {name!r} may only contain letters, digits, '_' and '-'; "
+                "pick a name like 'myapp'."
+            )
+        self.name = name
+
+    def stream(self, what: str) -> str:
+        """Stream name for ``what`` (``<ns>_<what>``)."""
+        return f"{self.name}_{what}"
+
+    def bucket(self, what: str) -> str:
+        """KV bucket name for ``what`` (``<ns>_<what>``)."""
+        return f"{self.name}_{what}"
+
+    def subject(self, rest: str) -> str:
+        """Subject under the namespace (``<ns>.<rest>``)."""
+        return f"{self.name}.{rest}"
+
+    def __repr__(self) -> str:
+        return f"Namespace({self.name!r})"
+
+
+class StreamSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """What actorq needs of a stream. Fields left ``None`` are the server's default."""
+
+    name: str
+    subjects: list[str]
+    retention: Retention = "limits"
+    storage: Storage = "file"
+    max_age: float | None = None
+    max_msgs: int | None = None
+    max_bytes: int | None = None
+    duplicate_window: float | None = None
+    allow_msg_schedules: bool | None = None
+    allow_msg_ttl: bool | None = None
+    num_replicas: int = 1
+    description: str | None = None
+
+    def to_config(self) -> _api.StreamConfig:
+        """The nats-py ``StreamConfig`` for this spec."""
+        cfg = _api.StreamConfig(
+            name=self.name,
+            subjects=list(self.subjects),
+            retention=_api.RetentionPolicy(self.retention),
+            storage=_api.StorageType(self.storage),
+            num_replicas=self.num_replicas,
+            description=self.description,
+        )
+        for field in ("max_age", "max_msgs", "max_bytes", "allow_msg_schedules", "allow_msg_ttl"):
+            value = getattr(self, field)
+            if value is not None:
+                setattr(cfg, field, value)
+        if self.duplicate_window is not None:
+            cfg.duplicate_window = self.duplicate_window
+        return cfg
+
+
+# Settings the server refuses to change on an existing stream.
+_FIXED = ("retention", "storage")
+# Settings compared, and updated in place when they differ.
+_UPDATABLE = (
+    "subjects",
+    "max_age",
+    "max_msgs",
+    "max_bytes",
+    "duplicate_window",
+    "allow_msg_schedules",
+    "allow_msg_ttl",
+    "num_replicas",
+)
+
+
+def _norm(field: str, value: Any) -> Any:
+    if field == "subjects":
+        return sorted(value or [])
+    if isinstance(value, _api.RetentionPolicy | _api.StorageType):
+        return value.value
+    if field in ("max_age", "duplicate_window"):
+        return round(float(value or 0), 3)
+    if field in ("allow_msg_schedules", "allow_msg_ttl"):
+        return bool(value)
+    return value
+
+
+def _differences(
+    spec: StreamSpec, existing: _api.StreamConfig, fields: tuple[str, ...]
+) -> dict[str, tuple[Any, Any]]:
+    wanted = spec.to_config()
+    diffs: dict[str, tuple[Any, Any]] = {}
+    for field in fields:
+        want = getattr(wanted, field)
+        if want is None:
+            continue
+        if field == "duplicate_window" and spec.duplicate_window is None:
+            continue
+        have = getattr(existing, field)
+        if _norm(field, want) != _norm(field, have):
+            diffs[field] = (_norm(field, have), _norm(field, want))
+    return diffs
+
+
+async def ensure_stream(conn: Connection, spec: StreamSpec) -> _api.StreamInfo:
+    """Create the stream, or check and update an existing one; returns its info."""
+    try:
+        info: _api.StreamInfo = await conn.jsm("stream_info", spec.name)
+    except NotFound:
+        try:
+            created: _api.StreamInfo = await conn.jsm("add_stream", spec.to_config())
+        except BrokerError as exc:
+            raise IncompatibleStream(
+                f"could not create stream {spec.name!r} for subjects {spec.subjects}: {exc}. "
+                "Another stream may own these subjects; use another namespace or remove it."
+            ) from exc
+        return created
+    fixed = _differences(spec, info.config, _FIXED)
+    if fixed:
+        detail = ", ".join(
+            f"{k} is {have!r}, actorq needs {want!r}" for k, (have, want) in fixed.items()
+        )
+        raise IncompatibleStream(
+            f"stream {spec.name!r} exists with incompatible settings ({detail}). "
+            "Delete it (e.g. `nats stream rm`) if its data can go, or choose another namespace."
+        )
+    changed = _differences(spec, info.config, _UPDATABLE)
+    if not changed:
+        return info
+    cfg = spec.to_config()
+    try:
+        updated: _api.StreamInfo = await conn.jsm("update_stream", cfg)
+    except BrokerError as exc:
+        detail = ", ".join(f"{k}: {have!r} -> {want!r}" for k, (have, want) in changed.items())
+        raise IncompatibleStream(
+            f"stream {spec.name!r} exists with other settings ({detail}) and the server "
+            f"refused to update it: {exc}. Delete the stream or choose another namespace."
+        ) from exc
+    return updated
+
+
+class KvSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """What actorq needs of a KV bucket."""
+
+    bucket: str
+    ttl: float | None = None
+    history: int = 1
+    storage: Storage = "file"
+    replicas: int = 1
+    description: str | None = None
+
+
+async def ensure_kv(
+    conn: Connection, spec: KvSpec, *, update_existing: bool = True
+) -> KeyValueStore:
+    """Create the bucket, or bring an existing one's TTL and history in line.
+
+    With ``update_existing=False`` an existing bucket is used as it is: for
+    components that need the bucket but do not own its settings.
+    """
+    stream_name = f"KV_{spec.bucket}"
+    try:
+        info: _api.StreamInfo = await conn.jsm("stream_info", stream_name)
+    except NotFound:
+        cfg = _api.KeyValueConfig(
+            bucket=spec.bucket,
+            ttl=spec.ttl,
+            history=spec.history,
+            storage=_api.StorageType(spec.storage),
+            replicas=spec.replicas,
+            description=spec.description,
+        )
+        await conn.jsm("create_key_value", cfg)
+        return await conn.kv(spec.bucket)
+    if not update_existing:
+        return await conn.kv(spec.bucket)
+    have_ttl = round(float(info.config.max_age or 0), 3)
+    want_ttl = round(float(spec.ttl or 0), 3)
+    have_hist = info.config.max_msgs_per_subject
+    if have_ttl != want_ttl or have_hist != spec.history:
+        # Both are plain stream limits: change them in place, keeping the data.
+        scfg = info.config
+        scfg.max_age = spec.ttl or 0
+        scfg.max_msgs_per_subject = spec.history
+        try:
+            await conn.jsm("update_stream", scfg)
+        except BrokerError as exc:
+            raise IncompatibleStream(
+                f"KV bucket {spec.bucket!r} exists with ttl={have_ttl}s history={have_hist}; "
+                f"updating it to ttl={want_ttl}s history={spec.history} failed: {exc}. "
+                "Delete the bucket (its data is lost) or choose another namespace."
+            ) from exc
+    return await conn.kv(spec.bucket)

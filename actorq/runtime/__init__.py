@@ -1,0 +1,1 @@
+"""``actorq up``: the supervision tree built from a config, child specs and child entry."""

@@ -1,0 +1,293 @@
+"""``actorq up``: the whole supervised runtime from one config, until signalled.
+
+The tree, started in this order and stopped in reverse::
+
+    actorq up                         (this process)
+     ├── nats-server                  embedded, when [nats] has no url
+     └── root supervisor              [supervisor] strategy, intensity
+          ├── results                 result actor process
+          ├── scheduler               scheduler actor process ([scheduler] enabled)
+          ├── queue-<name>            one_for_one supervisor per [[queues]] entry
+          │    └── <name>-0 ... N-1   queue actor processes
+          └── <actor> / actor-<name>  user actors ([[actors]])
+
+The nats-server is not a supervised child: it must outlive every actor, including
+during their shutdown, so it is opened around the supervisor and closed after it.
+
+Signals: the first SIGINT/SIGTERM stops the tree gracefully (queue actors stop
+fetching and finish in-flight jobs up to their ``shutdown_timeout``; what is still
+running then is left for redelivery), bounded overall by
+``[supervisor] shutdown_timeout``; a second one kills every child at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+
+import msgspec
+import trio
+
+from actorq.actors.host import actor_process_spec
+from actorq.config.schema import Config
+from actorq.exceptions import ActorqError
+from actorq.jobs.queue_actor import QueueActorSettings
+from actorq.jobs.streams import JobStreams
+from actorq.nats.connection import open_nats
+from actorq.nats.embedded_server import open_nats_server
+from actorq.process.heartbeat import publish_tree
+from actorq.runtime.child import ENV_CHILD, configure_logging, connect_options
+from actorq.runtime.specs import queue_supervisor_spec, result_actor_spec, scheduler_actor_spec
+from supervisors import ChildSnapshot, ChildSpec, ProcessSpec, SupervisorSpec, open_supervisor
+from supervisors.process_child import kill_all_children
+from supervisors.serve import raise_single
+
+__all__ = ["SUMMARY_READY", "UpResult", "build_children", "run_up"]
+
+log = logging.getLogger("actorq.runtime.up")
+
+#: The first line of the summary starts with this once the whole tree is ready.
+SUMMARY_READY = "actorq ready"
+
+
+class UpResult(msgspec.Struct, frozen=True, kw_only=True):
+    """How :func:`run_up` ended: the signal that stopped it (``None``: none)."""
+
+    signal: int | None = None
+
+
+def _child_env(config: Config) -> dict[str, str]:
+    setup = {
+        "logging": {"level": config.logging.level, "format": config.logging.format},
+        "nats": msgspec.to_builtins(config.nats),
+        "signing_key_env": config.security.signing_key_env,
+        "previous_signing_keys_env": config.security.previous_signing_keys_env,
+    }
+    return {ENV_CHILD: json.dumps(setup)}
+
+
+def _wrap(spec: ChildSpec, env: dict[str, str]) -> ChildSpec:
+    """Route a child through ``actorq.runtime.child`` (logging, NATS auth, signing key)."""
+    if isinstance(spec, SupervisorSpec):
+        return msgspec.structs.replace(spec, children=tuple(_wrap(c, env) for c in spec.children))
+    if not isinstance(spec, ProcessSpec):
+        return spec
+    return msgspec.structs.replace(
+        spec,
+        target="actorq.runtime.child:main",
+        args=(spec.target, *spec.args),
+        env={**spec.env, **env},
+    )
+
+
+def _queue_settings(config: Config, urls: list[str], index: int) -> QueueActorSettings:
+    queue = config.queues[index]
+    return QueueActorSettings(
+        queue=queue.name,
+        url=urls,
+        namespace=config.namespace,
+        concurrency=queue.concurrency,
+        ack_wait=queue.ack_wait,
+        track_started=queue.track_started,
+        recycle_after_jobs=queue.recycle_after_jobs,
+        recycle_above_rss_mb=queue.recycle_above_rss_mb,
+        imports=list(config.imports),
+        sys_path=[os.path.abspath(p) for p in config.sys_path],
+        shutdown_timeout=queue.shutdown_timeout,
+        default_timeout=queue.timeout,
+        codecs=list(config.security.codecs),
+        safe_allow=config.security.safe_allow,
+    )
+
+
+def build_children(config: Config, urls: list[str]) -> list[ChildSpec]:
+    """The root supervisor's children for ``config``, connecting to ``urls``."""
+    sup = config.supervisor
+    children: list[ChildSpec] = [result_actor_spec(urls, config.namespace)]
+    if config.scheduler.enabled:
+        children.append(
+            scheduler_actor_spec(urls, config.namespace, lease_ttl=config.scheduler.lease_ttl)
+        )
+    for i, queue in enumerate(config.queues):
+        children.append(
+            queue_supervisor_spec(
+                _queue_settings(config, urls, i),
+                queue.processes,
+                max_restarts=sup.max_restarts * queue.processes,
+                within=sup.within,
+            )
+        )
+    for actor in config.actors:
+        children.append(
+            actor_process_spec(
+                actor.name,
+                actor.cls,
+                actor.processes,
+                actor.restart,
+                actor.mailbox,
+                urls,
+                config.namespace,
+                args=list(actor.args),
+                kwargs=dict(actor.kwargs),
+                sys_path=[os.path.abspath(p) for p in config.sys_path],
+                imports=list(config.imports),
+                max_restarts=sup.max_restarts * actor.processes,
+                within=sup.within,
+            )
+        )
+    env = _child_env(config)
+    return [_wrap(child, env) for child in children]
+
+
+@asynccontextmanager
+async def _nats_urls(config: Config) -> AsyncIterator[tuple[list[str], str]]:
+    """The URLs to use, starting the embedded server if there are none; and a note."""
+    nats = config.nats
+    if not nats.embedded:
+        yield nats.urls, "external"
+        return
+    async with open_nats_server(
+        host=nats.host, port=nats.port or None, data_dir=nats.data_dir
+    ) as server:
+        yield [server.url], f"embedded nats-server pid {server.pid}, data dir {nats.data_dir}"
+
+
+async def _provision(config: Config, urls: list[str]) -> None:
+    """Create the streams and buckets with this config's settings (result TTL) and
+    prove NATS is reachable, before any actor starts."""
+    options = connect_options(msgspec.to_builtins(config.nats))
+    async with open_nats(
+        urls, name="actorq-up", connect_timeout=config.nats.connect_timeout, **options
+    ) as conn:
+        await JobStreams(config.namespace).provision(conn, result_ttl=config.results.ttl)
+
+
+def summary(
+    snapshot: ChildSnapshot, urls: Sequence[str], note: str, namespace: str, elapsed: float
+) -> str:
+    """The text printed once the tree is ready: where NATS is, every process and pid."""
+    lines = [
+        f"{SUMMARY_READY} in {elapsed:.2f}s: {', '.join(urls)} ({note}), namespace {namespace}"
+    ]
+
+    def add(node: ChildSnapshot, depth: int) -> None:
+        pad = "  " * depth
+        if node.kind == "supervisor":
+            lines.append(f"{pad}{node.id}/")
+        else:
+            lines.append(f"{pad}{node.id:<{max(1, 26 - len(pad))}} pid {node.pid}")
+        for child in node.children:
+            add(child, depth + 1)
+
+    for child in snapshot.children:
+        add(child, 1)
+    lines.append("SIGINT/SIGTERM stops gracefully; a second one stops at once.")
+    return "\n".join(lines)
+
+
+async def _watch_signals(
+    receiver: AsyncIterator[int],
+    body: trio.CancelScope,
+    got: list[int],
+    grace: float,
+    nursery: trio.Nursery,
+) -> None:
+    async for signum in receiver:
+        got.append(signum)
+        name = signal.Signals(signum).name
+        if len(got) == 1:
+            log.warning("%s: stopping gracefully (up to %ss); again to stop at once", name, grace)
+            body.cancel()
+            nursery.start_soon(_kill_after, grace)
+        elif len(got) == 2:
+            log.warning("%s again: killing every process", name)
+            kill_all_children()
+        else:
+            os._exit(128 + signum)
+
+
+async def _kill_after(grace: float) -> None:
+    await trio.sleep(grace)
+    log.error("graceful stop took over %ss: killing every process", grace)
+    kill_all_children()
+
+
+async def _serve(config: Config, started: float, echo: Callable[[str], None]) -> None:
+    sup = config.supervisor
+    async with _nats_urls(config) as (urls, note):
+        await _provision(config, urls)
+        children = build_children(config, urls)
+        async with open_supervisor(
+            children,
+            id="actorq",
+            strategy=sup.strategy,
+            max_restarts=sup.max_restarts,
+            within=sup.within,
+        ) as tree:
+            elapsed = time.monotonic() - started
+            echo(summary(tree.snapshot(), urls, note, config.namespace, elapsed))
+            log.info("ready in %.2fs", elapsed)
+            await _publish_tree(config, urls, tree.snapshot)
+
+
+async def _publish_tree(config: Config, urls: list[str], snapshot: Callable[[], object]) -> None:
+    """Put the tree's snapshot in the heartbeat bucket until cancelled (see
+    :func:`actorq.process.heartbeat.publish_tree`); without NATS, only wait to be cancelled."""
+    options = connect_options(msgspec.to_builtins(config.nats))
+    try:
+        async with open_nats(
+            urls, name="actorq-up", connect_timeout=config.nats.connect_timeout, **options
+        ) as conn:
+            await publish_tree(conn, config.namespace, snapshot)
+    except (ActorqError, OSError) as exc:
+        log.warning("supervision tree not published: %s", exc)
+    await trio.sleep_forever()
+
+
+async def run_up(
+    config: Config,
+    *,
+    echo: Callable[[str], None] = print,
+    started: float | None = None,
+) -> UpResult:
+    """Run the runtime of ``config`` until SIGINT/SIGTERM; return how it stopped.
+
+    ``echo`` receives the summary once every process reported ready. Raises
+    :class:`~supervisors.RestartIntensityExceeded` when the tree gives up,
+    :class:`~actorq.ServerError` / :class:`~actorq.ConnectionFailed` when NATS is not
+    there, and the supervisors' ``StartError`` when a child cannot start.
+    """
+    started = time.monotonic() if started is None else started
+    configure_logging(config.logging.level, config.logging.format)
+    sup = config.supervisor
+    got: list[int] = []
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as receiver:
+        try:
+            async with trio.open_nursery() as nursery:
+                with trio.CancelScope() as body:
+                    nursery.start_soon(
+                        _watch_signals, receiver, body, got, sup.shutdown_timeout, nursery
+                    )
+                    await _serve(config, started, echo)
+                nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            raise_single(group)  # the caller wants the lone cause, not a group
+    log.info("stopped")
+    return UpResult(signal=got[0] if got else None)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line on why the tree gave up, for the exit message."""
+    from supervisors import RestartIntensityExceeded
+
+    if isinstance(exc, RestartIntensityExceeded):
+        return (
+            f"supervisor {exc.supervisor!r} gave up: child {exc.child_id!r} failed, more than "
+            f"{exc.max_restarts} restarts within {exc.within:g}s; last: {exc.reason.describe()}"
+        )
+    return f"{type(exc).__name__}: {exc}"

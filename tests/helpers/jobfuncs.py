@@ -1,0 +1,92 @@
+"""Job functions the job-queue tests enqueue (importable by worker processes too)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import trio
+import trio.lowlevel
+
+from actorq.jobs.queue_actor import asyncio_job
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+async def trio_mul(a: int, b: int) -> int:
+    await trio.lowlevel.checkpoint()
+    return a * b
+
+
+@asyncio_job
+async def asyncio_echo(value: str) -> str:
+    await asyncio.sleep(0)
+    return f"asyncio:{value}"
+
+
+def boom(message: str) -> None:
+    raise ValueError(message)
+
+
+def fail_until(marker_dir: str, succeed_on: int) -> int:
+    """Fails until called the ``succeed_on``-th time; records each call's time."""
+    d = Path(marker_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    n = len(list(d.iterdir())) + 1
+    (d / f"{n}-{time.time()}").touch()
+    if n < succeed_on:
+        raise RuntimeError(f"attempt {n} fails")
+    return n
+
+
+async def trio_sleep(seconds: float) -> str:
+    await trio.sleep(seconds)
+    return "slept"
+
+
+def sync_sleep(seconds: float) -> str:
+    time.sleep(seconds)
+    return "slept"
+
+
+def touch_and_wait(marker: str, seconds: float) -> int:
+    """Leaves a marker with the pid, then sleeps (to be killed mid-job)."""
+    Path(marker).mkdir(parents=True, exist_ok=True)
+    (Path(marker) / f"{os.getpid()}-{time.time()}").touch()
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def noop() -> None:
+    return None
+
+
+def slow_first_time(marker_dir: str, seconds: float) -> int:
+    """The first call sleeps ``seconds`` (to be killed); later calls return their number."""
+    d = Path(marker_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    n = len(list(d.iterdir())) + 1
+    (d / f"{n}-{os.getpid()}").touch()
+    if n == 1:
+        time.sleep(seconds)
+    return n
+
+
+async def trio_slow_first_time(marker_dir: str, seconds: float) -> int:
+    """Like :func:`slow_first_time`, as a Trio coroutine (cancellable)."""
+    n = _record_call(marker_dir)
+    if n == 1:
+        await trio.sleep(seconds)
+    return n
+
+
+def _record_call(marker_dir: str) -> int:
+    d = Path(marker_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    n = len(list(d.iterdir())) + 1
+    (d / f"{n}-{os.getpid()}").touch()
+    return n

@@ -1,0 +1,173 @@
+"""Run ``actorq up`` in a subprocess for tests: wait for its summary, stop it, and make
+sure every process it started is gone, by pid, whatever happens."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+
+from actorq.nats.embedded_server import free_port
+from actorq.runtime.up import SUMMARY_READY
+from tests.helpers import paths
+
+ROOT = paths.ROOT
+EXAMPLE = ROOT / "examples" / "config.toml"
+
+
+class Up:
+    """One ``actorq up`` process; read :attr:`url` and :attr:`pids` after :meth:`ready`."""
+
+    def __init__(self, config: Path, env: dict[str, str], stderr_path: Path) -> None:
+        self._stderr = stderr_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "actorq", "up", str(config)],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            # Its own process group, as a shell job has: killpg() then acts like a
+            # terminal's Ctrl-C, and never reaches the test runner.
+            start_new_session=True,
+        )
+        self.stderr_path = stderr_path
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.summary: list[str] = []
+        self.url = ""
+        self.pids: dict[str, int] = {}
+        self.seen: set[int] = {self.proc.pid}
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def ready(self, timeout: float = 60.0) -> float:
+        """Wait for the whole summary; return seconds from spawn to its first line."""
+        start = time.monotonic()
+        deadline = start + timeout
+        first: float | None = None
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no summary within {timeout}s:\n{self.stderr()}") from None
+            if line is None:
+                raise AssertionError(
+                    f"actorq up exited ({self.proc.wait()}) before ready:\n{self.stderr()}"
+                )
+            if line.startswith(SUMMARY_READY):
+                first = time.monotonic() - start
+                self.url = re.search(r"(nats://\S+?)[ ,]", line).group(1)  # type: ignore[union-attr]
+                if match := re.search(r"nats-server pid (\d+)", line):
+                    self.pids["nats-server"] = int(match.group(1))
+            if first is not None:
+                self.summary.append(line)
+                if match := re.match(r"\s+(\S+)\s+pid (\d+)$", line):
+                    self.pids[match.group(1)] = int(match.group(2))
+                if line.startswith("SIGINT/SIGTERM"):
+                    self.seen.update(self.pids.values())
+                    return first
+
+    def rest_of_stdout(self, timeout: float = 30.0) -> list[str]:
+        """The lines printed after the summary, once ``actorq up`` has exited."""
+        self.proc.wait(timeout)
+        self._reader.join(timeout)
+        rest: list[str] = []
+        while (line := self.lines.get_nowait()) is not None:
+            rest.append(line)
+        return rest
+
+    def descendants(self) -> set[int]:
+        """Pids of every live descendant, remembered for the final check."""
+        with contextlib.suppress(psutil.NoSuchProcess):
+            found = {p.pid for p in psutil.Process(self.proc.pid).children(recursive=True)}
+            self.seen.update(found)
+            return found
+        return set()
+
+    def signal(self, signum: int) -> None:
+        self.descendants()
+        self.proc.send_signal(signum)
+
+    def ctrl_c(self) -> None:
+        """SIGINT to the whole process group, as a terminal's Ctrl-C sends it."""
+        self.descendants()
+        os.killpg(self.proc.pid, signal.SIGINT)
+
+    def wait(self, timeout: float = 90.0) -> int:
+        return self.proc.wait(timeout)
+
+    def stderr(self) -> str:
+        if not self._stderr.closed:
+            self._stderr.flush()
+        return self.stderr_path.read_text(errors="replace")
+
+    def close(self) -> None:
+        """Stop gracefully if still running; then SIGKILL anything left, by pid."""
+        if self.proc.poll() is None:
+            self.signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(60)
+        for pid in self.seen | {self.proc.pid}:
+            if not gone(pid):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(10)
+        self._reader.join(10)  # EOF once every holder of the pipe is gone
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._stderr.close()
+
+
+def gone(pid: int) -> bool:
+    """Whether ``pid`` has exited (a zombie counts: PID 1 here reaps slowly)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def wait_gone(pids: set[int], timeout: float = 30.0) -> set[int]:
+    """Wait (bounded) for ``pids`` to exit; return those still alive."""
+    deadline = time.monotonic() + timeout
+    alive = {p for p in pids if not gone(p)}
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = {p for p in alive if not gone(p)}
+    return alive
+
+
+def up_env(data_dir: Path, **overrides: str) -> dict[str, str]:
+    """Environment for ``actorq up examples/config.toml`` on a free port and own data."""
+    return {
+        "ACTORQ_NATS_PORT": str(free_port()),
+        "ACTORQ_NATS_DATA_DIR": str(data_dir),
+        **overrides,
+    }
+
+
+@contextlib.contextmanager
+def run_up(
+    tmp_path: Path, env: dict[str, str], config: Path = EXAMPLE, name: str = "up"
+) -> Iterator[Up]:
+    up = Up(config, env, tmp_path / f"{name}.stderr")
+    try:
+        yield up
+    finally:
+        up.close()
