@@ -13,7 +13,8 @@
      │    ├── ConnectionFailed
      │    ├── BrokerTimeout
      │    ├── NotFound                 a KV key, stream or consumer is missing
-     │    ├── KeyExists                a KV create found the key already there
+     │    ├── Conflict                 a conditional write lost: someone wrote first
+     │    │    └── KeyExists           a KV create found the key already there
      │    └── IncompatibleStream       a provisioned stream/bucket exists with other settings
      ├── CodecError                   a payload cannot be encoded or decoded
      │    └── SignatureError           a payload's HMAC signature is missing or wrong
@@ -43,6 +44,7 @@ __all__ = [
     "BrokerTimeout",
     "CodecError",
     "ConfigError",
+    "Conflict",
     "ConnectionFailed",
     "DependencyError",
     "IncompatibleStream",
@@ -101,7 +103,14 @@ class NotFound(BrokerError):
     """A KV key, stream, consumer or message does not exist."""
 
 
-class KeyExists(BrokerError):
+class Conflict(BrokerError):
+    """A conditional write lost: the key or subject changed since it was read.
+
+    Read the current value again and retry, or give up if the change makes yours moot.
+    """
+
+
+class KeyExists(Conflict):
     """A KV ``create`` found the key already present."""
 
 

@@ -169,7 +169,7 @@ async def _diagnose(target: Target) -> list[Check]:
             target.urls, connect_timeout=2.0, max_reconnect_attempts=0, **target.options
         ) as conn:
             checks.append(Check("nats", True, f"reachable at {conn.url}"))
-            info = conn.nc._server_info  # the INFO the server sent on connect
+            info = conn.server_info
             checks.append(_version_check(str(info.get("version", "?"))))
             js = bool(info.get("jetstream"))
             checks.append(

@@ -24,17 +24,17 @@ looks at this when a finished job is in its set of known parents (loaded from th
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
-import nats.js.errors
 import trio
 
-from actorq.exceptions import DependencyError, NotFound
+from actorq.exceptions import Conflict, DependencyError, NotFound
+from actorq.jobs.streams import JobStreams
+from actorq.nats.loop import LoopKv, LoopSide
 from actorq.wire.messages import (
     ErrorInfo,
     JobRecord,
@@ -50,7 +50,6 @@ __all__ = ["DependencyTracker", "check_parents"]
 
 log = logging.getLogger("actorq.deps")
 
-_WRONG_LAST_SEQUENCE = 10071
 _CHILDREN: msgspec.msgpack.Decoder[list[str]] = msgspec.msgpack.Decoder(list[str])
 #: Seconds an apparently unknown parent gets for its record to appear.
 _RECORD_GRACE = 2.0
@@ -132,14 +131,14 @@ class DependencyTracker:
 
     def __init__(
         self,
-        js: Any,
-        kv: Any,
-        results_kv: Any,
-        streams: Any,
+        side: LoopSide,
+        kv: LoopKv,
+        results_kv: LoopKv,
+        streams: JobStreams,
         update_record: RecordUpdate,
         notify: Callable[[JobRecord, str | None], Awaitable[None]],
     ) -> None:
-        self.js = js
+        self.side = side
         self.kv = kv
         self._results = results_kv
         self.streams = streams
@@ -152,17 +151,7 @@ class DependencyTracker:
 
     async def load(self) -> None:
         """Read the known parents from the bucket (after a restart)."""
-        # A watch filtered by subject: nats-py's keys(filters=...) matches substrings.
-        watcher = await self.kv.watch("p.>", ignore_deletes=True, meta_only=True)
-        try:
-            parents = set()
-            async for entry in watcher:
-                if not entry:
-                    break
-                parents.add(entry.key[2:])
-        finally:
-            await watcher.stop()
-        self.parents = parents
+        self.parents = {key[2:] for key in await self.kv.keys("p.>")}
 
     # -- registrations -----------------------------------------------------------------
 
@@ -231,7 +220,7 @@ class DependencyTracker:
     async def _release(self, child: str, envelope: bytes) -> None:
         env = decode_envelope(envelope)
         # The id as Nats-Msg-Id: a repeated release (redelivered batch) is stored once.
-        await self.js.publish(
+        await self.side.js_publish(
             self.streams.job_subject(env.queue, env.id), envelope, headers={"Nats-Msg-Id": env.id}
         )
 
@@ -295,33 +284,22 @@ class DependencyTracker:
         self.parents.add(parent)
 
     async def _record(self, job_id: str) -> JobRecord | None:
-        try:
-            found = await self._results.get(job_id)
-        except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
-            return None
-        return decode_record(found.value)
+        found = await self._results.get(job_id)
+        return None if found is None else decode_record(found.value)
 
     async def _get(self, key: str) -> tuple[bytes, int] | None:
-        try:
-            entry = await self.kv.get(key)
-        except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
-            return None
-        return entry.value or b"", int(entry.revision)
+        entry = await self.kv.get(key)
+        return None if entry is None else (entry.value, entry.revision)
 
     async def _cas(self, key: str, value: bytes, revision: int) -> bool:
         try:
             if revision:
-                await self.kv.update(key, value, last=revision)
+                await self.kv.update(key, value, revision)
             else:
                 await self.kv.create(key, value)
-        except nats.js.errors.KeyWrongLastSequenceError:
-            return False
-        except nats.js.errors.APIError as exc:
-            if exc.err_code != _WRONG_LAST_SEQUENCE:
-                raise
+        except Conflict:
             return False
         return True
 
     async def _delete(self, key: str) -> None:
-        with contextlib.suppress(nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
-            await self.kv.delete(key)
+        await self.kv.delete(key)

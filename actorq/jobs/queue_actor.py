@@ -17,7 +17,6 @@ every third of it, so a long job is never redelivered and a killed worker's job 
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import inspect
 import logging
@@ -32,12 +31,12 @@ import msgspec
 import psutil
 import trio
 
-from actorq.exceptions import CodecError, SignatureError
+from actorq.exceptions import ActorqError, CodecError, SignatureError
 from actorq.jobs.streams import DEFAULT_ACK_WAIT, JobStreams
 from actorq.jobs.thread_pool import SyncJobThreads
 from actorq.nats.connection import Connection, JsMsg, PullConsumer, open_nats
-from actorq.nats.errors import translate_errors
 from actorq.nats.kv import KeyValueStore
+from actorq.nats.loop import Settle
 from actorq.process.entry import default_logging
 from actorq.process.heartbeat import publish_heartbeats
 from actorq.wire.codec import Codec, Signer, get_codec
@@ -404,27 +403,18 @@ class QueueActor:
         ]
         subject = self.streams.outcome_subject(self.settings.queue)
         outs = [(subject, encode(OutcomeBatch(outcomes=chunk))) for chunk in _chunks(outcomes)]
-        settle = [(r.msg._raw, r.action, r.delay) for r in batch if r.action != "none"]
-        publisher = self.conn.publisher
-        timeout = self.conn.request_timeout + len(outs) / 1000
+        settle: list[tuple[JsMsg, Settle, float | None]] = [
+            (r.msg, r.action, r.delay) for r in batch if r.action != "none"
+        ]
+        side = self.conn.loop
 
         async def run() -> None:
-            if outs:
-                async with asyncio.timeout(timeout):
-                    acks = await publisher.publish([(s, d, None) for s, d in outs])
-                for ack in acks:
-                    if isinstance(ack, BaseException):
-                        raise ack
-            for raw, action, delay in settle:
-                if action == "ack":
-                    await raw.ack()
-                elif action == "nak":
-                    await raw.nak(delay)
-                else:
-                    await raw.term()
+            for ack in await side.js_publish_batch([(s, d, None) for s, d in outs]):
+                if isinstance(ack, ActorqError):
+                    raise ack
+            await side.settle(settle)
 
-        with translate_errors(f"report {len(batch)} outcomes"):
-            await self.conn.bridge.run(run)
+        await self.conn.bridge.run(run)
         self.slots.give(len(settle))
 
     async def heartbeat_loop(self) -> None:

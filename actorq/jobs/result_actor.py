@@ -29,23 +29,21 @@ loop (no Trio crossing per batch); Trio only owns its lifetime.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import msgspec
-import nats.errors
-import nats.js.errors
 import trio
 
+from actorq.exceptions import ActorqError, BrokerError, Conflict
 from actorq.jobs.dependencies import DependencyTracker
 from actorq.jobs.streams import JobStreams
 from actorq.nats.connection import open_nats
-from actorq.nats.publisher import JsPublisher
+from actorq.nats.delivery import JsMsg
+from actorq.nats.loop import LoopKv, LoopPull, LoopSide
 from actorq.process.entry import run_until_signalled
 from actorq.process.heartbeat import publish_heartbeats
 from actorq.wire.messages import (
@@ -65,7 +63,6 @@ log = logging.getLogger("actorq.results")
 
 _CACHE_SIZE = 50_000
 _BATCH = 32  # messages; each may carry up to 256 outcomes
-_WRONG_LAST_SEQUENCE = 10071
 
 
 def fold(
@@ -89,21 +86,19 @@ class ResultActor:
     """State of a running result actor. Use :func:`serve_result_actor`."""
 
     def __init__(
-        self, nc: Any, streams: JobStreams, psub: Any, kv: Any, deps_kv: Any = None
+        self, side: LoopSide, streams: JobStreams, pull: LoopPull, kv: LoopKv, deps_kv: LoopKv
     ) -> None:
-        self.nc = nc
-        self.js = nc.jetstream()
-        self.publisher = JsPublisher(nc)
+        self.side = side
         self.streams = streams
-        self._psub = psub
+        self._pull = pull
         self._kv = kv
-        self._kv_prefix = f"$KV.{streams.results_bucket}."
+        self._kv_prefix = kv.subject_prefix
         # job id -> (record, its revision in the bucket), for jobs still in flight.
         self.cache: collections.OrderedDict[str, tuple[JobRecord, int]] = collections.OrderedDict()
         self.outcomes_seen = 0
         self.conflicts = 0
         self.deps = DependencyTracker(
-            self.js, deps_kv, kv, streams, self.update_record, self._announce
+            side, deps_kv, kv, streams, self.update_record, self._announce
         )
 
     # -- asyncio side: the hot loop ---------------------------------------------------
@@ -111,19 +106,16 @@ class ResultActor:
     async def run(self) -> None:
         """Fetch and process outcome batches forever (runs on the asyncio loop)."""
         while True:
-            try:
-                msgs = await self._psub.fetch(_BATCH, timeout=1.0)
-            except TimeoutError:
-                continue
-            if not msgs:  # nats-py returns [] when a pull ends on a status message
+            msgs = await self._pull.fetch(_BATCH, expires=1.0)
+            if not msgs:
                 continue
             try:
                 await self.process(msgs)
-            except (nats.errors.Error, TimeoutError) as exc:
+            except BrokerError as exc:
                 # Nothing of this batch was acked: it comes back after the ack wait.
                 log.warning("result actor: batch of %d failed, will retry: %s", len(msgs), exc)
 
-    async def process(self, msgs: list[Any]) -> None:
+    async def process(self, msgs: list[JsMsg]) -> None:
         by_job: dict[str, list[JobOutcome]] = {}
         dead: list[tuple[str, bytes]] = []
         waits: list[WaitForParents] = []
@@ -132,13 +124,13 @@ class ResultActor:
             try:
                 message = decode_result_input(msg.data)
             except Exception as exc:
-                seq = msg.metadata.sequence.stream
+                seq = msg.stream_seq
                 letter = DeadLetter(
                     queue="?",
                     reason="undecodable_outcome",
                     detail=str(exc),
                     original=msg.data,
-                    headers=dict(msg.headers or {}),
+                    headers=msg.headers,
                     failed_at=time.time(),
                 )
                 dead.append((self.streams.dead_subject(f"outcome-{seq}"), encode(letter)))
@@ -164,12 +156,11 @@ class ResultActor:
                 if record.id in parents:
                     parents_done.append(record)
         if dead:
-            async with asyncio.timeout(30):
-                for ack in await self.publisher.publish([(s, d, None) for s, d in dead]):
-                    if isinstance(ack, BaseException):
-                        raise ack
+            for ack in await self.side.js_publish_batch([(s, d, None) for s, d in dead], within=30):
+                if isinstance(ack, ActorqError):
+                    raise ack
         for subject, data in notices:
-            await self.nc.publish(subject, data)
+            await self.side.publish(subject, data)
         if waits or parents_done:
             finals = {r.id: r for r, _ in written if r is not None and r.done}
             for record in parents_done:
@@ -177,7 +168,7 @@ class ResultActor:
             for wait in waits:
                 await self._guarded(self.deps.register(wait, finals), wait.job_id)
         # The consumer acks "all up to": one ack settles the whole batch.
-        await msgs[-1].ack()
+        await self.side.settle([(msgs[-1], "ack", None)])
         self.outcomes_seen += count
 
     def _write_headers(self, revision: int, ttl: float | None) -> dict[str, str]:
@@ -202,8 +193,7 @@ class ResultActor:
                 items.append(
                     (self._kv_prefix + job_id, encode(record), self._write_headers(revision, ttl))
                 )
-        async with asyncio.timeout(30):
-            acks = await self.publisher.publish(items)
+        acks = await self.side.js_publish_batch(items, within=30)
         out: list[tuple[JobRecord | None, list[JobOutcome]]] = []
         results = iter(acks)
         for (job_id, outcomes), (record, failures) in zip(by_job.items(), folded, strict=True):
@@ -211,10 +201,10 @@ class ResultActor:
                 out.append((None, []))
                 continue
             ack = next(results)
-            if isinstance(ack, nats.js.errors.APIError) and ack.err_code == _WRONG_LAST_SEQUENCE:
+            if isinstance(ack, Conflict):
                 self.conflicts += 1
                 out.append(await self.store(job_id, outcomes, reread=True))
-            elif isinstance(ack, BaseException):
+            elif isinstance(ack, ActorqError):
                 raise ack
             else:
                 self._remember(record, ack.seq)
@@ -236,18 +226,16 @@ class ResultActor:
                 return None, []
             headers = self._write_headers(revision, ttl)
             try:
-                ack = await self.js.publish(
+                ack = await self.side.js_publish(
                     self._kv_prefix + job_id, encode(record), headers=headers
                 )
-            except nats.js.errors.APIError as exc:
-                if exc.err_code != _WRONG_LAST_SEQUENCE:
-                    raise
+            except Conflict:
                 self.conflicts += 1
                 base, revision = await self._read(job_id)
                 continue
             self._remember(record, ack.seq)
             return record, failures
-        raise nats.errors.Error(f"record {job_id} kept changing under the result actor")
+        raise BrokerError(f"record {job_id} kept changing under the result actor")
 
     async def update_record(
         self, job_id: str, change: Callable[[JobRecord | None], JobRecord | None]
@@ -260,41 +248,38 @@ class ResultActor:
             if record is None:
                 return None
             try:
-                ack = await self.js.publish(
+                ack = await self.side.js_publish(
                     self._kv_prefix + job_id, encode(record),
                     headers=self._write_headers(revision, None),
                 )  # fmt: skip
-            except nats.js.errors.APIError as exc:
-                if exc.err_code != _WRONG_LAST_SEQUENCE:
-                    raise
+            except Conflict:
                 self.conflicts += 1
                 continue
             self._remember(record, ack.seq)
             return record
-        raise nats.errors.Error(f"record {job_id} kept changing under the result actor")
+        raise BrokerError(f"record {job_id} kept changing under the result actor")
 
     async def _guarded(self, step: Awaitable[None], job_id: str) -> None:
         """Run a dependency step; NATS trouble retries the batch, anything else (bytes
         this version cannot read) is logged and skipped so outcomes keep flowing."""
         try:
             await step
-        except (nats.errors.Error, TimeoutError):
+        except BrokerError:
             raise
         except Exception:
             log.exception("result actor: dependency step for job %s failed; skipped", job_id)
 
     async def _announce(self, record: JobRecord, reply_to: str | None) -> None:
         if reply_to:
-            await self.nc.publish(reply_to, encode(record))
+            await self.side.publish(reply_to, encode(record))
 
     async def _read(self, job_id: str) -> tuple[JobRecord | None, int]:
-        try:
-            entry = await self._kv.get(job_id)
-        except nats.js.errors.KeyDeletedError as exc:
-            return None, int(exc.entry.revision or 0) if exc.entry else 0
-        except nats.js.errors.KeyNotFoundError:
+        entry = await self._kv.get_any(job_id)
+        if entry is None:
             return None, 0
-        return decode_record(entry.value), int(entry.revision)
+        if entry.operation != "PUT":
+            return None, entry.revision
+        return decode_record(entry.value), entry.revision
 
     def _remember(self, record: JobRecord, revision: int) -> None:
         if record.done:
@@ -329,11 +314,11 @@ async def serve_result_actor(
     streams = JobStreams(namespace)
     async with open_nats(url, name="actorq-results") as conn:
         await streams.provision(conn)
-        js = conn.js
-        psub = await conn.bridge.run(js.pull_subscribe_bind, "results", streams.outcomes_stream)
-        kv = await conn.bridge.run(js.key_value, streams.results_bucket)
-        deps_kv = await conn.bridge.run(js.key_value, streams.deps_bucket)
-        actor = ResultActor(conn.nc, streams, psub, kv, deps_kv)
+        side = conn.loop
+        pull = await conn.bridge.run(side.pull, streams.outcomes_stream, "results")
+        kv = await conn.bridge.run(side.kv, streams.results_bucket)
+        deps_kv = await conn.bridge.run(side.kv, streams.deps_bucket)
+        actor = ResultActor(side, streams, pull, kv, deps_kv)
         await conn.bridge.run(actor.deps.load)
         task_status.started(actor)
         async with trio.open_nursery() as nursery:

@@ -27,25 +27,24 @@ dead leader is redelivered after ``ack_wait``, and the steps above are idempoten
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import functools
 import logging
 import os
 import time
 from collections.abc import Callable
-from typing import Any
 
 import msgspec
-import nats.errors
-import nats.js.errors
 import trio
 
-from actorq.exceptions import BrokerError, KeyExists
+from actorq.exceptions import BrokerError, Conflict, KeyExists
 from actorq.jobs.schedules import next_due, timer_headers
 from actorq.jobs.streams import JobStreams
 from actorq.nats.connection import Connection, open_nats
+from actorq.nats.delivery import JsMsg
+from actorq.nats.kv import KeyValueStore
+from actorq.nats.loop import LoopKv, LoopSide
 from actorq.nats.provisioning import KvSpec, ensure_kv
-from actorq.nats.publisher import JsPublisher
 from actorq.process.entry import run_until_signalled
 from actorq.process.heartbeat import publish_heartbeats
 from actorq.wire.messages import (
@@ -61,7 +60,6 @@ __all__ = ["Lease", "SchedulerActor", "SchedulerSettings", "main", "serve_schedu
 
 log = logging.getLogger("actorq.scheduler")
 
-_WRONG_LAST_SEQUENCE = 10071
 _LEASE_KEY = "scheduler"
 #: A claim younger than this is re-published with its Nats-Msg-Id (the server drops
 #: the copy inside the 2-minute duplicate window); an older one means "done already".
@@ -84,7 +82,7 @@ class SchedulerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
 class Lease:
     """A leadership lease in a KV bucket with a TTL (Trio side)."""
 
-    def __init__(self, kv: Any, holder: str, ttl: float) -> None:
+    def __init__(self, kv: KeyValueStore, holder: str, ttl: float) -> None:
         self.kv = kv
         self.holder = holder
         self.ttl = ttl
@@ -150,56 +148,53 @@ class SchedulerActor:
     """Handles fires on the asyncio side; use :func:`serve_scheduler_actor`."""
 
     def __init__(
-        self, nc: Any, streams: JobStreams, schedules: Any, claims: Any,
+        self, side: LoopSide, streams: JobStreams, schedules: LoopKv, claims: LoopKv,
         clock: Callable[[], float] = time.time,
     ) -> None:  # fmt: skip
-        self.nc = nc
-        self.js = nc.jetstream()
-        self.publisher = JsPublisher(nc)
+        self.side = side
         self.streams = streams
         self.schedules = schedules
         self.claims = claims
         self.clock = clock
-        self._sched_prefix = f"$KV.{streams.schedules_bucket}."
-        self._claim_prefix = f"$KV.{streams.claims_bucket}."
+        self._sched_prefix = schedules.subject_prefix
+        self._claim_prefix = claims.subject_prefix
         self.fired = 0
         self.skipped = 0
         self.stale = 0
         self.lease: Lease | None = None
 
-    async def process(self, msgs: list[Any]) -> None:
+    async def process(self, msgs: list[JsMsg]) -> None:
         """Handle a batch of fires concurrently, then ack each (asyncio side)."""
-        await asyncio.gather(*(self.fire(m) for m in msgs))
+        await self.side.gather(*(self.fire(m) for m in msgs))
 
-    async def fire(self, msg: Any) -> None:
+    async def fire(self, msg: JsMsg) -> None:
         try:
             fire = _decode_fire(msg.data)
         except Exception as exc:
             log.warning("scheduler: dropping an undecodable fire: %s", exc)
-            await msg.term()
+            await self.side.settle([(msg, "term", None)])
             return
         try:
             await self.handle(fire)
-        except (nats.errors.Error, TimeoutError) as exc:
+        except BrokerError as exc:
             log.warning("scheduler: fire %s@%s failed, will retry: %s", fire.name, fire.due, exc)
-            await msg.nak(1.0)
+            await self.side.settle([(msg, "nak", 1.0)])
             return
         except Exception:
             # A stored schedule this version cannot read: drop the fire (the schedule
             # stops) rather than crash-loop the actor; re-declaring it starts it again.
             log.exception("scheduler: dropping fire %s@%s", fire.name, fire.due)
-            await msg.term()
+            await self.side.settle([(msg, "term", None)])
             return
-        await msg.ack()
+        await self.side.settle([(msg, "ack", None)])
 
     async def handle(self, fire: ScheduleFire) -> None:
         """Enqueue the due job (once), set the next timer, store the new state."""
-        try:
-            raw = await self.schedules.get(fire.name)
-        except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+        raw = await self.schedules.get(fire.name)
+        if raw is None:
             self.stale += 1
             return
-        entry, revision = decode_schedule_entry(raw.value), int(raw.revision)
+        entry, revision = decode_schedule_entry(raw.value), raw.revision
         if (
             entry.version != fire.version
             or entry.paused
@@ -226,7 +221,7 @@ class SchedulerActor:
         following = next_due(state, now if missed else fire.due)
         state = msgspec.structs.replace(state, next_run=following, updated_at=now)
         if following is not None:
-            await self.js.publish(
+            await self.side.js_publish(
                 self.streams.timer_subject(entry.name, entry.version, following),
                 encode(ScheduleFire(name=entry.name, version=entry.version, due=following)),
                 headers={
@@ -234,29 +229,24 @@ class SchedulerActor:
                     "Nats-Msg-Id": f"t-{entry.name}-{entry.version}-{int(following)}",
                 },
             )
-        try:
-            await self.js.publish(
+        # A Conflict means re-declared or paused meanwhile: that change set its own timer.
+        with contextlib.suppress(Conflict):
+            await self.side.js_publish(
                 self._sched_prefix + entry.name, encode(state),
                 headers={"Nats-Expected-Last-Subject-Sequence": str(revision)},
             )  # fmt: skip
-        except nats.js.errors.APIError as exc:
-            if exc.err_code != _WRONG_LAST_SEQUENCE:
-                raise
-            # Re-declared or paused meanwhile: that change set its own timer.
 
     async def enqueue(self, entry: ScheduleEntry, due: float, now: float) -> None:
         """Publish job ``<name>-<due>`` unless a claim shows it was published long ago."""
         job_id = f"{entry.name}-{int(due)}"
         try:
-            await self.js.publish(
+            await self.side.js_publish(
                 self._claim_prefix + job_id, repr(now).encode(),
                 headers={"Nats-Expected-Last-Subject-Sequence": "0"},
             )  # fmt: skip
-        except nats.js.errors.APIError as exc:
-            if exc.err_code != _WRONG_LAST_SEQUENCE:
-                raise
+        except Conflict:
             claim = await self.claims.get(job_id)
-            if now - float(claim.value or b"0") > _REPUBLISH_WITHIN:
+            if now - float(claim.value if claim else b"0") > _REPUBLISH_WITHIN:
                 return
         env = JobEnvelope(
             id=job_id,
@@ -268,7 +258,7 @@ class SchedulerActor:
             options=entry.options,
             enqueued_at=now,
         )
-        await self.js.publish(
+        await self.side.js_publish(
             self.streams.job_subject(entry.queue, job_id), encode(env),
             headers={"Nats-Msg-Id": job_id},
         )  # fmt: skip
@@ -295,10 +285,9 @@ async def serve_scheduler_actor(
         await streams.provision(conn)
         await streams.provision_scheduler(conn, ack_wait=ack_wait)
         lease_kv = await ensure_kv(conn, KvSpec(bucket=streams.leader_bucket, ttl=lease_ttl))
-        js = conn.js
-        schedules = await conn.bridge.run(js.key_value, streams.schedules_bucket)
-        claims = await conn.bridge.run(js.key_value, streams.claims_bucket)
-        actor = SchedulerActor(conn.nc, streams, schedules, claims, clock)
+        schedules = await conn.bridge.run(conn.loop.kv, streams.schedules_bucket)
+        claims = await conn.bridge.run(conn.loop.kv, streams.claims_bucket)
+        actor = SchedulerActor(conn.loop, streams, schedules, claims, clock)
         lease = actor.lease = Lease(lease_kv, holder, lease_ttl)
         try:
             async with trio.open_nursery() as nursery:
@@ -316,14 +305,12 @@ async def serve_scheduler_actor(
 async def _fire_loop(
     conn: Connection, streams: JobStreams, actor: SchedulerActor, lease: Lease
 ) -> None:
-    psub = await conn.bridge.run(conn.js.pull_subscribe_bind, "scheduler", streams.jobs_stream)
+    pull = await conn.bridge.run(conn.loop.pull, streams.jobs_stream, "scheduler")
 
     async def one_round() -> None:
-        try:
-            msgs = await psub.fetch(_BATCH, timeout=1.0)
-        except TimeoutError:
-            return
-        await actor.process(msgs)
+        msgs = await pull.fetch(_BATCH, expires=1.0)
+        if msgs:
+            await actor.process(msgs)
 
     while True:
         while not lease.leading:

@@ -38,12 +38,19 @@ worker's job comes back within seconds and a long job is never run twice.
 from __future__ import annotations
 
 import re
+from typing import Literal
 
-from nats.js import api as _api
-
-from actorq.exceptions import BrokerError, ConfigError, IncompatibleStream
+from actorq.exceptions import ConfigError
 from actorq.nats.connection import Connection
-from actorq.nats.provisioning import KvSpec, Namespace, StreamSpec, ensure_kv, ensure_stream
+from actorq.nats.provisioning import (
+    ConsumerSpec,
+    KvSpec,
+    Namespace,
+    StreamSpec,
+    ensure_consumer,
+    ensure_kv,
+    ensure_stream,
+)
 
 __all__ = ["JobStreams", "check_job_id", "check_queue_name"]
 
@@ -180,7 +187,7 @@ class JobStreams:
             self.outcomes_stream,
             "results",
             n.subject("outcomes.>"),
-            ack_policy=_api.AckPolicy.ALL,
+            ack_policy="all",
         )
 
     async def provision_queue(
@@ -224,24 +231,17 @@ class JobStreams:
         max_ack_pending: int = 10_000,
         ack_wait: float = DEFAULT_ACK_WAIT,
         max_deliver: int = -1,
-        ack_policy: _api.AckPolicy = _api.AckPolicy.EXPLICIT,
+        ack_policy: Literal["explicit", "all"] = "explicit",
     ) -> None:
-        cfg = _api.ConsumerConfig(
-            durable_name=durable,
-            ack_policy=ack_policy,
-            filter_subject=filter_subject,
-            ack_wait=ack_wait,
-            max_deliver=max_deliver,
-            max_ack_pending=max_ack_pending,
-            # Pull requests waiting at once: one per fetch loop of every process.
-            max_waiting=512,
+        await ensure_consumer(
+            conn,
+            ConsumerSpec(
+                stream=stream,
+                durable=durable,
+                filter_subject=filter_subject,
+                ack_policy=ack_policy,
+                ack_wait=ack_wait,
+                max_deliver=max_deliver,
+                max_ack_pending=max_ack_pending,
+            ),
         )
-        # add_consumer with an existing durable updates the editable fields.
-        try:
-            await conn.jsm("add_consumer", stream, cfg)
-        except BrokerError as exc:
-            raise IncompatibleStream(
-                f"could not create or update consumer {durable!r} of stream {stream!r}: "
-                f"{exc}. If it exists with settings that cannot change in place, delete "
-                "it (the messages stay in the stream) and start again."
-            ) from exc

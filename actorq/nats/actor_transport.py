@@ -458,8 +458,8 @@ def _write_pending(nc: Any, data: bytes, count: int) -> None:
     Trio is framed here and written at once: straight to the socket when the client
     has nothing else buffered (so nothing is reordered), else appended to its buffer
     with one kick of the flusher (which also covers reconnects: nats-py replays that
-    buffer). These are nats-py internals, pinned by ``nats-py>=2.16`` and covered by
-    the actor tests.
+    buffer). These are nats-py internals: ``pyproject.toml`` pins the tested nats-py
+    range and ``tests/nats/test_nats_py_internals.py`` fails loudly if they move.
     """
     if nc.is_closed:
         raise nats.errors.ConnectionClosedError

@@ -34,109 +34,15 @@ from nats.aio.msg import Msg as _NatsMsg
 
 from actorq.exceptions import BrokerError, ConnectionFailed
 from actorq.nats.bridge import AsyncioBridge, open_bridge
+from actorq.nats.delivery import JsMsg, Message, OutMsg, PubAck
 from actorq.nats.errors import translate_errors
 from actorq.nats.kv import KeyValueStore
+from actorq.nats.loop import LoopSide
 from actorq.nats.publisher import JsPublisher
 
 __all__ = ["Connection", "JsMsg", "Message", "OutMsg", "PubAck", "PullConsumer", "open_nats"]
 
 log = logging.getLogger("actorq.nats")
-
-
-class Message:
-    """A core NATS message (subscription or request reply)."""
-
-    __slots__ = ("data", "headers", "reply", "subject")
-
-    def __init__(self, raw: _NatsMsg) -> None:
-        self.subject: str = raw.subject
-        self.data: bytes = raw.data
-        self.headers: dict[str, str] = dict(raw.headers or {})
-        self.reply: str = raw.reply
-
-
-class JsMsg:
-    """A message delivered by a JetStream pull consumer; ack it via its consumer."""
-
-    __slots__ = ("_fields", "_raw")
-
-    def __init__(self, raw: _NatsMsg) -> None:
-        self._raw = raw
-        self._fields: tuple[int, int] | None = None
-
-    @property
-    def subject(self) -> str:
-        """Subject the message was published to."""
-        return str(self._raw.subject)
-
-    @property
-    def data(self) -> bytes:
-        """Payload bytes."""
-        return bytes(self._raw.data)
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """Message headers (empty dict when none)."""
-        return dict(self._raw.headers or {})
-
-    @property
-    def stream_seq(self) -> int:
-        """Sequence number of the message in its stream."""
-        return self._ack_fields()[1]
-
-    @property
-    def num_delivered(self) -> int:
-        """How many times JetStream has delivered it (1 on the first delivery)."""
-        return self._ack_fields()[0]
-
-    def _ack_fields(self) -> tuple[int, int]:
-        # (delivered, stream sequence) straight from the ack subject: nats-py's
-        # metadata parse builds several objects and cost ~4% of a queue actor.
-        if self._fields is not None:
-            return self._fields
-        reply: str = self._raw.reply or ""
-        tokens = reply.split(".")
-        if len(tokens) == 9:  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
-            fields = int(tokens[4]), int(tokens[5])
-        elif len(tokens) >= 11:  # with domain and account hash in front
-            fields = int(tokens[6]), int(tokens[7])
-        else:
-            meta = self._raw.metadata
-            fields = int(meta.num_delivered), int(meta.sequence.stream)
-        self._fields = fields
-        return fields
-
-
-class PubAck:
-    """The server's acknowledgement of a JetStream publish."""
-
-    __slots__ = ("duplicate", "seq", "stream")
-
-    def __init__(self, stream: str, seq: int, duplicate: bool) -> None:
-        self.stream = stream
-        self.seq = seq
-        self.duplicate = duplicate
-
-    def __repr__(self) -> str:
-        return f"PubAck(stream={self.stream!r}, seq={self.seq}, duplicate={self.duplicate})"
-
-
-class OutMsg:
-    """One message for :meth:`Connection.js_publish_many`."""
-
-    __slots__ = ("data", "headers", "msg_id", "subject")
-
-    def __init__(
-        self,
-        subject: str,
-        data: bytes,
-        headers: Mapping[str, str] | None = None,
-        msg_id: str | None = None,
-    ) -> None:
-        self.subject = subject
-        self.data = data
-        self.headers = headers
-        self.msg_id = msg_id
 
 
 def _headers(headers: Mapping[str, str] | None, msg_id: str | None) -> dict[str, str] | None:
@@ -161,6 +67,8 @@ class Connection:
         self.js = nc.jetstream(timeout=request_timeout)
         #: Pipelined JetStream publishing for the asyncio side (bulk paths use it).
         self.publisher = JsPublisher(nc)
+        #: The same connection for programs that run on its asyncio loop.
+        self.loop = LoopSide(nc, self.publisher, request_timeout)
 
     # -- core ----------------------------------------------------------------------
 
@@ -332,6 +240,15 @@ class Connection:
         """The URL of the server the client is connected to."""
         cur = self.nc.connected_url
         return cur.geturl() if cur is not None else ""
+
+    @property
+    def server_info(self) -> dict[str, Any]:
+        """The INFO the server sent on connect (``version``, ``jetstream``, ...).
+
+        nats-py keeps it in a private attribute; ``tests/nats/test_connection.py``
+        fails loudly if a nats-py upgrade moves it.
+        """
+        return dict(self.nc._server_info)
 
 
 class PullConsumer:

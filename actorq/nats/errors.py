@@ -8,9 +8,19 @@ from collections.abc import Iterator
 import nats.errors
 import nats.js.errors
 
-from actorq.exceptions import BrokerError, BrokerTimeout, ConnectionFailed, KeyExists, NotFound
+from actorq.exceptions import (
+    BrokerError,
+    BrokerTimeout,
+    Conflict,
+    ConnectionFailed,
+    KeyExists,
+    NotFound,
+)
 
-__all__ = ["translate_errors"]
+__all__ = ["WRONG_LAST_SEQUENCE", "translate_errors"]
+
+#: JetStream's error code for a failed ``Nats-Expected-Last-(Subject-)Sequence`` check.
+WRONG_LAST_SEQUENCE = 10071
 
 
 @contextlib.contextmanager
@@ -20,8 +30,13 @@ def translate_errors(what: str) -> Iterator[None]:
         yield
     except nats.js.errors.KeyWrongLastSequenceError as exc:
         raise KeyExists(f"{what}: the key exists already (or changed meanwhile)") from exc
-    except nats.js.errors.NotFoundError as exc:
-        raise NotFound(f"{what}: not found ({exc.description or exc})") from exc
+    except nats.js.errors.APIError as exc:
+        if getattr(exc, "err_code", None) == WRONG_LAST_SEQUENCE:
+            raise Conflict(f"{what}: someone else wrote first; read again and retry") from exc
+        if isinstance(exc, nats.js.errors.NotFoundError):
+            detail = getattr(exc, "description", None) or exc
+            raise NotFound(f"{what}: not found ({detail})") from exc
+        raise BrokerError(f"{what}: {type(exc).__name__}: {exc}") from exc
     except nats.errors.NoRespondersError as exc:
         raise NotFound(f"{what}: no responders (is the stream or service there?)") from exc
     except nats.js.errors.NoStreamResponseError as exc:

@@ -36,7 +36,8 @@ class KvEntry:
         return f"KvEntry({self.key!r}, rev={self.revision}, op={self.operation})"
 
 
-def _entry(raw: Any) -> KvEntry:
+def entry_of(raw: Any) -> KvEntry:
+    """A nats-py KV entry as a :class:`KvEntry`."""
     op: Operation = raw.operation or "PUT"
     return KvEntry(raw.key, raw.value or b"", int(raw.revision or 0), op)
 
@@ -65,7 +66,7 @@ class KeyValueStore:
 
         with self._errors(f"get {key!r}"):
             raw = await self._bridge.run(run)
-        return None if raw is None else _entry(raw)
+        return None if raw is None else entry_of(raw)
 
     async def put(self, key: str, value: bytes) -> int:
         """Store ``value`` under ``key``; returns the new revision."""
@@ -138,7 +139,7 @@ class KeyValueStore:
             async def forward() -> None:
                 while True:
                     raw = await watcher.updates(timeout=None)
-                    token.run_sync_soon(deliver, None if raw is None else _entry(raw))
+                    token.run_sync_soon(deliver, None if raw is None else entry_of(raw))
 
             task = self._bridge.loop.create_task(forward())
             return watcher, task

@@ -182,6 +182,46 @@ async def ensure_stream(conn: Connection, spec: StreamSpec) -> _api.StreamInfo:
     return updated
 
 
+class ConsumerSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A durable pull consumer of a stream.
+
+    ``ack_policy="all"`` acks every earlier message with one ack: use it only when
+    everything before the acked message is stored for good.
+    """
+
+    stream: str
+    durable: str
+    filter_subject: str
+    ack_policy: Literal["explicit", "all"] = "explicit"
+    ack_wait: float = 30.0
+    max_deliver: int = -1
+    max_ack_pending: int = 10_000
+    #: Pull requests waiting at once: one per fetch loop of every process.
+    max_waiting: int = 512
+
+
+async def ensure_consumer(conn: Connection, spec: ConsumerSpec) -> None:
+    """Create the durable consumer, or update the fields that can change in place."""
+    cfg = _api.ConsumerConfig(
+        durable_name=spec.durable,
+        ack_policy=_api.AckPolicy(spec.ack_policy),
+        filter_subject=spec.filter_subject,
+        ack_wait=spec.ack_wait,
+        max_deliver=spec.max_deliver,
+        max_ack_pending=spec.max_ack_pending,
+        max_waiting=spec.max_waiting,
+    )
+    # add_consumer with an existing durable updates the editable fields.
+    try:
+        await conn.jsm("add_consumer", spec.stream, cfg)
+    except BrokerError as exc:
+        raise IncompatibleStream(
+            f"could not create or update consumer {spec.durable!r} of stream "
+            f"{spec.stream!r}: {exc}. If it exists with settings that cannot change in "
+            "place, delete it (the messages stay in the stream) and start again."
+        ) from exc
+
+
 class KvSpec(msgspec.Struct, frozen=True, kw_only=True):
     """What actorq needs of a KV bucket."""
 
