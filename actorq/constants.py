@@ -5,8 +5,24 @@ from __future__ import annotations
 __all__ = [
     "DEFAULT_NAMESPACE",
     "DEFAULT_QUEUE",
+    "DEFAULT_URL",
+    "ENV_NAMESPACE",
     "ENV_NATS_SERVER",
+    "ENV_NATS_URL",
+    "RESULTS_DURABLE",
+    "SCHEDULER_DURABLE",
+    "WRONG_LAST_SEQUENCE",
 ]
+
+#: Where clients and actors connect when told nothing else.
+DEFAULT_URL = "nats://127.0.0.1:4222"
+
+#: Environment variable with the NATS URL(s), comma-separated: read by every entry
+#: point (the sync helper, the CLI, ``actorq up``'s ``[nats] url``).
+ENV_NATS_URL = "ACTORQ_NATS_URL"
+
+#: Environment variable with the namespace, read by the same entry points.
+ENV_NAMESPACE = "ACTORQ_NAMESPACE"
 
 #: Prefix of every stream, subject and bucket; several apps can share one NATS.
 DEFAULT_NAMESPACE = "actorq"
@@ -16,3 +32,12 @@ DEFAULT_QUEUE = "default"
 
 #: Environment variable that points at a specific ``nats-server`` executable.
 ENV_NATS_SERVER = "ACTORQ_NATS_SERVER"
+
+#: Durable consumer of the outcomes stream (the result actors share it).
+RESULTS_DURABLE = "results"
+
+#: Durable consumer of fired schedule timers (the leading scheduler reads it).
+SCHEDULER_DURABLE = "scheduler"
+
+#: JetStream's error code for a failed ``Nats-Expected-Last-(Subject-)Sequence`` check.
+WRONG_LAST_SEQUENCE = 10071

@@ -158,7 +158,7 @@ async def actorq_rounds(
 ) -> list[tuple[float, float, float, float]]:
     """Per round: (actorq send/s, actorq ask p50, raw send/s, raw ask p50)."""
     out = []
-    async with actorq.open_supervisor(url, namespace=namespace) as sup:
+    async with actorq.open_actor_supervisor(url, namespace=namespace) as sup:
         await sup.spawn(Sink, name="sink", process=True)
         driver = await sup.spawn(Driver, name="driver", process=True)
         for _ in range(rounds):
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         server = None
         url = args.url
         if url is None:
-            server = actorq.NatsServerProcess(data_dir=Path(tmp) / "nats")
+            server = actorq.nats.NatsServerProcess(data_dir=Path(tmp) / "nats")
             server.start()
             url = server.url
         subject = f"rawbench.{uuid.uuid4().hex[:8]}"

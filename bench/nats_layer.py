@@ -35,7 +35,7 @@ import nats
 import trio
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StreamConfig
 
-from actorq import NatsServerProcess, OutMsg, open_nats
+from actorq.nats import NatsServerProcess, OutMsg, open_nats
 
 PAYLOAD = b"x" * 128
 

@@ -44,9 +44,9 @@ import msgspec
 import psutil
 import trio
 
-from actorq import NatsServerProcess
 from actorq.jobs.client import Client, open_client
 from actorq.jobs.scheduler_actor import SchedulerSettings
+from actorq.nats import NatsServerProcess
 from actorq.wire.messages import decode_envelope
 
 BENCH_DIR = Path(__file__).resolve().parent

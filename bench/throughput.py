@@ -59,11 +59,11 @@ import trio
 from nats.js.api import AckPolicy, ConsumerConfig, KeyValueConfig, RetentionPolicy, StreamConfig
 
 import actorq
-from actorq import NatsServerProcess
 from actorq.jobs.client import Client, EnqueueOptions, open_client
 from actorq.jobs.queue_actor import QueueActorSettings
 from actorq.jobs.result_actor import serve_result_actor
 from actorq.jobs.streams import JobStreams
+from actorq.nats import NatsServerProcess
 from actorq.wire.codec import get_codec
 from actorq.wire.messages import encode
 

@@ -69,7 +69,7 @@ async def main() -> None:
     send, receive = trio.open_memory_channel[Audited](10)
     async with (
         actorq.open_nats_server() as server,
-        actorq.open_supervisor(server.url, strategy="one_for_one", max_restarts=3) as sup,
+        actorq.open_actor_supervisor(server.url, strategy="one_for_one", max_restarts=3) as sup,
     ):
         await sup.spawn(Auditor, send, name="auditor")
         account = await sup.spawn(Account, "ada", name="account", process=True, mailbox="durable")

@@ -11,6 +11,7 @@ import functools
 import trio
 
 import actorq
+import actorq.exceptions
 from actorq.jobs.queue_actor import QueueActorSettings, serve_queue_actor
 from actorq.jobs.result_actor import serve_result_actor
 
@@ -55,7 +56,7 @@ async def main() -> None:
 
             try:
                 await client.options(depends_on=["no-such-job"]).enqueue(merge)
-            except actorq.DependencyError as exc:
+            except actorq.exceptions.DependencyError as exc:
                 print("refused:", str(exc).split(",")[0])
 
         actors.cancel_scope.cancel()

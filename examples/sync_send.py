@@ -3,9 +3,9 @@
 Workers for the ``default`` queue must be running against the same server and namespace,
 with ``examples/`` importable (they import :mod:`tasks` to run the job)::
 
-    ACTORQ_URL=nats://127.0.0.1:4222 python examples/sync_send.py 2 3
+    ACTORQ_NATS_URL=nats://127.0.0.1:4222 python examples/sync_send.py 2 3
 
-``ACTORQ_URL`` (default ``nats://127.0.0.1:4222``) and ``ACTORQ_NAMESPACE`` (default
+``ACTORQ_NATS_URL`` (default ``nats://127.0.0.1:4222``) and ``ACTORQ_NAMESPACE`` (default
 ``actorq``) choose where to send. The connection is opened on the first send, reused by
 every later one, and closed when the script exits.
 """

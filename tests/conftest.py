@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from actorq import Connection, NatsServerProcess, open_nats
+from actorq.nats import Connection, NatsServerProcess, open_nats
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ async def test_the_sync_send_example_prints_the_result_and_exits(
     monkeypatch.syspath_prepend(str(EXAMPLES))
     with trio.fail_after(40):
         async with open_runtime(nats_url) as rt:
-            env = {**os.environ, "ACTORQ_URL": rt.url, "ACTORQ_NAMESPACE": rt.namespace}
+            env = {**os.environ, "ACTORQ_NATS_URL": rt.url, "ACTORQ_NAMESPACE": rt.namespace}
             done = await trio.run_process(
                 [sys.executable, str(EXAMPLES / "sync_send.py"), "20", "22", "--timeout", "20"],
                 env=env,

@@ -21,7 +21,7 @@ Example::
             self.greeted += 1
             return f"hello {msg.name}"
 
-    async with actorq.open_supervisor(url) as sup:
+    async with actorq.open_actor_supervisor(url) as sup:
         ref = await sup.spawn(Greeter, name="greeter")
         assert await ref.ask(Greet("ada")) == "hello ada"
 

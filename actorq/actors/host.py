@@ -40,7 +40,7 @@ from actorq.actors.refs import (
     mailbox_stream,
     mailbox_subject,
 )
-from actorq.constants import DEFAULT_NAMESPACE
+from actorq.constants import DEFAULT_NAMESPACE, DEFAULT_URL
 from actorq.exceptions import ActorDefinitionError, ConfigError, UnhandledMessage
 from actorq.nats.actor_transport import (
     ActorTransport,
@@ -79,7 +79,7 @@ class ActorHostSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     name: str
     #: ``"pkg.module:Class"``, a subclass of :class:`actorq.Actor`.
     actor: str
-    url: list[str] = msgspec.field(default_factory=lambda: ["nats://127.0.0.1:4222"])
+    url: list[str] = msgspec.field(default_factory=lambda: [DEFAULT_URL])
     namespace: str = DEFAULT_NAMESPACE
     mailbox: MailboxKind = "at_most_once"
     #: Arguments of the class's ``__init__`` (JSON values).
@@ -368,7 +368,7 @@ def actor_process_spec(
     processes: int = 1,
     restart: Restart | str = Restart.PERMANENT,
     mailbox: MailboxKind = "at_most_once",
-    url: str | list[str] = "nats://127.0.0.1:4222",
+    url: str | list[str] = DEFAULT_URL,
     namespace: str = DEFAULT_NAMESPACE,
     *,
     args: tuple[Any, ...] | list[Any] = (),

@@ -1,4 +1,4 @@
-"""``actorq.open_supervisor``: a supervision tree of user actors, with ``spawn``.
+"""``actorq.open_actor_supervisor``: a supervision tree of user actors, with ``spawn``.
 
 Built on :mod:`supervisors`: an actor spawned with ``process=False`` is a
 :class:`~supervisors.TaskSpec` child (a Trio task in this process, on this
@@ -9,7 +9,7 @@ intensity are those of ``docs/supervisors.md``.
 
 Example::
 
-    async with actorq.open_supervisor(url, strategy="one_for_one", max_restarts=5) as sup:
+    async with actorq.open_actor_supervisor(url, strategy="one_for_one", max_restarts=5) as sup:
         counter = await sup.spawn(Counter, name="counter", process=True, mailbox="durable")
         await counter.send(Add(2))
         print(await counter.ask(Total()))
@@ -32,18 +32,18 @@ from actorq.actors.host import (
     serve_actor,
 )
 from actorq.actors.refs import ActorRef, MailboxKind, check_actor_name
-from actorq.constants import DEFAULT_NAMESPACE
+from actorq.constants import DEFAULT_NAMESPACE, DEFAULT_URL
 from actorq.exceptions import ConfigError
 from actorq.nats.actor_transport import close_transport
 from actorq.nats.connection import Connection, open_nats
 from supervisors import Backoff, Restart, Strategy, Supervisor, TaskSpec
 from supervisors.serve import open_supervisor as _open_tree
 
-__all__ = ["ActorSupervisor", "open_supervisor"]
+__all__ = ["ActorSupervisor", "open_actor_supervisor"]
 
 
 class ActorSupervisor:
-    """A running tree of actors; get one from :func:`open_supervisor`."""
+    """A running tree of actors; get one from :func:`open_actor_supervisor`."""
 
     def __init__(
         self, supervisor: Supervisor, conn: Connection, namespace: str, url: list[str]
@@ -139,8 +139,8 @@ class ActorSupervisor:
 
 
 @contextlib.asynccontextmanager
-async def open_supervisor(
-    url: str | Sequence[str] = "nats://127.0.0.1:4222",
+async def open_actor_supervisor(
+    url: str | Sequence[str] = DEFAULT_URL,
     *,
     namespace: str = DEFAULT_NAMESPACE,
     conn: Connection | None = None,

@@ -17,6 +17,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import msgspec
 import typer
 
+from actorq.constants import DEFAULT_NAMESPACE, DEFAULT_URL, ENV_NAMESPACE, ENV_NATS_URL
 from actorq.exceptions import ActorqError, ConfigError, ConnectionFailed, NotFound, ServerError
 from supervisors import StartError
 
@@ -36,13 +37,12 @@ RET_NOT_FOUND = 8
 RET_JOB_FAILED = 9
 RET_DOCTOR = 10
 
-DEFAULT_URL = "nats://127.0.0.1:4222"
 
 UrlOpt = Annotated[
     str | None,
     typer.Option(
         "--url",
-        envvar="ACTORQ_NATS_URL",
+        envvar=ENV_NATS_URL,
         help="NATS server URL (comma-separated for several).",
         show_default=False,
     ),
@@ -55,7 +55,7 @@ ConfigOpt = Annotated[
 ]
 NamespaceOpt = Annotated[
     str | None,
-    typer.Option("--namespace", envvar="ACTORQ_NAMESPACE", help="The actorq namespace."),
+    typer.Option("--namespace", envvar=ENV_NAMESPACE, help="The actorq namespace."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
@@ -95,7 +95,7 @@ def resolve(url: str | None, config: Path | None, namespace: str | None) -> Targ
         options = connect_options(msgspec.to_builtins(cfg.nats))
     if url:
         urls = [u.strip() for u in url.split(",") if u.strip()]
-    return Target(urls=urls or [DEFAULT_URL], namespace=ns or "actorq", options=options)
+    return Target(urls=urls or [DEFAULT_URL], namespace=ns or DEFAULT_NAMESPACE, options=options)
 
 
 @contextlib.contextmanager

@@ -37,7 +37,7 @@ from actorq.constants import DEFAULT_NAMESPACE
 from actorq.exceptions import ConfigError
 from actorq.jobs.streams import DEFAULT_ACK_WAIT, DEFAULT_RESULT_TTL
 from actorq.wire.codec import Signer
-from actorq.wire.messages import Backoff, JobOptions
+from actorq.wire.messages import JobOptions, RetryBackoff
 
 __all__ = [
     "ENV_PREFIX",
@@ -113,7 +113,7 @@ class QueueConfig(_Section, frozen=True, kw_only=True):
     #: Retry policy defaults for enqueuers that read this config (:meth:`job_options`):
     #: a job's retry policy is chosen when it is enqueued and travels with it.
     max_retries: Count = 3
-    backoff: Backoff = Backoff()
+    backoff: RetryBackoff = RetryBackoff()
     recycle_after_jobs: Positive | None = None
     recycle_above_rss_mb: Seconds | None = None
     #: The lease on a running job, renewed while it runs; a dead worker's job

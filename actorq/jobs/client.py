@@ -27,7 +27,7 @@ from typing import Any
 import msgspec
 import trio
 
-from actorq.constants import DEFAULT_QUEUE
+from actorq.constants import DEFAULT_NAMESPACE, DEFAULT_QUEUE, DEFAULT_URL
 from actorq.exceptions import (
     ActorqError,
     CodecError,
@@ -44,13 +44,13 @@ from actorq.nats.connection import Connection, OutMsg, open_nats
 from actorq.nats.kv import KeyValueStore
 from actorq.wire.codec import Codec, Signer, function_path, get_codec
 from actorq.wire.messages import (
-    Backoff,
     CancelJob,
     DeadLetter,
     JobEnvelope,
     JobOptions,
     JobRecord,
     JobStatus,
+    RetryBackoff,
     WaitForParents,
     WaitingJob,
     decode_dead_letter,
@@ -74,7 +74,7 @@ class EnqueueOptions(msgspec.Struct, frozen=True, kw_only=True):
     queue: str = DEFAULT_QUEUE
     job_id: str | None = None
     max_retries: int = 3
-    backoff: Backoff = Backoff()
+    backoff: RetryBackoff = RetryBackoff()
     timeout: float | None = None
     result_ttl: float | None = None
     metadata: dict[str, str] = {}
@@ -568,9 +568,9 @@ def _in(delay: dt.timedelta | float) -> float:
 
 @contextlib.asynccontextmanager
 async def open_client(
-    url: str | Sequence[str] = "nats://127.0.0.1:4222",
+    url: str | Sequence[str] = DEFAULT_URL,
     *,
-    namespace: str = "actorq",
+    namespace: str = DEFAULT_NAMESPACE,
     codec: str | Codec = "pickle",
     signing_key: bytes | Signer | None = None,
     **connect_options: Any,

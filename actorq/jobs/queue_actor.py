@@ -31,6 +31,7 @@ import msgspec
 import psutil
 import trio
 
+from actorq.constants import DEFAULT_NAMESPACE, DEFAULT_URL
 from actorq.exceptions import ActorqError, CodecError, SignatureError
 from actorq.jobs.streams import DEFAULT_ACK_WAIT, JobStreams
 from actorq.jobs.thread_pool import SyncJobThreads
@@ -55,15 +56,15 @@ __all__ = ["QueueActorSettings", "asyncio_job", "main", "serve_queue_actor"]
 
 log = logging.getLogger("actorq.queue")
 
-ExitReason = Literal["stopped", "recycle"]
+StopReason = Literal["stopped", "recycle"]
 
 
 class QueueActorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Everything a queue actor process needs, passed to it as JSON."""
 
     queue: str
-    url: list[str] = msgspec.field(default_factory=lambda: ["nats://127.0.0.1:4222"])
-    namespace: str = "actorq"
+    url: list[str] = msgspec.field(default_factory=lambda: [DEFAULT_URL])
+    namespace: str = DEFAULT_NAMESPACE
     concurrency: int = 10
     ack_wait: float = DEFAULT_ACK_WAIT
     #: Report a ``running`` status when a job starts (one extra message per job).
@@ -162,7 +163,7 @@ class QueueActor:
         self.jobs_done = 0
         self.worker = settings.name or f"{os.uname().nodename}:{os.getpid()}"
         self.stop_fetching = trio.Event()
-        self.exit_reason: ExitReason = "stopped"
+        self.exit_reason: StopReason = "stopped"
         self.stuck_threads = 0
         # For heartbeats (actorq.process.heartbeat): attempts that failed for good / will retry.
         self.jobs_failed = 0
@@ -189,7 +190,7 @@ class QueueActor:
 
     # -- the loops -------------------------------------------------------------------
 
-    def request_stop(self, reason: ExitReason = "stopped") -> None:
+    def request_stop(self, reason: StopReason = "stopped") -> None:
         """Fetch no more jobs; the actor exits once in-flight ones are reported."""
         if not self.stop_fetching.is_set():
             self.exit_reason = reason
@@ -507,7 +508,7 @@ async def serve_queue_actor(
     *,
     stop: trio.Event | None = None,
     task_status: trio.TaskStatus[QueueActor] = trio.TASK_STATUS_IGNORED,
-) -> ExitReason:
+) -> StopReason:
     """Run a queue actor until ``stop`` is set, it recycles, or it is cancelled.
 
     On stop it fetches no more, lets in-flight jobs finish up to

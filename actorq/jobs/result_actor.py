@@ -38,6 +38,7 @@ from collections.abc import Awaitable, Callable
 import msgspec
 import trio
 
+from actorq.constants import DEFAULT_NAMESPACE, DEFAULT_URL, RESULTS_DURABLE
 from actorq.exceptions import ActorqError, BrokerError, Conflict
 from actorq.jobs.dependencies import DependencyTracker
 from actorq.jobs.streams import JobStreams
@@ -307,7 +308,7 @@ class ResultActor:
 async def serve_result_actor(
     url: str | list[str],
     *,
-    namespace: str = "actorq",
+    namespace: str = DEFAULT_NAMESPACE,
     task_status: trio.TaskStatus[ResultActor] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the result actor until cancelled (it holds no state that needs draining)."""
@@ -315,7 +316,7 @@ async def serve_result_actor(
     async with open_nats(url, name="actorq-results") as conn:
         await streams.provision(conn)
         side = conn.loop
-        pull = await conn.bridge.run(side.pull, streams.outcomes_stream, "results")
+        pull = await conn.bridge.run(side.pull, streams.outcomes_stream, RESULTS_DURABLE)
         kv = await conn.bridge.run(side.kv, streams.results_bucket)
         deps_kv = await conn.bridge.run(side.kv, streams.deps_bucket)
         actor = ResultActor(side, streams, pull, kv, deps_kv)
@@ -332,8 +333,8 @@ async def serve_result_actor(
 class ResultActorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """What a result actor process needs, passed to it as JSON."""
 
-    url: list[str] = msgspec.field(default_factory=lambda: ["nats://127.0.0.1:4222"])
-    namespace: str = "actorq"
+    url: list[str] = msgspec.field(default_factory=lambda: [DEFAULT_URL])
+    namespace: str = DEFAULT_NAMESPACE
 
 
 def main(ready: Callable[[], None], settings_json: str) -> None:

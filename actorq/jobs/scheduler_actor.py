@@ -37,6 +37,7 @@ from collections.abc import Callable
 import msgspec
 import trio
 
+from actorq.constants import DEFAULT_NAMESPACE, DEFAULT_URL, SCHEDULER_DURABLE
 from actorq.exceptions import BrokerError, Conflict, KeyExists
 from actorq.jobs.schedules import next_due, timer_headers
 from actorq.jobs.streams import JobStreams
@@ -70,8 +71,8 @@ _BATCH = 256
 class SchedulerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """What a scheduler actor process needs, passed to it as JSON."""
 
-    url: list[str] = msgspec.field(default_factory=lambda: ["nats://127.0.0.1:4222"])
-    namespace: str = "actorq"
+    url: list[str] = msgspec.field(default_factory=lambda: [DEFAULT_URL])
+    namespace: str = DEFAULT_NAMESPACE
     #: Seconds a leader's lease lasts without renewal: the takeover bound.
     lease_ttl: float = 5.0
     #: Seconds before an unacked fire (its leader died mid-way) is delivered again.
@@ -267,7 +268,7 @@ class SchedulerActor:
 async def serve_scheduler_actor(
     url: str | list[str],
     *,
-    namespace: str = "actorq",
+    namespace: str = DEFAULT_NAMESPACE,
     lease_ttl: float = 5.0,
     ack_wait: float = 10.0,
     name: str = "",
@@ -305,7 +306,7 @@ async def serve_scheduler_actor(
 async def _fire_loop(
     conn: Connection, streams: JobStreams, actor: SchedulerActor, lease: Lease
 ) -> None:
-    pull = await conn.bridge.run(conn.loop.pull, streams.jobs_stream, "scheduler")
+    pull = await conn.bridge.run(conn.loop.pull, streams.jobs_stream, SCHEDULER_DURABLE)
 
     async def one_round() -> None:
         msgs = await pull.fetch(_BATCH, expires=1.0)

@@ -40,6 +40,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from actorq.constants import DEFAULT_NAMESPACE, RESULTS_DURABLE, SCHEDULER_DURABLE
 from actorq.exceptions import ConfigError
 from actorq.nats.connection import Connection
 from actorq.nats.provisioning import (
@@ -89,7 +90,7 @@ def check_job_id(job_id: str) -> str:
 class JobStreams:
     """Names of the job queue's streams, subjects and buckets, and their provisioning."""
 
-    def __init__(self, namespace: Namespace | str = "actorq") -> None:
+    def __init__(self, namespace: Namespace | str = DEFAULT_NAMESPACE) -> None:
         self.ns = namespace if isinstance(namespace, Namespace) else Namespace(namespace)
         n = self.ns
         self.jobs_stream = n.stream("jobs")
@@ -185,7 +186,7 @@ class JobStreams:
         await self._ensure_consumer(
             conn,
             self.outcomes_stream,
-            "results",
+            RESULTS_DURABLE,
             n.subject("outcomes.>"),
             ack_policy="all",
         )
@@ -215,7 +216,7 @@ class JobStreams:
         await self._ensure_consumer(
             conn,
             self.jobs_stream,
-            "scheduler",
+            SCHEDULER_DURABLE,
             self.fired_filter,
             max_ack_pending=10_000,
             ack_wait=ack_wait,

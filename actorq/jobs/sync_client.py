@@ -30,7 +30,7 @@ raises :class:`~actorq.ActorqError` instead of deadlocking. Trio code should use
 :func:`actorq.open_client` rather than stall its loop on these blocking calls.
 
 :func:`send` uses a process-wide default client, created on first use from the
-``ACTORQ_URL`` / ``ACTORQ_NAMESPACE`` environment variables or from :func:`configure`.
+``ACTORQ_NATS_URL`` / ``ACTORQ_NAMESPACE`` environment variables or from :func:`configure`.
 """
 
 from __future__ import annotations
@@ -51,7 +51,13 @@ import msgspec
 import outcome
 import trio
 
-from actorq.constants import DEFAULT_QUEUE
+from actorq.constants import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_QUEUE,
+    DEFAULT_URL,
+    ENV_NAMESPACE,
+    ENV_NATS_URL,
+)
 from actorq.exceptions import ActorqError
 from actorq.jobs.client import Client, EnqueueOptions, Job, open_client
 from actorq.jobs.schedules import ScheduleInfo
@@ -65,8 +71,6 @@ log = logging.getLogger("actorq.sync")
 T = TypeVar("T")
 _Done = queue.SimpleQueue[outcome.Outcome[Any]]
 
-DEFAULT_URL = "nats://127.0.0.1:4222"
-DEFAULT_NAMESPACE = "actorq"
 
 
 class SyncJob:
@@ -554,7 +558,7 @@ def configure(
 ) -> None:
     """Set how the default client (used by :func:`send`) connects.
 
-    ``url`` and ``namespace`` default to ``$ACTORQ_URL`` / ``$ACTORQ_NAMESPACE``.
+    ``url`` and ``namespace`` default to ``$ACTORQ_NATS_URL`` / ``$ACTORQ_NAMESPACE``.
     Connecting is lazy (on the next :func:`send`); a default client already open is
     closed, so the new settings apply from the next call on. Example::
 
@@ -564,10 +568,8 @@ def configure(
     """
     global _default, _default_settings
     settings: dict[str, Any] = {
-        "url": url if url is not None else os.environ.get("ACTORQ_URL", DEFAULT_URL),
-        "namespace": namespace
-        if namespace is not None
-        else os.environ.get("ACTORQ_NAMESPACE", DEFAULT_NAMESPACE),
+        "url": url if url is not None else _env_urls(),
+        "namespace": namespace if namespace is not None else _env_namespace(),
         "codec": codec,
         "signing_key": signing_key,
         **connect_options,
@@ -581,7 +583,7 @@ def configure(
 def default_client() -> SyncClient:
     """The process-wide default :class:`SyncClient`, connected on first use.
 
-    Settings come from :func:`configure`, else ``$ACTORQ_URL`` (default
+    Settings come from :func:`configure`, else ``$ACTORQ_NATS_URL`` (default
     ``nats://127.0.0.1:4222``) and ``$ACTORQ_NAMESPACE`` (default ``actorq``).
     """
     global _default
@@ -593,10 +595,7 @@ def default_client() -> SyncClient:
         if _default is None or _default.closed:
             settings = _default_settings
             if settings is None:
-                settings = {
-                    "url": os.environ.get("ACTORQ_URL", DEFAULT_URL),
-                    "namespace": os.environ.get("ACTORQ_NAMESPACE", DEFAULT_NAMESPACE),
-                }
+                settings = {"url": _env_urls(), "namespace": _env_namespace()}
             _default = SyncClient(**settings)
         return _default
 
@@ -614,3 +613,13 @@ def send(queue: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Sy
     ``actorq.default_client().options(queue=..., max_retries=...).enqueue(...)``.
     """
     return default_client().send(queue, fn, *args, **kwargs)
+
+
+def _env_urls() -> list[str]:
+    # Comma-separated, like `actorq up`'s ACTORQ_NATS_URL; unset or empty: the default.
+    urls = [u.strip() for u in os.environ.get(ENV_NATS_URL, "").split(",") if u.strip()]
+    return urls or [DEFAULT_URL]
+
+
+def _env_namespace() -> str:
+    return os.environ.get(ENV_NAMESPACE) or DEFAULT_NAMESPACE

@@ -32,6 +32,7 @@ import trio
 from nats.aio.client import Client as _NatsClient
 from nats.aio.msg import Msg as _NatsMsg
 
+from actorq.constants import DEFAULT_URL
 from actorq.exceptions import BrokerError, ConnectionFailed
 from actorq.nats.bridge import AsyncioBridge, open_bridge
 from actorq.nats.delivery import JsMsg, Message, OutMsg, PubAck
@@ -335,7 +336,7 @@ async def _log_error(exc: Exception) -> None:
 
 @contextlib.asynccontextmanager
 async def open_nats(
-    servers: str | Sequence[str] = "nats://127.0.0.1:4222",
+    servers: str | Sequence[str] = DEFAULT_URL,
     *,
     user: str | None = None,
     password: str | None = None,

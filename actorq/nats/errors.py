@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import nats.errors
 import nats.js.errors
 
+from actorq.constants import WRONG_LAST_SEQUENCE
 from actorq.exceptions import (
     BrokerError,
     BrokerTimeout,
@@ -17,10 +18,7 @@ from actorq.exceptions import (
     NotFound,
 )
 
-__all__ = ["WRONG_LAST_SEQUENCE", "translate_errors"]
-
-#: JetStream's error code for a failed ``Nats-Expected-Last-(Subject-)Sequence`` check.
-WRONG_LAST_SEQUENCE = 10071
+__all__ = ["translate_errors"]
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import msgspec
 
+from actorq.constants import DEFAULT_NAMESPACE
 from actorq.jobs.queue_actor import QueueActorSettings
 from actorq.jobs.result_actor import ResultActorSettings
 from actorq.jobs.scheduler_actor import SchedulerSettings
@@ -59,7 +60,7 @@ def queue_supervisor_spec(
     )
 
 
-def result_actor_spec(url: list[str], namespace: str = "actorq") -> ProcessSpec:
+def result_actor_spec(url: list[str], namespace: str = DEFAULT_NAMESPACE) -> ProcessSpec:
     """The result actor as a ``permanent`` process child."""
     settings = ResultActorSettings(url=url, namespace=namespace)
     return ProcessSpec(
@@ -72,7 +73,7 @@ def result_actor_spec(url: list[str], namespace: str = "actorq") -> ProcessSpec:
 
 
 def scheduler_actor_spec(
-    url: list[str], namespace: str = "actorq", *, lease_ttl: float = 5.0
+    url: list[str], namespace: str = DEFAULT_NAMESPACE, *, lease_ttl: float = 5.0
 ) -> ProcessSpec:
     """The scheduler actor as a ``permanent`` process child.
 

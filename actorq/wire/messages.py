@@ -17,7 +17,7 @@ Two kinds of struct live here:
       ScheduleEntry client → schedules bucket     a recurring schedule and its state
       ScheduleFire  server timer → scheduler      a schedule's due time has come
 
-* **Values** (``Backoff``, ``JobOptions``, ``ErrorInfo``, ``StatusChange``) are only
+* **Values** (``RetryBackoff``, ``JobOptions``, ``ErrorInfo``, ``StatusChange``) are only
   ever nested inside messages, so they carry no tag.
 
 Everything is ``frozen``: change a message with :func:`msgspec.structs.replace`.
@@ -48,7 +48,6 @@ __all__ = [
     "JOB_STATUSES",
     "TERMINAL_STATUSES",
     "AnyMessage",
-    "Backoff",
     "CancelJob",
     "Control",
     "DeadLetter",
@@ -62,6 +61,7 @@ __all__ = [
     "OutcomeStatus",
     "Ping",
     "Pong",
+    "RetryBackoff",
     "ScheduleEntry",
     "ScheduleFire",
     "Shutdown",
@@ -153,7 +153,7 @@ class _Message(
 # -- values ----------------------------------------------------------------------------
 
 
-class Backoff(_Value, frozen=True, kw_only=True):
+class RetryBackoff(_Value, frozen=True, kw_only=True):
     """How long to wait before retrying a failed job.
 
     ``kind="fixed"`` waits ``base`` seconds every time; ``kind="exponential"`` waits
@@ -197,7 +197,7 @@ class JobOptions(_Value, frozen=True, kw_only=True):
     """
 
     max_retries: Count = 3
-    backoff: Backoff = Backoff()
+    backoff: RetryBackoff = RetryBackoff()
     timeout: PositiveSeconds | None = None
     result_ttl: PositiveSeconds | None = None
     metadata: dict[str, str] = {}

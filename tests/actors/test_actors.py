@@ -15,6 +15,8 @@ import pytest
 import trio
 
 import actorq
+import actorq.exceptions
+import actorq.nats
 from actorq import Actor, handler
 from actorq.nats.embedded_server import find_nats_server, free_port
 
@@ -130,7 +132,7 @@ def namespace() -> str:
 
 async def test_send_and_ask_reach_an_in_process_actor_in_order(nats_url: str) -> None:
     with trio.fail_after(20):
-        async with actorq.open_supervisor(nats_url, namespace=namespace()) as sup:
+        async with actorq.open_actor_supervisor(nats_url, namespace=namespace()) as sup:
             counter = await sup.spawn(Counter, name="counter")
             for i in range(100):
                 await counter.send(Add(i))
@@ -142,7 +144,7 @@ async def test_a_handler_exception_comes_back_as_a_remote_error_and_the_actor_ca
     nats_url: str,
 ) -> None:
     with trio.fail_after(20):
-        async with actorq.open_supervisor(nats_url, namespace=namespace()) as sup:
+        async with actorq.open_actor_supervisor(nats_url, namespace=namespace()) as sup:
             counter = await sup.spawn(Counter, name="counter")
             with pytest.raises(actorq.RemoteError) as info:
                 await counter.ask(Divide(1, 0))
@@ -158,10 +160,10 @@ async def test_a_message_type_without_a_handler_is_a_clear_unhandled_message_err
     nats_url: str,
 ) -> None:
     with trio.fail_after(20):
-        async with actorq.open_supervisor(nats_url, namespace=namespace()) as sup:
+        async with actorq.open_actor_supervisor(nats_url, namespace=namespace()) as sup:
             counter = await sup.spawn(Counter, name="counter")
             unhandled = "no handler for message type 'Stranger'"
-            with pytest.raises(actorq.UnhandledMessage, match=unhandled):
+            with pytest.raises(actorq.exceptions.UnhandledMessage, match=unhandled):
                 await counter.ask(Stranger())
 
 
@@ -178,9 +180,9 @@ def test_a_handler_for_an_untagged_or_non_struct_type_is_refused_with_what_to_do
         @handler
         async def on_int(self, msg: int) -> None: ...
 
-    with pytest.raises(actorq.ActorDefinitionError, match="tag=True"):
+    with pytest.raises(actorq.exceptions.ActorDefinitionError, match="tag=True"):
         actorq.actors.actor.dispatch_table(Bad)
-    with pytest.raises(actorq.ActorDefinitionError, match=r"not a msgspec\.Struct"):
+    with pytest.raises(actorq.exceptions.ActorDefinitionError, match=r"not a msgspec\.Struct"):
         actorq.actors.actor.dispatch_table(Worse)
     with pytest.raises(TypeError, match="tag=True"):
         actorq.actors.actor.encode_message(Untagged(1))
@@ -188,8 +190,8 @@ def test_a_handler_for_an_untagged_or_non_struct_type_is_refused_with_what_to_do
 
 async def test_an_ask_to_an_actor_nobody_serves_fails_at_once(nats_url: str) -> None:
     with trio.fail_after(5):
-        async with actorq.open_supervisor(nats_url, namespace=namespace()) as sup:
-            with pytest.raises(actorq.ActorUnavailable, match=r"\(no responders\)"):
+        async with actorq.open_actor_supervisor(nats_url, namespace=namespace()) as sup:
+            with pytest.raises(actorq.exceptions.ActorUnavailable, match=r"\(no responders\)"):
                 await sup.ref("nobody").ask(Total(), timeout=4)
 
 
@@ -197,8 +199,8 @@ async def test_an_ask_without_a_reply_in_time_raises_ask_timeout(nats_url: str) 
     ns = namespace()
     with trio.fail_after(10):
         async with (
-            actorq.open_nats(nats_url) as nc,
-            actorq.open_supervisor(conn=nc, namespace=ns),
+            actorq.nats.open_nats(nats_url) as nc,
+            actorq.open_actor_supervisor(conn=nc, namespace=ns),
             # A bare subscriber that never answers stands in for a busy actor.
             nc.subscribe(f"{ns}.actor.silent"),
         ):
@@ -210,9 +212,9 @@ async def test_an_ask_without_a_reply_in_time_raises_ask_timeout(nats_url: str) 
 async def test_a_ref_by_name_from_another_connection_reaches_the_actor(nats_url: str) -> None:
     ns = namespace()
     with trio.fail_after(20):
-        async with actorq.open_supervisor(nats_url, namespace=ns) as sup:
+        async with actorq.open_actor_supervisor(nats_url, namespace=ns) as sup:
             await sup.spawn(Counter, name="counter")
-            async with actorq.open_nats(nats_url) as other:
+            async with actorq.nats.open_nats(nats_url) as other:
                 counter = actorq.ref("counter", conn=other, namespace=ns)
                 await counter.send(Add(2))
                 assert await counter.ask(Add(3)) == 5
@@ -226,7 +228,7 @@ async def test_a_crashing_send_handler_restarts_the_actor_with_on_stop_and_on_st
 ) -> None:
     log: list[str] = []
     with trio.fail_after(20):
-        async with actorq.open_supervisor(nats_url, namespace=namespace()) as sup:
+        async with actorq.open_actor_supervisor(nats_url, namespace=namespace()) as sup:
             ref = await sup.spawn(Lifecycle, log, name="life")
             with sup.supervisor.subscribe() as events:
                 await ref.send(Crash())
@@ -243,14 +245,14 @@ async def test_a_temporary_actor_that_crashes_is_gone_and_asks_fail_at_once(
 ) -> None:
     log: list[str] = []
     with trio.fail_after(20):
-        async with actorq.open_supervisor(nats_url, namespace=namespace()) as sup:
+        async with actorq.open_actor_supervisor(nats_url, namespace=namespace()) as sup:
             ref = await sup.spawn(Lifecycle, log, name="life", restart="temporary")
             with sup.supervisor.subscribe() as events:
                 await ref.send(Crash())
                 async for event in events:
                     if type(event).__name__ == "ChildExited":
                         break
-            with pytest.raises(actorq.ActorUnavailable):
+            with pytest.raises(actorq.exceptions.ActorUnavailable):
                 await ref.ask(Total())
             assert sup.snapshot().children == ()
 
@@ -263,7 +265,7 @@ async def test_restart_intensity_exceeded_comes_out_of_the_supervisor_block(
     log: list[str] = []
 
     async def crash_twice() -> None:
-        async with actorq.open_supervisor(
+        async with actorq.open_actor_supervisor(
             nats_url, namespace=namespace(), max_restarts=1, within=30
         ) as sup:
             ref = await sup.spawn(Lifecycle, log, name="life")
@@ -285,7 +287,7 @@ async def test_actors_work_over_the_asyncio_bridge_when_the_trio_link_is_off(
     # The path taken when the NATS connection needs TLS, a .creds file or nkeys.
     monkeypatch.setenv(actorq.nats.actor_transport.ENV_LINK, "0")
     with trio.fail_after(20):
-        async with actorq.open_supervisor(nats_url, namespace=namespace()) as sup:
+        async with actorq.open_actor_supervisor(nats_url, namespace=namespace()) as sup:
             counter = await sup.spawn(Counter, name="counter")
             assert actorq.nats.actor_transport._transports[sup.conn].link is None
             for i in range(100):
@@ -293,7 +295,7 @@ async def test_actors_work_over_the_asyncio_bridge_when_the_trio_link_is_off(
             assert (await counter.ask(Total())).total == sum(range(100))
             with pytest.raises(actorq.RemoteError):
                 await counter.ask(Divide(1, 0))
-            with pytest.raises(actorq.ActorUnavailable):
+            with pytest.raises(actorq.exceptions.ActorUnavailable):
                 await sup.ref("nobody").ask(Total())
 
 
@@ -323,7 +325,7 @@ async def test_actors_answer_again_after_the_nats_server_restarts(tmp_path: Path
         with trio.fail_after(30):
             await _wait_accepting(port)
             url = f"nats://127.0.0.1:{port}"
-            async with actorq.open_supervisor(url, namespace=namespace()) as sup:
+            async with actorq.open_actor_supervisor(url, namespace=namespace()) as sup:
                 counter = await sup.spawn(Counter, name="counter")
                 assert await counter.ask(Add(1)) == 1
                 servers[0].kill()
@@ -334,7 +336,7 @@ async def test_actors_answer_again_after_the_nats_server_restarts(tmp_path: Path
                     try:
                         total = await counter.ask(Add(1), timeout=0.5)
                         break
-                    except (actorq.ActorUnavailable, actorq.AskTimeout):
+                    except (actorq.exceptions.ActorUnavailable, actorq.AskTimeout):
                         continue
     finally:
         for proc in servers:  # stopped by PID, whatever happened

@@ -17,6 +17,7 @@ import pytest
 import trio
 
 import actorq
+import actorq.nats
 import supervisors
 from actorq.actors.host import actor_process_spec
 from supervisors import ChildSnapshot
@@ -63,7 +64,7 @@ async def test_send_and_ask_work_across_two_actor_processes(nats_url: str) -> No
     pids: set[int] = set()
     try:
         with trio.fail_after(40):
-            async with actorq.open_supervisor(nats_url, namespace=ns) as sup:
+            async with actorq.open_actor_supervisor(nats_url, namespace=ns) as sup:
                 await sup.spawn(Recorder, send, [], name="recorder")
                 counter = await sup.spawn(Counter, "recorder", name="counter", process=True)
                 forwarder = await sup.spawn(Forwarder, "counter", name="fwd", process=True)
@@ -94,7 +95,7 @@ async def test_a_durable_mailbox_keeps_messages_sent_while_the_killed_actor_rest
     pids: set[int] = set()
     try:
         with trio.fail_after(40):
-            async with actorq.open_supervisor(nats_url, namespace=ns, max_restarts=3) as sup:
+            async with actorq.open_actor_supervisor(nats_url, namespace=ns, max_restarts=3) as sup:
                 await sup.spawn(Recorder, send, [], name="recorder")
                 counter = await sup.spawn(
                     Counter,
@@ -142,7 +143,10 @@ async def test_the_spec_builder_runs_several_processes_that_share_one_mailbox(
     pids: set[int] = set()
     try:
         with trio.fail_after(40):
-            async with supervisors.open_supervisor([spec]) as sup, actorq.open_nats(nats_url) as nc:
+            async with (
+                supervisors.open_supervisor([spec]) as sup,
+                actorq.nats.open_nats(nats_url) as nc,
+            ):
                 pids.update(_pids(sup.snapshot()))
                 counter = actorq.ref("counter", conn=nc, namespace=ns, actor=Counter)
                 answered = set()

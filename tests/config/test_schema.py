@@ -293,7 +293,7 @@ def _env_names(struct: type[msgspec.Struct], prefix: str = "ACTORQ") -> list[str
         ):
             inner, name = inner.__args__[0], f"{name}_<i>"
         if isinstance(inner, type) and issubclass(inner, msgspec.Struct):
-            names += _env_names(inner, name) if inner is not actorq.Backoff else [name]
+            names += _env_names(inner, name) if inner is not actorq.RetryBackoff else [name]
         else:
             names.append(name)
     return names
@@ -306,7 +306,7 @@ def test_docs_configuration_lists_every_key_with_its_env_var() -> None:
     assert "ACTORQ_QUEUES_<i>_ACK_WAIT" in names
     for name in names:
         assert f"`{name}`" in doc or f"`{name}_" in doc, name
-    for field in msgspec.structs.fields(actorq.Backoff):
+    for field in msgspec.structs.fields(actorq.RetryBackoff):
         assert f"_BACKOFF_{field.name.upper()}`" in doc
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from actorq import Backoff, JobFailed, NotFound
-from actorq.exceptions import JobCancelled
+from actorq import JobFailed, RetryBackoff
+from actorq.exceptions import JobCancelled, NotFound
 from tests.helpers import jobfuncs
 from tests.helpers.jobs_harness import open_runtime, wait_for_status
 
@@ -46,7 +46,7 @@ async def test_a_failing_job_is_retried_with_backoff_then_succeeds(
     nats_url: str, tmp_path: Path
 ) -> None:
     marker = tmp_path / "calls"
-    backoff = Backoff(kind="fixed", base=0.3, jitter=False)
+    backoff = RetryBackoff(kind="fixed", base=0.3, jitter=False)
     with trio.fail_after(30):
         async with open_runtime(nats_url) as rt:
             job = await rt.client.options(max_retries=3, backoff=backoff).enqueue(
@@ -63,7 +63,7 @@ async def test_a_failing_job_is_retried_with_backoff_then_succeeds(
 
 
 async def test_exhausted_retries_fail_and_dead_letter_the_job(nats_url: str) -> None:
-    backoff = Backoff(kind="fixed", base=0.05, jitter=False)
+    backoff = RetryBackoff(kind="fixed", base=0.05, jitter=False)
     with trio.fail_after(30):
         async with open_runtime(nats_url) as rt:
             job = await rt.client.options(max_retries=1, backoff=backoff).enqueue(

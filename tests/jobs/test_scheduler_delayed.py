@@ -9,8 +9,9 @@ import uuid
 import pytest
 import trio
 
-from actorq import ConfigError, Connection
+from actorq import ConfigError
 from actorq.jobs.streams import JobStreams
+from actorq.nats import Connection
 from actorq.nats.provisioning import StreamSpec, ensure_stream
 from tests.helpers import schedfuncs
 from tests.helpers.jobs_harness import open_runtime

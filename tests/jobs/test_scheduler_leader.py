@@ -12,8 +12,9 @@ from pathlib import Path
 import msgspec
 import trio
 
-from actorq import BrokerError, Connection
+from actorq import BrokerError
 from actorq.jobs.scheduler_actor import SchedulerActor, SchedulerSettings, serve_scheduler_actor
+from actorq.nats import Connection
 from actorq.nats.kv import KeyValueStore
 from tests.helpers import paths, schedfuncs
 from tests.helpers.jobs_harness import Runtime, open_runtime

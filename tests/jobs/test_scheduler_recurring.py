@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from actorq import ActorqError, ConfigError, EnqueueOptions, NotFound
+from actorq import ActorqError, ConfigError, EnqueueOptions
+from actorq.exceptions import NotFound
 from actorq.wire.messages import decode_schedule_entry
 from tests.helpers import schedfuncs
 from tests.helpers.jobs_harness import Runtime

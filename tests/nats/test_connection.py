@@ -8,7 +8,9 @@ import pytest
 import trio
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from actorq import BrokerTimeout, Connection, ConnectionFailed, KeyExists, OutMsg, open_nats
+from actorq import ConnectionFailed
+from actorq.exceptions import BrokerTimeout, KeyExists
+from actorq.nats import Connection, OutMsg, open_nats
 from actorq.nats.embedded_server import free_port
 from actorq.nats.provisioning import KvSpec, StreamSpec, ensure_kv, ensure_stream
 

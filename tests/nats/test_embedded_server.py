@@ -14,14 +14,9 @@ import psutil
 import pytest
 import trio
 
-from actorq import (
-    NatsServerProcess,
-    PortInUse,
-    ServerBinaryNotFound,
-    find_nats_server,
-    open_nats,
-    open_nats_server,
-)
+from actorq import open_nats_server
+from actorq.exceptions import PortInUse, ServerBinaryNotFound
+from actorq.nats import NatsServerProcess, find_nats_server, open_nats
 from actorq.nats.provisioning import StreamSpec, ensure_stream
 
 

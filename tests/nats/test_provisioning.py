@@ -6,8 +6,10 @@ import uuid
 
 import pytest
 
-from actorq import ConfigError, Connection, IncompatibleStream
+from actorq import ConfigError
+from actorq.exceptions import IncompatibleStream
 from actorq.jobs.streams import JobStreams
+from actorq.nats import Connection
 from actorq.nats.provisioning import KvSpec, Namespace, StreamSpec, ensure_kv, ensure_stream
 
 

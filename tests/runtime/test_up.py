@@ -18,8 +18,10 @@ import pytest
 import trio
 
 import actorq
-from actorq import NatsServerProcess, SyncClient
+import actorq.nats
+from actorq import SyncClient
 from actorq.cli.main import RET_CONFIG, RET_CONNECT, RET_GAVE_UP, RET_OK, RET_SERVER
+from actorq.nats import NatsServerProcess
 from actorq.nats.embedded_server import free_port
 from tests.helpers import jobfuncs, upactors, upfuncs
 from tests.helpers.up_harness import ROOT, gone, run_up, up_env, wait_gone
@@ -51,7 +53,7 @@ def test_up_runs_jobs_sent_with_the_sync_helper_and_the_example_script(tmp_path:
         script = subprocess.run(
             [sys.executable, "examples/sync_send.py", "2", "3"],
             cwd=ROOT,
-            env={**os.environ, "ACTORQ_URL": up.url},
+            env={**os.environ, "ACTORQ_NATS_URL": up.url},
             capture_output=True,
             text=True,
             timeout=60,
@@ -168,7 +170,7 @@ def _config_with_actor(tmp_path: Path) -> Path:
 
 
 async def _ask_echo(url: str, n: int) -> list[int]:
-    async with actorq.open_nats(url) as nc:
+    async with actorq.nats.open_nats(url) as nc:
         reply: list[int] = await actorq.ref("echo", conn=nc).ask(upactors.Ping(n), timeout=20)
         return reply
 

@@ -12,7 +12,6 @@ from actorq.wire.messages import (
     JOB_STATUSES,
     TERMINAL_STATUSES,
     AnyMessage,
-    Backoff,
     CancelJob,
     Control,
     DeadLetter,
@@ -23,6 +22,7 @@ from actorq.wire.messages import (
     JobRecord,
     Ping,
     Pong,
+    RetryBackoff,
     Shutdown,
     Stats,
     StatsRequest,
@@ -38,7 +38,7 @@ from actorq.wire.messages import (
 
 OPTIONS = JobOptions(
     max_retries=5,
-    backoff=Backoff(kind="fixed", base=2.0, cap=10.0, jitter=False),
+    backoff=RetryBackoff(kind="fixed", base=2.0, cap=10.0, jitter=False),
     timeout=30.0,
     result_ttl=3600.0,
     metadata={"tenant": "acme"},
@@ -176,7 +176,7 @@ def test_messages_are_frozen_values() -> None:
     with pytest.raises(AttributeError):
         ENVELOPE.attempt = 3  # type: ignore[misc]
     assert JobEnvelope.__struct_config__.frozen
-    assert Backoff.__struct_config__.frozen
+    assert RetryBackoff.__struct_config__.frozen
 
 
 def test_a_message_of_the_wrong_family_is_a_codec_error_naming_the_tag() -> None:
@@ -234,23 +234,23 @@ def test_encoding_a_field_holding_the_wrong_type_is_a_codec_error() -> None:
 
 
 def test_fixed_backoff_waits_base_seconds_every_time() -> None:
-    backoff = Backoff(kind="fixed", base=3.0, cap=60.0, jitter=False)
+    backoff = RetryBackoff(kind="fixed", base=3.0, cap=60.0, jitter=False)
     assert [backoff.delay(n) for n in (1, 2, 10)] == [3.0, 3.0, 3.0]
 
 
 def test_exponential_backoff_doubles_until_the_cap() -> None:
-    backoff = Backoff(kind="exponential", base=1.0, cap=10.0, jitter=False)
+    backoff = RetryBackoff(kind="exponential", base=1.0, cap=10.0, jitter=False)
     assert [backoff.delay(n) for n in range(1, 7)] == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
 
 
 def test_exponential_backoff_does_not_overflow_on_huge_attempts() -> None:
-    backoff = Backoff(kind="exponential", base=1.0, cap=300.0, jitter=False)
+    backoff = RetryBackoff(kind="exponential", base=1.0, cap=300.0, jitter=False)
     assert backoff.delay(100_000) == 300.0
 
 
 def test_jittered_backoff_stays_between_half_and_the_full_delay() -> None:
-    backoff = Backoff(kind="exponential", base=0.5, cap=20.0, jitter=True)
-    plain = Backoff(kind="exponential", base=0.5, cap=20.0, jitter=False)
+    backoff = RetryBackoff(kind="exponential", base=0.5, cap=20.0, jitter=True)
+    plain = RetryBackoff(kind="exponential", base=0.5, cap=20.0, jitter=False)
     rng = random.Random(1234)
     for attempt in range(1, 12):
         full = plain.delay(attempt)
@@ -261,7 +261,7 @@ def test_jittered_backoff_stays_between_half_and_the_full_delay() -> None:
 
 
 def test_jittered_backoff_is_repeatable_with_a_seeded_generator() -> None:
-    backoff = Backoff()
+    backoff = RetryBackoff()
     first = [backoff.delay(n, random.Random(7)) for n in range(1, 5)]
     again = [backoff.delay(n, random.Random(7)) for n in range(1, 5)]
     assert first == again
@@ -269,7 +269,7 @@ def test_jittered_backoff_is_repeatable_with_a_seeded_generator() -> None:
 
 def test_backoff_refuses_an_attempt_below_one() -> None:
     with pytest.raises(ValueError, match="from 1"):
-        Backoff().delay(0)
+        RetryBackoff().delay(0)
 
 
 def test_terminal_statuses_are_job_statuses_and_retrying_is_not_terminal() -> None:
