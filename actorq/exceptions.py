@@ -3,6 +3,8 @@
 ::
 
     ActorqError
+     ├── UsageError                   an API called in a way it does not support (also ValueError)
+     ├── ClientClosed                 a client used after close()
      ├── ConfigError                  a config file or option is wrong
      │    ├── ConfigFileError          ... in a file: carries the path, key and line
      │    └── DependencyError          depends_on names an unknown job, or a cycle
@@ -25,6 +27,7 @@
      └── ActorError                   messaging an actor failed
           ├── ActorDefinitionError     an Actor subclass's handlers are wrong (also a TypeError)
           ├── ActorUnavailable         nobody serves that actor name right now
+          ├── SpawnError               spawn could not start the actor (name taken, start failed)
           ├── AskTimeout               no reply within the ask's timeout (also a TimeoutError)
           └── RemoteError              the handler raised: remote type, message, traceback
                └── UnhandledMessage    the actor has no handler for that message type
@@ -42,8 +45,10 @@ __all__ = [
     "AskTimeout",
     "BrokerError",
     "BrokerTimeout",
+    "ClientClosed",
     "CodecError",
     "ConfigError",
+    "ConfigFileError",
     "Conflict",
     "ConnectionFailed",
     "DependencyError",
@@ -59,12 +64,26 @@ __all__ = [
     "ServerBinaryNotFound",
     "ServerError",
     "SignatureError",
+    "SpawnError",
     "UnhandledMessage",
+    "UsageError",
 ]
 
 
 class ActorqError(Exception):
     """Root of every error actorq raises on purpose."""
+
+
+class UsageError(ActorqError, ValueError):
+    """An API was called in a way it does not support: an unknown option, options that
+    exclude each other, a blocking call from the thread that would have to serve it.
+
+    The message names what to change.
+    """
+
+
+class ClientClosed(ActorqError):
+    """The client was closed (or is closing); make a new one."""
 
 
 class ConfigError(ActorqError):
@@ -73,6 +92,19 @@ class ConfigError(ActorqError):
 
 class DependencyError(ConfigError):
     """``depends_on`` names a job that does not exist, or would close a cycle."""
+
+
+class ConfigFileError(ConfigError):
+    """A config file is invalid: ``source``, ``line`` (or ``None``) and ``key``
+    (``"queues[1].concurency"``, or ``""`` for the file as a whole) say where."""
+
+    def __init__(self, source: str, line: int | None, key: str, problem: str) -> None:
+        self.source = source
+        self.line = line
+        self.key = key
+        self.problem = problem
+        where = source if line is None else f"{source}:{line}"
+        super().__init__(f"{where}: {key}: {problem}" if key else f"{where}: {problem}")
 
 
 class ServerError(ActorqError):
@@ -171,6 +203,11 @@ class ActorUnavailable(ActorError):
 
     At-most-once mailboxes only: a durable mailbox stores the message instead.
     """
+
+
+class SpawnError(ActorError):
+    """``spawn`` could not start the actor: its name is taken in this tree, or it
+    failed or timed out starting. The supervisor's own error is the ``__cause__``."""
 
 
 class AskTimeout(ActorError, TimeoutError):

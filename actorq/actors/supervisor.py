@@ -33,7 +33,7 @@ from actorq.actors.host import (
 )
 from actorq.actors.refs import ActorRef, MailboxKind, check_actor_name
 from actorq.constants import DEFAULT_NAMESPACE, DEFAULT_URL
-from actorq.exceptions import ConfigError
+from actorq.exceptions import ConfigError, SpawnError
 from actorq.nats.actor_transport import close_transport
 from actorq.nats.connection import Connection, open_nats
 from supervisors import Backoff, Restart, Strategy, Supervisor, TaskSpec
@@ -75,9 +75,9 @@ class ActorSupervisor:
         then be JSON values, and the class importable at module level). ``restart``
         is ``"permanent"``, ``"transient"`` or ``"temporary"``. ``mailbox`` is
         ``"at_most_once"`` (core NATS) or ``"durable"`` (JetStream; see docs/actors.md).
-        Raises :class:`~actorq.ActorDefinitionError` for a bad class,
-        :class:`supervisors.DuplicateChild` if the name is taken here, and
-        :class:`supervisors.StartError` if it does not start.
+        Raises :class:`~actorq.exceptions.ActorDefinitionError` for a bad class and
+        :class:`~actorq.exceptions.SpawnError` if the name is taken here or the actor
+        does not start (the supervisor's error is its ``__cause__``).
         """
         check_actor_name(name)
         dispatch_table(actor)  # a bad class fails here, not in a child
@@ -114,7 +114,15 @@ class ActorSupervisor:
                 shutdown=shutdown,
                 start_timeout=30.0,
             )
-        await self.supervisor.start_child(spec)
+        try:
+            await self.supervisor.start_child(spec)
+        except supervisors.DuplicateChild as exc:
+            raise SpawnError(
+                f"an actor named {name!r} already runs in this tree; stop it first or "
+                "pick another name"
+            ) from exc
+        except supervisors.StartError as exc:
+            raise SpawnError(f"actor {name!r} did not start: {exc}") from exc
         return ActorRef(
             name, conn=self.conn, namespace=self.namespace, actor=actor, mailbox=mailbox
         )

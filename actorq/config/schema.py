@@ -34,7 +34,7 @@ import msgspec
 from actorq.config.env import ENV_PREFIX, OverrideError, env_overrides, field_types, show, struct_of
 from actorq.config.locate import KeyPath, locate, parse_path
 from actorq.constants import DEFAULT_NAMESPACE
-from actorq.exceptions import ConfigError
+from actorq.exceptions import ConfigFileError
 from actorq.jobs.streams import DEFAULT_ACK_WAIT, DEFAULT_RESULT_TTL
 from actorq.wire.codec import Signer
 from actorq.wire.messages import JobOptions, RetryBackoff
@@ -43,7 +43,6 @@ __all__ = [
     "ENV_PREFIX",
     "ActorConfig",
     "Config",
-    "ConfigFileError",
     "LoggingConfig",
     "NatsConfig",
     "QueueConfig",
@@ -234,19 +233,6 @@ class Config(_Section, frozen=True, kw_only=True):
             bytes.fromhex(env.get(var, "")),
             previous=[bytes.fromhex(k.strip()) for k in previous.split(",") if k.strip()],
         )
-
-
-class ConfigFileError(ConfigError):
-    """A config file is invalid: ``source``, ``line`` (or ``None``) and ``key``
-    (``"queues[1].concurency"``, or ``""`` for the file as a whole) say where."""
-
-    def __init__(self, source: str, line: int | None, key: str, problem: str) -> None:
-        self.source = source
-        self.line = line
-        self.key = key
-        self.problem = problem
-        where = source if line is None else f"{source}:{line}"
-        super().__init__(f"{where}: {key}: {problem}" if key else f"{where}: {problem}")
 
 
 # -- loading ---------------------------------------------------------------------------

@@ -29,13 +29,13 @@ import trio
 
 from actorq.constants import DEFAULT_NAMESPACE, DEFAULT_QUEUE, DEFAULT_URL
 from actorq.exceptions import (
-    ActorqError,
     CodecError,
     JobCancelled,
     JobFailed,
     JobTimeout,
     KeyExists,
     NotFound,
+    UsageError,
 )
 from actorq.jobs.dependencies import check_parents
 from actorq.jobs.schedules import ScheduleBook, ScheduleVerbs, at_header, to_timestamp
@@ -62,7 +62,7 @@ from actorq.wire.messages import (
 __all__ = ["Client", "EnqueueOptions", "Job", "open_client"]
 
 
-class EnqueueOptions(msgspec.Struct, frozen=True, kw_only=True):
+class EnqueueOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """How to enqueue: which queue, which id, retries, timeout, result TTL, metadata.
 
     ``job_id``: give one to make the enqueue idempotent: a second enqueue with the same
@@ -218,7 +218,7 @@ class Client(ScheduleVerbs):
         try:
             opts = msgspec.convert(options, EnqueueOptions)
         except msgspec.ValidationError as exc:
-            raise ActorqError(f"invalid enqueue option: {exc}") from None
+            raise UsageError(f"invalid enqueue option: {exc}") from None
         return _BoundEnqueue(self, opts)
 
     async def enqueue(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
@@ -281,7 +281,7 @@ class Client(ScheduleVerbs):
         env = self.build_envelope(opts, fn, args, kwargs or {})
         if opts.depends_on:
             if due is not None:
-                raise ActorqError(
+                raise UsageError(
                     "a job cannot both wait for a time and for other jobs: enqueue it with "
                     "depends_on, or make a delayed job one of its parents"
                 )
@@ -337,9 +337,9 @@ class Client(ScheduleVerbs):
         """
         opts = opts or EnqueueOptions()
         if opts.job_id is not None:
-            raise ActorqError("enqueue_many generates job ids; drop job_id from the options")
+            raise UsageError("enqueue_many generates job ids; drop job_id from the options")
         if opts.depends_on:
-            raise ActorqError("enqueue_many does not take depends_on; enqueue those one by one")
+            raise UsageError("enqueue_many does not take depends_on; enqueue those one by one")
         check_queue_name(opts.queue)
         job_options = opts.job_options()
         envs = [

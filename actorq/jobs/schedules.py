@@ -28,7 +28,7 @@ import msgspec
 from croniter import croniter
 
 from actorq.constants import DEFAULT_QUEUE
-from actorq.exceptions import ActorqError, BrokerError, ConfigError, NotFound
+from actorq.exceptions import BrokerError, ConfigError, Conflict, NotFound, UsageError
 from actorq.jobs.streams import JobStreams, check_job_id, check_queue_name
 from actorq.wire.messages import (
     JobOptions,
@@ -247,7 +247,7 @@ class ScheduleBook:
             stored = await self._arm_and_store(new, current.revision if current else 0)
             if stored is not None:
                 return info(stored, self.clock())
-        raise ConfigError(f"schedule {entry.name!r} keeps changing concurrently; try again")
+        raise Conflict(f"schedule {entry.name!r} keeps changing concurrently; try again")
 
     async def _arm_and_store(self, entry: ScheduleEntry, revision: int) -> ScheduleEntry | None:
         """Purge old timers, set the timer of the next due time, then store the entry;
@@ -304,7 +304,7 @@ class ScheduleBook:
             stored = await self._arm_and_store(new, revision)
             if stored is not None:
                 return info(stored, self.clock())
-        raise ConfigError(f"schedule {name!r} keeps changing concurrently; try again")
+        raise Conflict(f"schedule {name!r} keeps changing concurrently; try again")
 
     async def delete(self, name: str) -> None:
         """Delete a schedule and its pending timer; a job already enqueued still runs."""
@@ -353,7 +353,7 @@ class ScheduleVerbs:
         job_options = JobOptions()
         if options is not None:
             if options.job_id is not None or options.depends_on:
-                raise ActorqError("schedule() makes its own job ids and takes no depends_on")
+                raise UsageError("schedule() makes its own job ids and takes no depends_on")
             queue, job_options = options.queue, options.job_options()
         entry = self._book.build(
             name, fn, args, kwargs, cron=cron, every=every, tz=tz, queue=queue,

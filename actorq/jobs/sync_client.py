@@ -58,7 +58,7 @@ from actorq.constants import (
     ENV_NAMESPACE,
     ENV_NATS_URL,
 )
-from actorq.exceptions import ActorqError
+from actorq.exceptions import ActorqError, BrokerTimeout, ClientClosed, ConnectionFailed, UsageError
 from actorq.jobs.client import Client, EnqueueOptions, Job, open_client
 from actorq.jobs.schedules import ScheduleInfo
 from actorq.wire.codec import Codec, Signer
@@ -168,7 +168,7 @@ class SyncClient:
         if not self._ready.wait(start_timeout):
             self._stop_owner()
             self._thread.join(5)
-            raise ActorqError(
+            raise ConnectionFailed(
                 f"SyncClient could not connect and set up within {start_timeout}s "
                 f"(url {url!r}, namespace {namespace!r}); is the server reachable?"
             )
@@ -274,9 +274,9 @@ class SyncClient:
         if scope is not None:
             scope.cancel()
 
-    def _closed_error(self, *, during: bool = False) -> ActorqError:
+    def _closed_error(self, *, during: bool = False) -> ClientClosed:
         what = "was closed while this call waited" if during else "is closed"
-        return ActorqError(f"{self!r} {what}; create a new SyncClient (or actorq.configure())")
+        return ClientClosed(f"{self!r} {what}; create a new SyncClient (or actorq.configure())")
 
     def _run(self, afn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run ``afn(*args)`` on the owner's Trio loop and block until it is done.
@@ -290,7 +290,7 @@ class SyncClient:
             raise self._closed_error()
         current = threading.current_thread()
         if current is self._thread or current is self._bridge_thread:
-            raise ActorqError(
+            raise UsageError(
                 "SyncClient blocks, so it cannot be called from its own owner thread (that "
                 "would deadlock); in Trio code use `async with actorq.open_client(...)`."
             )
@@ -333,7 +333,7 @@ class SyncClient:
         try:
             opts = msgspec.convert(options, EnqueueOptions)
         except msgspec.ValidationError as exc:
-            raise ActorqError(f"invalid enqueue option: {exc}") from None
+            raise UsageError(f"invalid enqueue option: {exc}") from None
         return SyncBoundEnqueue(self, opts)
 
     def enqueue(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> SyncJob:
@@ -457,19 +457,19 @@ class SyncClient:
     def close(self, timeout: float = 10.0) -> None:
         """Close the connection and stop the owner thread; idempotent.
 
-        Calls still waiting in other threads raise :class:`~actorq.ActorqError`.
-        Raises :class:`~actorq.ActorqError` if the thread has not stopped within
+        Calls still waiting in other threads raise :class:`~actorq.exceptions.ClientClosed`.
+        Raises :class:`~actorq.exceptions.BrokerTimeout` if the thread has not stopped within
         ``timeout`` seconds (it is a daemon thread, so it never blocks exit).
         """
         if self._thread is threading.current_thread():
-            raise ActorqError("SyncClient.close() called from its own owner thread")
+            raise UsageError("SyncClient.close() called from its own owner thread")
         self._closed = True
         with _live_lock:
             _live.discard(self)
         self._stop_owner()
         self._thread.join(timeout)
         if self._thread.is_alive():
-            raise ActorqError(f"{self!r}: owner thread did not stop within {timeout}s")
+            raise BrokerTimeout(f"{self!r}: owner thread did not stop within {timeout}s")
 
 
 class SyncBoundEnqueue:

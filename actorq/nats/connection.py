@@ -379,21 +379,32 @@ async def open_nats(
     }
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     async with open_bridge() as bridge:
+        nc = _NatsClient()
 
-        async def connect() -> _NatsClient:
+        async def connect() -> None:
             # allow_reconnect off for the first attempt only would need a second
             # client; instead bound the initial connect ourselves.
-            return await nats.connect(**kwargs)
+            await nc.connect(**kwargs)
 
         try:
             with trio.fail_after(connect_timeout * max(1, len(server_list)) + 1):
-                nc = await bridge.run(connect)
-        except (trio.TooSlowError, OSError, nats.errors.Error) as exc:
-            raise ConnectionFailed(
-                f"could not connect to NATS at {', '.join(server_list)}: "
-                f"{exc or type(exc).__name__}. Is the server running (try `actorq server`) "
-                "and are the URL and credentials right?"
-            ) from exc
+                await bridge.run(connect)
+        except BaseException as exc:
+            # A connect cut short (timeout, cancel, refused) can leave nats-py holding
+            # a half-open socket: close it before the bridge's loop goes away.
+            with (
+                trio.CancelScope(shield=True),
+                trio.move_on_after(2),
+                contextlib.suppress(Exception),
+            ):
+                await bridge.run(nc.close)
+            if isinstance(exc, trio.TooSlowError | OSError | nats.errors.Error):
+                raise ConnectionFailed(
+                    f"could not connect to NATS at {', '.join(server_list)}: "
+                    f"{str(exc) or type(exc).__name__}. Is the server running (try "
+                    "`actorq server`) and are the URL and credentials right?"
+                ) from exc
+            raise
         try:
             yield Connection(bridge, nc, request_timeout=request_timeout)
         finally:

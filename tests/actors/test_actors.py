@@ -140,6 +140,23 @@ async def test_send_and_ask_reach_an_in_process_actor_in_order(nats_url: str) ->
     assert reply == Reply(total=sum(range(100)), pid=os.getpid())
 
 
+class FailsToStart(Actor):
+    async def on_start(self) -> None:
+        raise RuntimeError("no database")
+
+
+async def test_spawn_raises_spawn_error_for_a_taken_name_or_a_failed_start(nats_url: str) -> None:
+    with trio.fail_after(30):
+        async with actorq.open_actor_supervisor(nats_url, namespace=namespace()) as sup:
+            await sup.spawn(Counter, name="taken")
+            with pytest.raises(actorq.exceptions.SpawnError, match="already runs") as taken:
+                await sup.spawn(Counter, name="taken")
+            with pytest.raises(actorq.exceptions.SpawnError, match="did not start") as failed:
+                await sup.spawn(FailsToStart, name="broken", restart="temporary")
+    assert isinstance(taken.value, actorq.ActorError)
+    assert failed.value.__cause__ is not None
+
+
 async def test_a_handler_exception_comes_back_as_a_remote_error_and_the_actor_carries_on(
     nats_url: str,
 ) -> None:

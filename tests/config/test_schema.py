@@ -17,7 +17,8 @@ from actorq import ConfigError
 from actorq.cli.main import RET_CONFIG, RET_OK
 from actorq.config.example import EXAMPLE_CONFIG
 from actorq.config.locate import key_lines, locate, parse_path
-from actorq.config.schema import Config, ConfigFileError, load_config, loads_config
+from actorq.config.schema import Config, load_config, loads_config
+from actorq.exceptions import ConfigFileError
 from tests.helpers import paths
 
 ROOT = paths.ROOT

@@ -14,7 +14,8 @@ import trio
 
 import actorq
 import actorq.jobs.sync_client
-from actorq import ActorqError, ConnectionFailed, JobCancelled, JobFailed, JobTimeout, SyncClient
+from actorq import ConnectionFailed, JobCancelled, JobFailed, JobTimeout, SyncClient
+from actorq.exceptions import ClientClosed, UsageError
 from tests.helpers import jobfuncs
 from tests.helpers.jobs_harness import Runtime, open_runtime
 
@@ -167,11 +168,11 @@ async def test_close_stops_the_owner_thread_and_later_calls_raise_a_clear_error(
             assert not owner.is_alive()
             await in_thread(waiter.join, 5)
             assert not waiter.is_alive()
-            with pytest.raises(ActorqError, match="closed"):
+            with pytest.raises(ClientClosed, match="closed"):
                 await in_thread(client.enqueue, jobfuncs.add, 1, 1)
             await in_thread(client.close)  # idempotent
     assert len(waiter_error) == 1
-    assert isinstance(waiter_error[0], ActorqError)
+    assert isinstance(waiter_error[0], ClientClosed)
     assert "closed while this call waited" in str(waiter_error[0])
 
 
@@ -183,7 +184,7 @@ async def test_a_call_from_the_owner_thread_raises_instead_of_deadlocking(
             def from_owner() -> str:
                 try:
                     client.status("nope")
-                except ActorqError as exc:
+                except UsageError as exc:
                     return str(exc)
                 return "no error"
 
@@ -202,6 +203,36 @@ async def test_an_unreachable_server_raises_connection_failed_and_leaves_no_thre
             lambda: SyncClient("nats://127.0.0.1:1", connect_timeout=0.5, max_reconnect_attempts=0)
         )
     assert not [t for t in set(threading.enumerate()) - before if t.name == "actorq-sync-client"]
+
+
+async def test_a_server_that_never_answers_raises_connection_failed_within_the_start_timeout(
+) -> None:
+    # A TCP port that accepts and then says nothing: no NATS INFO ever comes, so the
+    # connect hangs and only the SyncClient's own start timeout can end it.
+    listener = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listener[0].socket.getsockname()[1]
+    try:
+        with trio.fail_after(20), pytest.raises(ConnectionFailed, match="within 1"):
+            await in_thread(
+                lambda: SyncClient(
+                    f"nats://127.0.0.1:{port}", start_timeout=1, connect_timeout=10,
+                    max_reconnect_attempts=0,
+                )
+            )  # fmt: skip
+    finally:
+        for each in listener:
+            await each.aclose()
+
+
+async def test_misuse_raises_usage_error_naming_the_fix(nats_url: str) -> None:
+    with trio.fail_after(30):
+        async with open_runtime(nats_url, queues={}) as rt, open_sync_client(rt) as client:
+            with pytest.raises(UsageError, match="drop job_id"):
+                await in_thread(
+                    lambda: client.options(job_id="x").enqueue_many([(jobfuncs.add, (1, 2), {})])
+                )
+            with pytest.raises(UsageError, match="invalid enqueue option"):
+                await in_thread(lambda: client.options(max_retrys=3))
 
 
 async def test_actorq_send_uses_the_default_client_set_by_configure(nats_url: str) -> None:
