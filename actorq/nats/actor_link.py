@@ -18,6 +18,7 @@ while it is down waits in its buffer (core NATS is at most once anyway).
 Example::
 
     link = await TrioLink.open("127.0.0.1", 4222, {"verbose": False})
+    nursery.start_soon(link.serve)
     sid = link.subscribe("greet", "", lambda subject, reply, data, status: print(data))
     link.publish_nowait("greet", b"hi")
     await link.flush()
@@ -109,20 +110,27 @@ class TrioLink:
         self._space: trio.Event | None = None
         # Held around every write: the writer task and write_now() share the socket.
         self._wlock = trio.Lock()
+        self._leftover = b""
 
     @classmethod
     async def open(
         cls, host: str, port: int, connect: dict[str, Any], locate: Locate | None = None
     ) -> TrioLink:
-        """Connect (raises :class:`~actorq.ConnectionFailed`) and start serving.
+        """Connect (raises :class:`~actorq.ConnectionFailed`); then run :meth:`serve`
+        in a task whose owner outlives every use of the link.
 
         ``locate()``, if given, is asked where to reconnect to (in a cluster, the server
         the nats-py connection has moved to); ``None`` keeps the current address.
         """
         link = cls(host, port, connect, locate)
-        leftover = await link._handshake()
-        trio.lowlevel.spawn_system_task(link._run, leftover, name="actorq-link")
+        link._leftover = await link._handshake()
         return link
+
+    async def serve(self) -> None:
+        """Read, write and reconnect until :meth:`aclose` or cancellation; cancelling
+        it closes the link's socket."""
+        leftover, self._leftover = self._leftover, b""
+        await self._run(leftover)
 
     # -- publishing ------------------------------------------------------------------
 
@@ -243,6 +251,15 @@ class TrioLink:
         return bytes(buf)
 
     async def _run(self, leftover: bytes) -> None:
+        try:
+            await self._serve(leftover)
+        finally:
+            if self._stream is not None:
+                with trio.CancelScope(shield=True):
+                    await self._stream.aclose()
+                self._stream = None
+
+    async def _serve(self, leftover: bytes) -> None:
         with self._scope:
             while not self._closed:
                 try:
@@ -250,7 +267,7 @@ class TrioLink:
                         nursery.start_soon(self._writer)
                         await self._reader(leftover)
                         nursery.cancel_scope.cancel()
-                except Exception as exc:  # a system task must never raise
+                except Exception as exc:  # a lost link reconnects; it never takes others down
                     log.warning("actor link to %s:%d lost: %r", self._host, self._port, exc)
                 leftover = b""
                 self.connected = trio.Event()
@@ -268,9 +285,6 @@ class TrioLink:
                         break
                     except ConnectionFailed:
                         continue
-        if self._stream is not None:
-            with trio.CancelScope(shield=True):
-                await self._stream.aclose()
 
     async def _writer(self) -> None:
         stream = self._stream

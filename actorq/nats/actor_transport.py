@@ -208,6 +208,10 @@ class ActorTransport:
         except ConnectionFailed as exc:
             log.info("actor messages use the asyncio bridge: %s", exc)
             return
+        # The link lives in the connection's nursery and is flushed and closed when the
+        # connection closes: nothing outlives the open_nats block.
+        self.conn.start_service(link.serve, name="actorq-link")
+        self.conn.on_close(self.aclose)
         prefix = f"_INBOX.{uuid.uuid4().hex}"
         link.subscribe(prefix + ".*", "", self._on_link_reply)
         await link.flush()

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import nats
@@ -58,9 +58,18 @@ class Connection:
     """A NATS connection usable from Trio. Get one from :func:`open_nats`."""
 
     def __init__(
-        self, bridge: AsyncioBridge, nc: _NatsClient, *, request_timeout: float = 5.0
+        self,
+        bridge: AsyncioBridge,
+        nc: _NatsClient,
+        *,
+        request_timeout: float = 5.0,
+        service: trio.Nursery | None = None,
     ) -> None:
         self.bridge = bridge
+        # Tasks that live exactly as long as the connection (the actor link); see
+        # start_service. None only for a Connection built by hand, outside open_nats.
+        self._service = service
+        self._closers: list[Callable[[], Awaitable[None]]] = []
         self.nc = nc
         #: Upper bound on one request/publish-ack round trip; wrap calls in
         #: ``trio.fail_after`` for a shorter one.
@@ -70,6 +79,27 @@ class Connection:
         self.publisher = JsPublisher(nc)
         #: The same connection for programs that run on its asyncio loop.
         self.loop = LoopSide(nc, self.publisher, request_timeout)
+
+    # -- lifetime ------------------------------------------------------------------
+
+    def start_service(self, fn: Callable[[], Awaitable[None]], *, name: str) -> None:
+        """Run ``fn()`` in the connection's own nursery: it is cancelled when the
+        ``open_nats`` block ends, so nothing it does outlives the connection."""
+        if self._service is None:
+            raise BrokerError(f"{name}: this connection has no service nursery (use open_nats)")
+        self._service.start_soon(fn, name=name)
+
+    def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Await ``closer()`` when the ``open_nats`` block ends, before the service
+        tasks are cancelled and the client closes (last registered, first run)."""
+        self._closers.append(closer)
+
+    async def _close_services(self) -> None:
+        for closer in reversed(self._closers):
+            with contextlib.suppress(Exception):
+                await closer()
+        if self._service is not None:
+            self._service.cancel_scope.cancel()
 
     # -- core ----------------------------------------------------------------------
 
@@ -335,6 +365,21 @@ async def _log_error(exc: Exception) -> None:
 
 
 @contextlib.asynccontextmanager
+async def _open_service_nursery() -> AsyncIterator[trio.Nursery]:
+    """A nursery for a connection's own tasks that gives the caller's errors back as
+    they were raised: its tasks never raise (they log and carry on), so a group here
+    only wraps what the ``open_nats`` block raised."""
+    try:
+        async with trio.open_nursery() as nursery:
+            yield nursery
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:
+            only = group.exceptions[0]
+            raise only from only.__cause__
+        raise
+
+
+@contextlib.asynccontextmanager
 async def open_nats(
     servers: str | Sequence[str] = DEFAULT_URL,
     *,
@@ -406,7 +451,13 @@ async def open_nats(
                 ) from exc
             raise
         try:
-            yield Connection(bridge, nc, request_timeout=request_timeout)
+            async with _open_service_nursery() as service:
+                conn = Connection(bridge, nc, request_timeout=request_timeout, service=service)
+                try:
+                    yield conn
+                finally:
+                    with trio.CancelScope(shield=True), trio.move_on_after(5):
+                        await conn._close_services()
         finally:
             with (
                 trio.CancelScope(shield=True),

@@ -18,6 +18,7 @@ import actorq
 import actorq.exceptions
 import actorq.nats
 from actorq import Actor, handler
+from actorq.nats import actor_transport
 from actorq.nats.embedded_server import find_nats_server, free_port
 
 # -- messages and actors (importable by child processes) -------------------------------
@@ -138,6 +139,24 @@ async def test_send_and_ask_reach_an_in_process_actor_in_order(nats_url: str) ->
                 await counter.send(Add(i))
             reply = await counter.ask(Total())
     assert reply == Reply(total=sum(range(100)), pid=os.getpid())
+
+
+async def test_a_refs_actor_link_lives_and_dies_with_its_connection(nats_url: str) -> None:
+    ns = namespace()
+    with trio.fail_after(30):
+        async with actorq.open_actor_supervisor(nats_url, namespace=ns) as sup:
+            await sup.spawn(Counter, name="counted")
+            before = trio.lowlevel.current_statistics().tasks_living
+            async with actorq.nats.open_nats(nats_url) as nc:
+                counter = actorq.ref("counted", conn=nc, namespace=ns, actor=Counter)
+                assert (await counter.ask(Total())).total == 0
+                link = actor_transport._transports[nc].link
+                assert link is not None, "the test needs the Trio link (plain TCP, no TLS)"
+                assert link._stream is not None
+            # Leaving open_nats closed the link's socket and ended its task: no system
+            # task lingers, reconnecting forever to a connection that is gone.
+            assert link._stream is None
+            assert trio.lowlevel.current_statistics().tasks_living == before
 
 
 class FailsToStart(Actor):
