@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -134,16 +134,6 @@ def sync_client(target: Target) -> Iterator[Any]:
         )
         with client:
             yield client
-
-
-def run_async(client: Any, afn: Callable[..., Awaitable[T]]) -> T:
-    """Run ``afn(async_client)`` on the sync client's loop (for server info queries).
-
-    The SyncClient has no public call for raw JetStream info, so this reaches its
-    owner loop the way its own methods do.
-    """
-    result: T = client._run(afn, client._c)
-    return result
 
 
 def iso(ts: float | dt.datetime | None) -> str:

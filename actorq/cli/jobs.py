@@ -26,7 +26,6 @@ from actorq.cli.common import (
     iso,
     print_json,
     resolve,
-    run_async,
     sync_client,
     table,
 )
@@ -66,7 +65,7 @@ def jobs_list(
 ) -> None:
     """Jobs with a stored record (until the result TTL), newest first."""
     with sync_client(resolve(url, config, namespace)) as client:
-        records = run_async(client, lambda c: _records(c, 0))
+        records = client.run(lambda c: _records(c, 0))
     records = [
         r for r in records
         if (queue is None or r.queue == queue) and (status is None or r.status == status)
@@ -112,7 +111,7 @@ def jobs_show(
         value: Any = None
         if record.status == "succeeded":
             try:
-                value = client._c.unwrap(record)
+                value = client.unwrap(record)
             except Exception as exc:  # a result this process cannot decode is still shown
                 value = f"<cannot decode the result here: {exc}>"
     if json_:

@@ -22,7 +22,6 @@ from actorq.cli.common import (
     age,
     print_json,
     resolve,
-    run_async,
     sync_client,
     table,
 )
@@ -108,7 +107,7 @@ def queues(
     oldest pending."""
     target = resolve(url, config, namespace)
     with sync_client(target) as client:
-        stats = run_async(client, queue_stats)
+        stats = client.run(queue_stats)
     if json_:
         print_json(stats)
         return

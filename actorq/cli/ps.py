@@ -17,7 +17,6 @@ from actorq.cli.common import (
     age,
     print_json,
     resolve,
-    run_async,
     sync_client,
 )
 from actorq.exceptions import ActorqError
@@ -91,7 +90,7 @@ def ps(
     A process whose reports stopped (killed, frozen, cut off) shows as ``lost``.
     """
     with sync_client(resolve(url, config, namespace)) as client:
-        reports, trees = run_async(client, read_all)
+        reports, trees = client.run(read_all)
     nodes = tree_nodes(trees)
     now = time.time()
     reports.sort(key=lambda r: (r.host, r.role, r.queue or "", r.name, r.pid))

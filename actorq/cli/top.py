@@ -12,7 +12,7 @@ from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
-from actorq.cli.common import ConfigOpt, NamespaceOpt, UrlOpt, age, resolve, run_async, sync_client
+from actorq.cli.common import ConfigOpt, NamespaceOpt, UrlOpt, age, resolve, sync_client
 from actorq.cli.ops import QueueStats, queue_stats
 from actorq.cli.ps import read_reports
 from actorq.process.heartbeat import ProcReport, state_of
@@ -87,7 +87,7 @@ def top(
         try:
             with Live(auto_refresh=False, screen=False) as live:
                 while True:
-                    queues, reports = run_async(client, _snapshot)
+                    queues, reports = client.run(_snapshot)
                     live.update(render(queues, reports, rates.update(reports)), refresh=True)
                     time.sleep(interval)
         except KeyboardInterrupt:

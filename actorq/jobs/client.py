@@ -95,6 +95,8 @@ class EnqueueOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 class Job:
     """A handle on an enqueued job. Cheap: holds only its id and queue."""
 
+    __slots__ = ("_via_inbox", "client", "deduplicated", "id", "queue")
+
     def __init__(
         self,
         client: Client,
@@ -224,6 +226,10 @@ class Client(ScheduleVerbs):
     async def enqueue(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
         """Enqueue ``fn(*args, **kwargs)`` on the default queue with default options."""
         return await self.enqueue_with(EnqueueOptions(), fn, args, kwargs)
+
+    async def send(self, queue: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
+        """Enqueue ``fn(*args, **kwargs)`` on ``queue``: ``await client.send("emails", f)``."""
+        return await self.enqueue_with(EnqueueOptions(queue=queue), fn, args, kwargs)
 
     async def enqueue_at(
         self, when: dt.datetime | float, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
@@ -444,6 +450,13 @@ class Client(ScheduleVerbs):
             "check `await job.status()`, or wait longer."
         )
 
+    async def result(
+        self, job_id: str, timeout: float | None = None, *, via_inbox: bool = False  # noqa: ASYNC109
+    ) -> Any:
+        """Wait for the job's final record; its value, or the matching exception
+        (see :meth:`Job.result`)."""
+        return self.unwrap(await self.wait(job_id, timeout, via_inbox=via_inbox))
+
     def unwrap(self, record: JobRecord) -> Any:
         """The value of a final record, or the matching exception."""
         if record.status == "succeeded":
@@ -559,6 +572,12 @@ class _BoundEnqueue:
     ) -> Job:
         """Enqueue with the bound options, to run after ``delay``."""
         return await self._client.enqueue_with(self._opts, fn, args, kwargs, at=_in(delay))
+
+    async def enqueue_many(
+        self, calls: Sequence[tuple[Callable[..., Any], Sequence[Any], Mapping[str, Any]]]
+    ) -> list[Job]:
+        """Enqueue many ``(fn, args, kwargs)`` calls with the bound options, pipelined."""
+        return await self._client.enqueue_many(calls, self._opts)
 
 
 def _in(delay: dt.timedelta | float) -> float:

@@ -45,7 +45,7 @@ import queue
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import msgspec
 import outcome
@@ -60,7 +60,7 @@ from actorq.constants import (
 )
 from actorq.exceptions import ActorqError, BrokerTimeout, ClientClosed, ConnectionFailed, UsageError
 from actorq.jobs.client import Client, EnqueueOptions, Job, open_client
-from actorq.jobs.schedules import ScheduleInfo
+from actorq.jobs.schedules import DEFAULT_MISFIRE_GRACE, ScheduleInfo
 from actorq.wire.codec import Codec, Signer
 from actorq.wire.messages import DeadLetter, JobRecord, JobStatus
 
@@ -76,7 +76,7 @@ _Done = queue.SimpleQueue[outcome.Outcome[Any]]
 class SyncJob:
     """A handle on an enqueued job, for blocking code. Cheap: an id, a queue, a client."""
 
-    __slots__ = ("_client", "_via_inbox", "deduplicated", "id", "queue")
+    __slots__ = ("_via_inbox", "client", "deduplicated", "id", "queue")
 
     def __init__(
         self,
@@ -87,7 +87,7 @@ class SyncJob:
         deduplicated: bool = False,
         via_inbox: bool = False,
     ) -> None:
-        self._client = client
+        self.client = client
         self.id = job_id
         self.queue = queue
         #: True when this enqueue found the id already used and enqueued nothing.
@@ -105,19 +105,19 @@ class SyncJob:
         failed, :class:`~actorq.JobCancelled` when cancelled, and
         :class:`~actorq.JobTimeout` when ``timeout`` seconds pass first.
         """
-        return self._client.result(self.id, timeout=timeout, via_inbox=self._via_inbox)
+        return self.client.result(self.id, timeout=timeout, via_inbox=self._via_inbox)
 
     def status(self) -> JobStatus:
         """``queued``, ``running``, ``succeeded``, ``failed``, ``retrying``, ``cancelled``, ..."""
-        return self._client.status(self.id)
+        return self.client.status(self.id)
 
     def cancel(self) -> None:
         """Cancel the job: it will not run, or stops if it is running (async jobs)."""
-        self._client.cancel(self.id)
+        self.client.cancel(self.id)
 
     def record(self) -> JobRecord | None:
         """Everything stored about the job, or ``None`` while it has no record yet."""
-        return self._client.get_record(self.id)
+        return self.client.get_record(self.id)
 
 
 class SyncClient:
@@ -312,6 +312,17 @@ class SyncClient:
         result: T = reply.unwrap()
         return result
 
+    def run(self, afn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Block until ``await afn(client, *args)`` ran on this client's loop, with its
+        async :class:`~actorq.Client`, and return what it returned.
+
+        Every blocking method here goes through it, and so can code that needs what
+        only the async client has::
+
+            stats = sync.run(lambda client: client.conn.jsm("stream_info", "actorq_jobs"))
+        """
+        return self._run(afn, self._c, *args)
+
     @property
     def _c(self) -> Client:
         client = self._client
@@ -354,8 +365,8 @@ class SyncClient:
         at: dt.datetime | float | None = None,
     ) -> SyncJob:
         """Enqueue with explicit :class:`~actorq.EnqueueOptions`, at time ``at`` if given."""
-        enqueue = functools.partial(self._c.enqueue_with, at=at)
-        return self._wrap(self._run(enqueue, opts, fn, args, kwargs))
+        enqueue = functools.partial(Client.enqueue_with, at=at)
+        return self._wrap(self.run(enqueue, opts, fn, args, kwargs))
 
     def enqueue_at(
         self, when: dt.datetime | float, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
@@ -374,7 +385,7 @@ class SyncClient:
         opts: EnqueueOptions | None = None,
     ) -> list[SyncJob]:  # fmt: skip
         """Enqueue many ``(fn, args, kwargs)`` calls with shared options in one batch."""
-        return [self._wrap(j) for j in self._run(self._c.enqueue_many, calls, opts)]
+        return [self._wrap(j) for j in self.run(Client.enqueue_many, calls, opts)]
 
     # -- look up and wait --------------------------------------------------------------
 
@@ -384,68 +395,94 @@ class SyncClient:
 
     def get_record(self, job_id: str) -> JobRecord | None:
         """The stored record of a job, or ``None`` if there is none (yet, or any more)."""
-        return self._run(self._c.get_record, job_id)
+        return self.run(Client.get_record, job_id)
 
     def status(self, job_id: str) -> JobStatus:
         """The job's status; raises :class:`~actorq.NotFound` for an unknown id."""
-        return self._run(self._c.status, job_id)
+        return self.run(Client.status, job_id)
 
     def result(
         self, job_id: str, timeout: float | None = None, *, via_inbox: bool = False
     ) -> Any:
         """Block until the job has a final record; its value or exception (see SyncJob)."""
-        client = self._c
-        record = self._run(functools.partial(client.wait, via_inbox=via_inbox), job_id, timeout)
         # Decoding the result happens here, in the caller's thread, to keep the shared
         # owner loop free for other callers.
-        return client.unwrap(record)
+        return self.unwrap(self.wait(job_id, timeout, via_inbox=via_inbox))
+
+    def wait(
+        self, job_id: str, timeout: float | None = None, *, via_inbox: bool = False
+    ) -> JobRecord:
+        """Block until the job has a final record and return it (no decoding)."""
+        return self.run(functools.partial(Client.wait, via_inbox=via_inbox), job_id, timeout)
+
+    def unwrap(self, record: JobRecord) -> Any:
+        """The value of a final record, or the matching exception (no I/O)."""
+        return self._c.unwrap(record)
 
     # -- steer -------------------------------------------------------------------------
 
     def cancel(self, job_id: str) -> None:
         """Cancel a job by id; durable, so it holds even when no worker is online."""
-        self._run(self._c.cancel, job_id)
+        self.run(Client.cancel, job_id)
 
     def requeue(self, job_id: str) -> SyncJob:
         """Enqueue a dead-lettered job again, as it was; removes its dead letter."""
-        return self._wrap(self._run(self._c.requeue, job_id))
+        return self._wrap(self.run(Client.requeue, job_id))
 
     def purge(self, queue: str) -> int:
         """Remove every waiting job of ``queue``; returns how many were removed."""
-        return self._run(self._c.purge, queue)
+        return self.run(Client.purge, queue)
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """Up to ``limit`` dead letters, oldest first."""
-        return self._run(self._c.dead_letters, limit)
+        return self.run(Client.dead_letters, limit)
 
     # -- recurring schedules -------------------------------------------------------------
 
     def schedule(
-        self, name: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        /,
+        *args: Any,
+        cron: str | None = None,
+        every: dt.timedelta | float | None = None,
+        tz: str = "UTC",
+        queue: str = DEFAULT_QUEUE,
+        start_at: dt.datetime | float | None = None,
+        end_at: dt.datetime | float | None = None,
+        max_runs: int | None = None,
+        misfire: Literal["run_once", "skip"] = "run_once",
+        misfire_grace: float = DEFAULT_MISFIRE_GRACE,
+        options: EnqueueOptions | None = None,
+        **kwargs: Any,
     ) -> ScheduleInfo:
-        """Declare (or update) a recurring schedule; see :meth:`actorq.Client.schedule`.
+        """Declare (or update) a recurring schedule; see :meth:`actorq.Client.schedule`."""
 
-        ``cron``, ``every``, ``tz``, ``queue``, ``start_at``, ``end_at``, ``max_runs``,
-        ``misfire``, ``misfire_grace`` and ``options`` are taken from ``kwargs``; the
-        rest go to ``fn``.
-        """
-        return self._run(functools.partial(self._c.schedule, name, fn, *args, **kwargs))
+        async def declare(client: Client) -> ScheduleInfo:
+            return await client.schedule(
+                name, fn, *args, cron=cron, every=every, tz=tz, queue=queue,
+                start_at=start_at, end_at=end_at, max_runs=max_runs, misfire=misfire,
+                misfire_grace=misfire_grace, options=options, **kwargs,
+            )  # fmt: skip
+
+        return self.run(declare)
 
     def schedules(self) -> list[ScheduleInfo]:
         """Every recurring schedule, with its next run times."""
-        return self._run(self._c.schedules)
+        return self.run(Client.schedules)
 
     def pause_schedule(self, name: str) -> ScheduleInfo:
         """Stop firing ``name`` until :meth:`resume_schedule`."""
-        return self._run(self._c.pause_schedule, name)
+        return self.run(Client.pause_schedule, name)
 
     def resume_schedule(self, name: str) -> ScheduleInfo:
         """Fire ``name`` again from its next due time after now."""
-        return self._run(self._c.resume_schedule, name)
+        return self.run(Client.resume_schedule, name)
 
     def delete_schedule(self, name: str) -> None:
         """Delete ``name`` and its pending timer."""
-        self._run(self._c.delete_schedule, name)
+        self.run(Client.delete_schedule, name)
 
     # -- lifecycle ---------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -16,6 +17,8 @@ import actorq
 import actorq.jobs.sync_client
 from actorq import ConnectionFailed, JobCancelled, JobFailed, JobTimeout, SyncClient
 from actorq.exceptions import ClientClosed, UsageError
+from actorq.jobs.client import _BoundEnqueue
+from actorq.jobs.sync_client import SyncBoundEnqueue
 from tests.helpers import jobfuncs
 from tests.helpers.jobs_harness import Runtime, open_runtime
 
@@ -254,7 +257,7 @@ async def test_actorq_send_uses_the_default_client_set_by_configure(nats_url: st
                 assert first.closed
                 again = await in_thread(lambda: actorq.send("default", jobfuncs.add, 1, 1))
                 assert await in_thread(again.result, 10) == 2
-                assert again._client is not first
+                assert again.client is not first
             finally:
                 with trio.CancelScope(shield=True):
                     await in_thread(actorq.configure)  # closes the default client
@@ -270,3 +273,39 @@ async def test_the_exit_handler_closes_every_client_still_open(nats_url: str) ->
             assert all(c._thread.is_alive() for c in clients)
             await in_thread(actorq.jobs.sync_client._close_all)
     assert all(c.closed and not c._thread.is_alive() for c in clients)
+
+
+# -- the sync surface mirrors the async one ------------------------------------------------
+
+#: Async-only: bucket handles and the envelope encoder, plumbing for the async side.
+ASYNC_ONLY = {"results", "deps", "schedules_kv", "build_envelope"}
+#: Sync-only: the lifecycle (async code uses the open_client block) and the runner.
+SYNC_ONLY = {"close", "closed", "run"}
+
+
+def _public(cls: type) -> set[str]:
+    return {name for name in dir(cls) if not name.startswith("_")}
+
+
+def _params(fn: Any) -> list[str]:
+    return [p for p in inspect.signature(fn).parameters if p != "self"]
+
+
+@pytest.mark.parametrize(
+    ("async_cls", "sync_cls", "async_only", "sync_only"),
+    [
+        (actorq.Client, SyncClient, ASYNC_ONLY, SYNC_ONLY),
+        (actorq.Job, actorq.SyncJob, set(), set()),
+        (_BoundEnqueue, SyncBoundEnqueue, set(), set()),
+    ],
+)
+def test_the_sync_surface_matches_the_async_one_name_for_name(
+    async_cls: type, sync_cls: type, async_only: set[str], sync_only: set[str]
+) -> None:
+    a, s = _public(async_cls), _public(sync_cls)
+    assert a - s == async_only, f"missing from {sync_cls.__name__}: {sorted(a - s - async_only)}"
+    assert s - a == sync_only, f"missing from {async_cls.__name__}: {sorted(s - a - sync_only)}"
+    for name in a & s:
+        afn, sfn = getattr(async_cls, name), getattr(sync_cls, name)
+        if callable(afn) and not isinstance(afn, type):
+            assert _params(afn) == _params(sfn), f"{name}: parameters differ"
