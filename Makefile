@@ -66,7 +66,11 @@ setup:
 	    if [ -e "$(stamp)" ]; then why="pyproject.toml changed"; else why="first install"; fi; \
 	    echo "== installing actorq with its dev extras into $(venv_shown) ($$why)"; \
 	    cd "$(ROOT)"; \
-	    "$(venv)/bin/python" -m pip install -e ".[dev]"; \
+	    "$(venv)/bin/python" -m pip install -e ".[dev]" || { \
+	        echo "error: the install into $(venv_shown) failed (see above). If $(venv_shown) is" \
+	            "broken (say, its creation was interrupted), remove it (rm -rf $(venv))" \
+	            "and run make again" >&2; \
+	        exit 1; }; \
 	    cp pyproject.toml "$(stamp)"; \
 	fi
 

@@ -270,6 +270,7 @@ def test_setup_installs_once_then_again_only_when_pyproject_changes(tmp_path: Pa
     (python.parent / "pip-fails").touch()
     failed = run_make(*setup, cwd=tmp_path)
     assert failed.returncode != 0
+    assert "error: the install into .venv failed" in failed.stderr
     assert stamp.read_bytes() != pyproject.read_bytes()
     (python.parent / "pip-fails").unlink()
     retried = run_make(*setup, cwd=tmp_path)
