@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import psutil
@@ -26,13 +26,24 @@ EXAMPLE = ROOT / "examples" / "config.toml"
 
 
 class Up:
-    """One ``actorq up`` process; read :attr:`url` and :attr:`pids` after :meth:`ready`."""
+    """One ``actorq up`` process; read :attr:`url` and :attr:`pids` after :meth:`ready`.
 
-    def __init__(self, config: Path, env: dict[str, str], stderr_path: Path) -> None:
+    ``argv`` replaces the command (``make up`` runs ``actorq up`` itself); the lines it
+    prints before the summary are kept in :attr:`before`.
+    """
+
+    def __init__(
+        self,
+        config: Path,
+        env: dict[str, str],
+        stderr_path: Path,
+        argv: Sequence[str] | None = None,
+        cwd: Path = ROOT,
+    ) -> None:
         self._stderr = stderr_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "actorq", "up", str(config)],
-            cwd=ROOT,
+            list(argv) if argv is not None else [sys.executable, "-m", "actorq", "up", str(config)],
+            cwd=cwd,
             env={**os.environ, **env},
             stdout=subprocess.PIPE,
             stderr=self._stderr,
@@ -43,6 +54,7 @@ class Up:
         )
         self.stderr_path = stderr_path
         self.lines: queue.Queue[str | None] = queue.Queue()
+        self.before: list[str] = []
         self.summary: list[str] = []
         self.url = ""
         self.pids: dict[str, int] = {}
@@ -75,7 +87,9 @@ class Up:
                 self.url = re.search(r"(nats://\S+?)[ ,]", line).group(1)  # type: ignore[union-attr]
                 if match := re.search(r"nats-server pid (\d+)", line):
                     self.pids["nats-server"] = int(match.group(1))
-            if first is not None:
+            if first is None:
+                self.before.append(line)
+            else:
                 self.summary.append(line)
                 if match := re.match(r"\s+(\S+)\s+pid (\d+)$", line):
                     self.pids[match.group(1)] = int(match.group(2))
@@ -164,9 +178,14 @@ def up_env(data_dir: Path, **overrides: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def run_up(
-    tmp_path: Path, env: dict[str, str], config: Path = EXAMPLE, name: str = "up"
+    tmp_path: Path,
+    env: dict[str, str],
+    config: Path = EXAMPLE,
+    name: str = "up",
+    argv: Sequence[str] | None = None,
+    cwd: Path = ROOT,
 ) -> Iterator[Up]:
-    up = Up(config, env, tmp_path / f"{name}.stderr")
+    up = Up(config, env, tmp_path / f"{name}.stderr", argv=argv, cwd=cwd)
     try:
         yield up
     finally:

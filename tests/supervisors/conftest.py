@@ -47,15 +47,21 @@ class PidRegistry:
 
 @pytest.fixture(autouse=True)
 def no_leftover_processes() -> Iterator[PidRegistry]:
-    """After each test, SIGKILL every descendant of this process and every noted pid."""
+    """After each test, SIGKILL every descendant of this process the test started and
+    every noted pid. Descendants that were there before stay: the session's
+    nats-server (tests/conftest.py) serves the tests that run after these."""
     registry = PidRegistry()
+    before = descendants()
     try:
         yield registry
     finally:
-        pids = set(registry.pids)
-        with contextlib.suppress(psutil.Error):
-            pids.update(p.pid for p in psutil.Process().children(recursive=True))
-        kill_pids(pids)
+        kill_pids(registry.pids | (descendants() - before))
+
+
+def descendants() -> set[int]:
+    with contextlib.suppress(psutil.Error):
+        return {p.pid for p in psutil.Process().children(recursive=True)}
+    return set()
 
 
 @pytest.fixture
