@@ -32,6 +32,9 @@ state needs no locks. The wire format of replies is in :func:`encode_reply`.
 from __future__ import annotations
 
 import inspect
+import os
+import socket
+import time
 import traceback as _traceback
 import typing
 from collections.abc import Awaitable, Callable
@@ -40,6 +43,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, Union
 import msgspec
 
 from actorq.exceptions import ActorDefinitionError, RemoteError, UnhandledMessage
+from actorq.wire.messages import ActorInfo, Introspect, Ping, Pong
 
 if TYPE_CHECKING:
     from actorq.actors.refs import ActorRef
@@ -54,6 +58,7 @@ _decode_reply = msgspec.msgpack.Decoder(tuple[int, msgspec.Raw]).decode
 _REPLY_OK = 0
 _REPLY_ERROR = 1
 _REPLY_UNHANDLED = 2
+_HOST = socket.gethostname()
 
 
 def handler(fn: F) -> F:
@@ -79,6 +84,10 @@ class Actor:
     name: str = ""
     namespace: str = ""
     conn: Connection
+    #: What :class:`~actorq.wire.messages.ActorInfo` calls this kind of actor.
+    role: ClassVar[str] = "actor"
+    #: Unix time the actor started (set before :meth:`on_start`).
+    started_at: float = 0.0
     _dispatch: ClassVar[DispatchTable | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -90,6 +99,24 @@ class Actor:
 
     async def on_stop(self) -> None:
         """Called once when the actor stops for any reason (bounded to 5 s, shielded)."""
+
+    def stats(self) -> dict[str, int | float | str | bool | None]:
+        """Figures this actor reports when introspected (``ref.introspect()``,
+        ``actorq actors``); override it to add your own. Keep it cheap and non-blocking."""
+        return {}
+
+    # The actor protocol: every actor answers these (see actorq.wire.messages).
+
+    @handler
+    async def _actorq_ping(self, msg: Ping) -> Pong:
+        return Pong(name=self.name, pid=os.getpid(), host=_HOST)
+
+    @handler
+    async def _actorq_introspect(self, msg: Introspect) -> ActorInfo:
+        return ActorInfo(
+            name=self.name, role=self.role, pid=os.getpid(), host=_HOST,
+            started_at=self.started_at or time.time(), stats=self.stats(),
+        )  # fmt: skip
 
     def ref(self, name: str, *, namespace: str | None = None) -> ActorRef:
         """A reference to the actor ``name`` (same namespace by default), on this

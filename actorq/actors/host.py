@@ -26,6 +26,7 @@ import functools
 import importlib
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +198,7 @@ async def serve_actor(
     actor.name = name
     actor.namespace = namespace
     actor.conn = conn
+    actor.started_at = time.time()
     await actor.on_start()
     try:
         async with transport.open_inbox(

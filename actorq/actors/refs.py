@@ -29,6 +29,7 @@ from actorq.exceptions import ConfigError, NotFound
 from actorq.nats.actor_transport import ActorTransport, transport_for
 from actorq.nats.connection import Connection
 from actorq.nats.provisioning import Namespace
+from actorq.wire.messages import ActorInfo, Introspect, Ping, Pong
 
 __all__ = ["ActorRef", "MailboxKind", "actor_subject", "mailbox_stream", "mailbox_subject", "ref"]
 
@@ -148,6 +149,20 @@ class ActorRef:
         if returns is None:
             returns = self._returns.get(type(msg))
         return decode_reply(self.name, reply, returns)
+
+    async def ping(self, *, timeout: float = 5.0) -> Pong:  # noqa: ASYNC109
+        """Ask the actor (any one of its processes) whether it is there.
+
+        Every actor answers, user and runtime alike; raises like :meth:`ask`.
+        """
+        pong: Pong = await self.ask(Ping(), timeout=timeout, returns=Pong)
+        return pong
+
+    async def introspect(self, *, timeout: float = 5.0) -> ActorInfo:  # noqa: ASYNC109
+        """Ask the actor what it is and what it is doing: role, pid, host, start time
+        and its figures (see :class:`~actorq.wire.messages.ActorInfo`)."""
+        info: ActorInfo = await self.ask(Introspect(), timeout=timeout, returns=ActorInfo)
+        return info
 
 
 def ref(

@@ -99,7 +99,6 @@ class JobStreams:
         self.results_bucket = n.bucket("results")
         self.cancels_bucket = n.bucket("cancels")
         self.claims_bucket = n.bucket("claims")
-        self.cancel_subject = n.subject("cancel")
         self.deps_bucket = n.bucket("deps")
         self.schedules_bucket = n.bucket("schedules")
         self.leader_bucket = n.bucket("leader")

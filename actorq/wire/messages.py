@@ -10,12 +10,14 @@ Two kinds of struct live here:
       JobOutcome    queue actor → result actor    what one attempt did
       JobRecord     result actor → KV bucket      everything known about one job
       DeadLetter    result actor → DLQ stream     a job (or raw message) given up on
-      Control       anyone → an actor             CancelJob | Ping | Pong | Shutdown
-                                                  | StatsRequest | Stats
+      CancelJob     client → cancels bucket       a job that must not run (durable)
       WaitForParents client → result actor        a job held until its parents finish
       WaitingJob    client → deps bucket          the held job's envelope and parents
       ScheduleEntry client → schedules bucket     a recurring schedule and its state
       ScheduleFire  server timer → scheduler      a schedule's due time has come
+
+* **The actor protocol** (``Ping``/``Pong``, ``Introspect``/``ActorInfo``): what every
+  actor answers, in the same tagged format as user actor messages.
 
 * **Values** (``RetryBackoff``, ``JobOptions``, ``ErrorInfo``, ``StatusChange``) are only
   ever nested inside messages, so they carry no tag.
@@ -47,11 +49,12 @@ from actorq.exceptions import CodecError
 __all__ = [
     "JOB_STATUSES",
     "TERMINAL_STATUSES",
+    "ActorInfo",
     "AnyMessage",
     "CancelJob",
-    "Control",
     "DeadLetter",
     "ErrorInfo",
+    "Introspect",
     "JobEnvelope",
     "JobOptions",
     "JobOutcome",
@@ -64,13 +67,9 @@ __all__ = [
     "RetryBackoff",
     "ScheduleEntry",
     "ScheduleFire",
-    "Shutdown",
-    "Stats",
-    "StatsRequest",
     "StatusChange",
     "WaitForParents",
     "WaitingJob",
-    "decode_control",
     "decode_dead_letter",
     "decode_envelope",
     "decode_message",
@@ -412,57 +411,45 @@ class CancelJob(_Message, frozen=True, kw_only=True):
     requested_at: Timestamp
 
 
-class Ping(_Message, frozen=True, kw_only=True):
-    """Liveness probe; the receiver answers with a :class:`Pong` carrying ``nonce``."""
+# -- the actor protocol: what every actor answers ---------------------------------------
+#
+# User actors and the runtime's own (queue, result, scheduler) answer these, so the CLI
+# or a dashboard asks any actor the same way (``ref.ask(Ping())``). They use msgspec's
+# default tag field ("type"), like user messages, so they join any actor's dispatch
+# union; their tags carry an ``actorq.`` prefix, so a user's own ``Ping`` class is
+# another message.
 
-    nonce: str
-    sent_at: Timestamp
+
+class Ping(msgspec.Struct, frozen=True, tag="actorq.ping"):
+    """Are you there? Every actor answers with a :class:`Pong`."""
 
 
-class Pong(_Message, frozen=True, kw_only=True):
-    """Answer to a :class:`Ping`: who answered and when (``sent_at`` echoes the ping's)."""
+class Pong(msgspec.Struct, frozen=True, kw_only=True):
+    """The answer to a :class:`Ping`: which process of the actor answered."""
 
-    nonce: str
-    actor: str
+    name: str
     pid: int
-    sent_at: Timestamp
-    replied_at: Timestamp
+    host: str
 
 
-class Shutdown(_Message, frozen=True, kw_only=True):
-    """Ask an actor to stop: ``graceful`` finishes running jobs for up to ``timeout``."""
-
-    reason: str = ""
-    graceful: bool = True
-    timeout: Seconds | None = None
+class Introspect(msgspec.Struct, frozen=True, tag="actorq.introspect"):
+    """What are you doing? Every actor answers with an :class:`ActorInfo`."""
 
 
-class StatsRequest(_Message, frozen=True, kw_only=True):
-    """Ask an actor for a :class:`Stats` snapshot, echoed with the same ``nonce``."""
+class ActorInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One actor process, as it describes itself.
 
-    nonce: str = ""
-
-
-class Stats(_Message, frozen=True, kw_only=True):
-    """A snapshot of one actor's work, as shown by ``actorq ps`` / ``actorq top``.
-
-    ``running`` jobs out of ``capacity`` slots now; the counters are totals since
-    ``started_at``. ``queue`` is ``None`` for actors that serve no queue (scheduler,
-    result actor).
+    ``role`` is ``actor`` for user actors, else ``queue``, ``results`` or ``scheduler``;
+    ``stats`` holds the role's own figures (a queue actor's running jobs and capacity,
+    the scheduler's leadership, ...; a user actor's :meth:`~actorq.Actor.stats`).
     """
 
-    nonce: str = ""
-    actor: str
+    name: str
+    role: str
     pid: int
-    queue: str | None = None
-    running: Count = 0
-    capacity: Count = 0
-    succeeded: Count = 0
-    failed: Count = 0
-    retried: Count = 0
+    host: str
     started_at: Timestamp
-    at: Timestamp
-    rss_bytes: Count | None = None
+    stats: dict[str, int | float | str | bool | None] = {}
 
 
 # -- held jobs: dependencies and schedules ---------------------------------------------
@@ -536,9 +523,6 @@ class ScheduleEntry(_Message, frozen=True, kw_only=True):
     updated_at: Timestamp = 0.0
 
 
-#: Messages that steer an actor rather than carry job data.
-Control: TypeAlias = CancelJob | Ping | Pong | Shutdown | StatsRequest | Stats
-
 #: Every message type that travels on its own.
 AnyMessage: TypeAlias = (
     JobEnvelope
@@ -546,7 +530,7 @@ AnyMessage: TypeAlias = (
     | OutcomeBatch
     | JobRecord
     | DeadLetter
-    | Control
+    | CancelJob
     | WaitForParents
     | WaitingJob
     | ScheduleEntry
@@ -570,7 +554,6 @@ _SCHEDULE: Final = msgspec.msgpack.Decoder(ScheduleEntry)
 _FIRE: Final = msgspec.msgpack.Decoder(ScheduleFire)
 _DEAD_LETTER: Final = msgspec.msgpack.Decoder(DeadLetter)
 # Unions are not ``type[T]``, so mypy needs the decoded type spelled out.
-_CONTROL: Final[msgspec.msgpack.Decoder[Control]] = msgspec.msgpack.Decoder(Control)
 _ANY: Final[msgspec.msgpack.Decoder[AnyMessage]] = msgspec.msgpack.Decoder(AnyMessage)
 
 _T = TypeVar("_T")
@@ -621,11 +604,6 @@ def decode_record(data: bytes) -> JobRecord:
 def decode_dead_letter(data: bytes) -> DeadLetter:
     """Decode a :class:`DeadLetter`; raises :class:`CodecError` naming the bad field."""
     return _decode(_DEAD_LETTER, data, "dead letter")
-
-
-def decode_control(data: bytes) -> Control:
-    """Decode one of the :data:`Control` messages, chosen by its tag."""
-    return _decode(_CONTROL, data, "control message")
 
 
 def decode_message(data: bytes) -> AnyMessage:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -157,6 +158,31 @@ async def test_a_refs_actor_link_lives_and_dies_with_its_connection(nats_url: st
             # task lingers, reconnecting forever to a connection that is gone.
             assert link._stream is None
             assert trio.lowlevel.current_statistics().tasks_living == before
+
+
+class Probed(Counter):
+    def stats(self) -> dict[str, int | float | str | bool | None]:
+        return {"total": self.total}
+
+
+async def test_every_actor_answers_ping_and_introspect_with_its_own_figures(
+    nats_url: str,
+) -> None:
+    ns = namespace()
+    with trio.fail_after(20):
+        async with actorq.open_actor_supervisor(nats_url, namespace=ns) as sup:
+            typed = await sup.spawn(Probed, name="probed")
+            await typed.ask(Add(5))
+            pong = await typed.ping()
+            # A ref that knows nothing of the class asks the same way.
+            info = await actorq.ref("probed", conn=sup.conn, namespace=ns).introspect()
+            plain = await sup.spawn(Counter, name="plain")
+            plain_info = await plain.introspect()
+    assert (pong.name, pong.pid) == ("probed", os.getpid())
+    assert (info.name, info.role, info.pid) == ("probed", "actor", os.getpid())
+    assert info.stats == {"total": 5}
+    assert 0 < info.started_at <= time.time()
+    assert plain_info.stats == {}
 
 
 class FailsToStart(Actor):
