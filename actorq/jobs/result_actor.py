@@ -17,8 +17,9 @@ It pulls outcomes from the outcomes stream in batches and, per batch:
 5. registers jobs that wait for others (:class:`WaitForParents`, which travels on
    the same stream) and releases or fails the children of jobs that just finished
    (:mod:`actorq.jobs.dependencies`; a set lookup per final record when none wait);
-6. acks the outcomes, only now that all of the above is stored: one ack for the
-   batch, as the outcomes consumer acknowledges "everything up to".
+6. acks each outcome message, only now that all of the above is stored. The
+   consumer acks explicitly, message by message: a batch that failed is nak'ed and
+   comes back, and no later ack can cover it (an "all up to" ack once lost results).
 
 A ``succeeded`` record is never overwritten by a late outcome of a redelivered copy
 of the same job: one result per job id.
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import functools
 import logging
 import time
@@ -42,9 +44,11 @@ import nats.errors
 import nats.js.errors
 import trio
 
+from actorq import faults
+from actorq.exceptions import NotFound
 from actorq.jobs.dependencies import DependencyTracker
-from actorq.jobs.streams import JobStreams
-from actorq.nats.connection import open_nats
+from actorq.jobs.streams import LEGACY_RESULTS_CONSUMER, RESULTS_CONSUMER, JobStreams
+from actorq.nats.connection import Connection, open_nats
 from actorq.nats.publisher import JsPublisher
 from actorq.process.entry import run_until_signalled
 from actorq.process.heartbeat import publish_heartbeats
@@ -66,6 +70,46 @@ log = logging.getLogger("actorq.results")
 _CACHE_SIZE = 50_000
 _BATCH = 32  # messages; each may carry up to 256 outcomes
 _WRONG_LAST_SEQUENCE = 10071
+#: A failed batch comes back after this many seconds (nak delay).
+_RETRY_DELAY = 0.5
+#: Deliveries of a failing batch after which its messages are retried one by one.
+_ISOLATE_AFTER = 3
+#: Deliveries after which one message that still cannot be stored is dead-lettered.
+_GIVE_UP_AFTER = 5
+#: Errors that say NATS is in trouble, not the message: retried however often.
+_TRANSIENT = (
+    TimeoutError,
+    nats.errors.TimeoutError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.ConnectionDrainingError,
+    nats.errors.NoServersError,
+    nats.errors.StaleConnectionError,
+    nats.errors.OutboundBufferLimitError,
+    nats.errors.FlushTimeoutError,
+    nats.js.errors.ServiceUnavailableError,
+    nats.js.errors.NoStreamResponseError,
+)
+
+
+def _delivered(msg: Any) -> int:
+    return int(msg.metadata.num_delivered)
+
+
+def _transient(exc: Exception) -> bool:
+    return isinstance(exc, _TRANSIENT)
+
+
+async def _settle_each(msgs: list[Any], action: str) -> None:
+    """Ack (or nak, to come back after a short delay) each message on its own."""
+    try:
+        for msg in msgs:
+            if action == "ack":
+                await msg.ack()
+            else:
+                await msg.nak(delay=_RETRY_DELAY)
+    except Exception as exc:  # connection trouble: unacked messages come back anyway
+        log.warning("result actor: could not %s %d messages: %r", action, len(msgs), exc)
 
 
 def fold(
@@ -78,6 +122,10 @@ def fold(
     for outcome in outcomes:
         if record is not None and record.status == "succeeded":
             continue  # a late copy of a job that already has its result
+        if record is not None and record.done and outcome.attempt <= record.attempts:
+            # A stale or repeated report of an attempt already settled (a batch that
+            # failed once comes back after later ones): it must not reopen the job.
+            continue
         record = record.apply(outcome) if record else JobRecord.from_outcome(outcome)
         changed = True
         if outcome.status in ("failed", "dead") and outcome.original is not None:
@@ -117,11 +165,51 @@ class ResultActor:
                 continue
             if not msgs:  # nats-py returns [] when a pull ends on a status message
                 continue
-            try:
-                await self.process(msgs)
-            except (nats.errors.Error, TimeoutError) as exc:
-                # Nothing of this batch was acked: it comes back after the ack wait.
-                log.warning("result actor: batch of %d failed, will retry: %s", len(msgs), exc)
+            await self.settle(msgs)
+
+    async def settle(self, msgs: list[Any]) -> None:
+        """Process a batch, then ack each of its messages, only now that all it owed is
+        stored. A batch that failed is nak'ed, message by message, and comes back soon;
+        nothing later can ack it by accident (the consumer acks explicitly).
+
+        Nothing a message carries may stop the actor: a batch that keeps failing is
+        retried one message at a time, so one bad message cannot hold the others, and
+        a message that still fails for a reason other than NATS trouble is moved to
+        the dead-letter stream (``unstorable_outcome``)."""
+        try:
+            await self.process(msgs)
+        except Exception as exc:
+            tries = max(_delivered(m) for m in msgs)
+            if len(msgs) > 1 and tries >= _ISOLATE_AFTER:
+                for msg in msgs:
+                    await self.settle([msg])
+                return
+            if len(msgs) == 1 and tries >= _GIVE_UP_AFTER and not _transient(exc):
+                await self._give_up(msgs[0], exc)
+                return
+            log.warning("result actor: batch of %d failed, will retry: %r", len(msgs), exc)
+            await _settle_each(msgs, "nak")
+            return
+        await _settle_each(msgs, "ack")
+
+    async def _give_up(self, msg: Any, exc: Exception) -> None:
+        seq = msg.metadata.sequence.stream
+        letter = DeadLetter(
+            queue="?",
+            reason="unstorable_outcome",
+            detail=f"{type(exc).__name__}: {exc}",
+            original=msg.data,
+            headers=dict(msg.headers or {}),
+            failed_at=time.time(),
+        )
+        try:
+            await self.js.publish(self.streams.dead_subject(f"outcome-{seq}"), encode(letter))
+        except Exception as again:
+            log.warning("result actor: could not dead-letter outcome %d: %r", seq, again)
+            await _settle_each([msg], "nak")
+            return
+        log.error("result actor: outcome message %d dead-lettered: %r", seq, exc)
+        await _settle_each([msg], "ack")
 
     async def process(self, msgs: list[Any]) -> None:
         by_job: dict[str, list[JobOutcome]] = {}
@@ -176,8 +264,6 @@ class ResultActor:
                 await self._guarded(self.deps.parent_done(record), record.id)
             for wait in waits:
                 await self._guarded(self.deps.register(wait, finals), wait.job_id)
-        # The consumer acks "all up to": one ack settles the whole batch.
-        await msgs[-1].ack()
         self.outcomes_seen += count
 
     def _write_headers(self, revision: int, ttl: float | None) -> dict[str, str]:
@@ -202,6 +288,7 @@ class ResultActor:
                 items.append(
                     (self._kv_prefix + job_id, encode(record), self._write_headers(revision, ttl))
                 )
+        faults.hit("result.store")
         async with asyncio.timeout(30):
             acks = await self.publisher.publish(items)
         out: list[tuple[JobRecord | None, list[JobOutcome]]] = []
@@ -330,7 +417,10 @@ async def serve_result_actor(
     async with open_nats(url, name="actorq-results") as conn:
         await streams.provision(conn)
         js = conn.js
-        psub = await conn.bridge.run(js.pull_subscribe_bind, "results", streams.outcomes_stream)
+        psub = await conn.bridge.run(
+            js.pull_subscribe_bind, RESULTS_CONSUMER, streams.outcomes_stream
+        )
+        await _retire_legacy_consumer(conn, streams)
         kv = await conn.bridge.run(js.key_value, streams.results_bucket)
         deps_kv = await conn.bridge.run(js.key_value, streams.deps_bucket)
         actor = ResultActor(conn.nc, streams, psub, kv, deps_kv)
@@ -342,6 +432,13 @@ async def serve_result_actor(
             )
             await conn.bridge.run(actor.run)
             nursery.cancel_scope.cancel()
+
+
+async def _retire_legacy_consumer(conn: Connection, streams: JobStreams) -> None:
+    """Delete the "ack all up to" consumer of older versions, once its successor exists
+    (which then holds every outcome the old one had not acked)."""
+    with contextlib.suppress(NotFound):
+        await conn.jsm("delete_consumer", streams.outcomes_stream, LEGACY_RESULTS_CONSUMER)
 
 
 class ResultActorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

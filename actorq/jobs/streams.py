@@ -57,6 +57,11 @@ CLAIM_TTL = 7 * 24 * 3600.0
 DEFAULT_ACK_WAIT = 15.0
 #: Deliveries after which a job that keeps killing its worker is dead-lettered.
 MAX_DELIVER = 20
+#: The result actor's durable consumer of the outcomes stream; it acks each message
+#: on its own (explicit), so a batch that failed is never covered by a later ack.
+RESULTS_CONSUMER = "result-actor"
+#: Its predecessor, which acked "all up to" (lost results, issue 12); retired on start.
+LEGACY_RESULTS_CONSUMER = "results"
 
 
 def check_queue_name(name: str) -> str:
@@ -164,7 +169,6 @@ class JobStreams:
             StreamSpec(
                 name=self.outcomes_stream,
                 subjects=[n.subject("outcomes.>")],
-                # Interest, not work-queue: it allows acking a whole batch at once.
                 # The result actor's consumer is made right here, before anyone can
                 # publish an outcome, so none is dropped for lack of interest.
                 retention="interest",
@@ -178,9 +182,8 @@ class JobStreams:
         await self._ensure_consumer(
             conn,
             self.outcomes_stream,
-            "results",
+            RESULTS_CONSUMER,
             n.subject("outcomes.>"),
-            ack_policy=_api.AckPolicy.ALL,
         )
 
     async def provision_queue(

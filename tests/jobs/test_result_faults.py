@@ -1,0 +1,53 @@
+"""Faults on the result side (issue 12): a failed store, a lost wake-up, bad outcomes.
+
+Each test arms a fault point (actorq.faults) in the in-process runtime and asserts
+what survives it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import trio
+
+from actorq import faults
+from tests.helpers import jobfuncs
+from tests.helpers.jobs_harness import open_runtime
+
+
+@pytest.fixture(autouse=True)
+def _disarmed() -> Iterator[None]:
+    faults.disarm()
+    yield
+    faults.disarm()
+
+
+async def test_a_store_that_times_out_once_loses_no_result(nats_url: str) -> None:
+    # No "running" reports: every outcome is final, so the failed batch holds results
+    # that later batches used to ack along with their own ("ack all up to").
+    with trio.fail_after(60):
+        async with open_runtime(nats_url, track_started=False) as rt:
+            faults.arm("result.store=timeout:1")
+            jobs = await rt.client.enqueue_many([(jobfuncs.add, (i, 1), {}) for i in range(40)])
+            results = [await job.result(timeout=30) for job in jobs]
+    assert results == [i + 1 for i in range(40)]
+    assert faults.fired("result.store") == 1
+
+
+async def test_a_store_that_keeps_failing_stops_only_its_own_message(nats_url: str) -> None:
+    with trio.fail_after(60):
+        async with open_runtime(nats_url, track_started=False) as rt:
+            faults.arm("result.store=raise:*")
+            first = await rt.client.enqueue(jobfuncs.add, 1, 1)
+            # Tried a few times, then one message at a time, then given up on.
+            async with rt.client.conn.subscribe(rt.client.streams.dead_subject(">")) as letters:
+                async for _ in letters:
+                    break
+            faults.disarm()
+            letter = (await rt.client.dead_letters())[0]
+            later = await rt.client.enqueue(jobfuncs.add, 2, 2)
+            assert await later.result(timeout=20) == 4
+    assert letter.reason == "unstorable_outcome"
+    assert "fault injected at result.store" in letter.detail
+    assert first.id.encode() in letter.original
