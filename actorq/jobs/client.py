@@ -31,6 +31,7 @@ from actorq.constants import DEFAULT_QUEUE
 from actorq.exceptions import (
     ActorqError,
     CodecError,
+    ConfigError,
     JobCancelled,
     JobFailed,
     JobTimeout,
@@ -39,7 +40,7 @@ from actorq.exceptions import (
 )
 from actorq.jobs.dependencies import check_parents
 from actorq.jobs.schedules import ScheduleBook, ScheduleVerbs, at_header, to_timestamp
-from actorq.jobs.streams import JobStreams, check_job_id, check_queue_name
+from actorq.jobs.streams import MAX_DELIVER, JobStreams, check_job_id, check_queue_name
 from actorq.nats.connection import Connection, OutMsg, open_nats
 from actorq.nats.kv import KeyValueStore
 from actorq.wire.codec import Codec, Signer, function_path, get_codec
@@ -59,7 +60,11 @@ from actorq.wire.messages import (
     encode,
 )
 
-__all__ = ["Client", "EnqueueOptions", "Job", "open_client"]
+__all__ = ["MAX_RETRIES", "Client", "EnqueueOptions", "Job", "check_max_retries", "open_client"]
+
+#: The most retries a job may ask for: attempts (retries + 1) stay below the queue
+#: consumer's delivery limit, whose last delivery is kept for the dead letter.
+MAX_RETRIES = MAX_DELIVER - 2
 
 
 class EnqueueOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -82,6 +87,7 @@ class EnqueueOptions(msgspec.Struct, frozen=True, kw_only=True):
 
     def job_options(self) -> JobOptions:
         """The per-job options carried in the envelope."""
+        check_max_retries(self.max_retries)
         return JobOptions(
             max_retries=self.max_retries,
             backoff=self.backoff,
@@ -90,6 +96,18 @@ class EnqueueOptions(msgspec.Struct, frozen=True, kw_only=True):
             metadata=dict(self.metadata),
             depends_on=list(self.depends_on),
         )
+
+
+def check_max_retries(max_retries: int) -> int:
+    """Return ``max_retries`` if the queue's delivery limit leaves room for it, else
+    raise :class:`~actorq.ConfigError` (the last delivery is kept for dead-lettering)."""
+    if not 0 <= max_retries <= MAX_RETRIES:
+        raise ConfigError(
+            f"max_retries={max_retries} is out of range: a job is delivered at most "
+            f"{MAX_DELIVER} times, so it may be retried at most {MAX_RETRIES} times; "
+            "for longer, let the job re-enqueue itself or use a schedule"
+        )
+    return max_retries
 
 
 class Job:

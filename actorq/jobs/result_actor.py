@@ -36,6 +36,7 @@ import contextlib
 import functools
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -45,9 +46,15 @@ import nats.js.errors
 import trio
 
 from actorq import faults
-from actorq.exceptions import NotFound
+from actorq.exceptions import ConfigError, NotFound
 from actorq.jobs.dependencies import DependencyTracker
-from actorq.jobs.streams import LEGACY_RESULTS_CONSUMER, RESULTS_CONSUMER, JobStreams
+from actorq.jobs.streams import (
+    LEGACY_RESULTS_CONSUMER,
+    RESULTS_CONSUMER,
+    JobStreams,
+    check_job_id,
+    subject_problem,
+)
 from actorq.nats.connection import Connection, open_nats
 from actorq.nats.publisher import JsPublisher
 from actorq.process.entry import run_until_signalled
@@ -110,6 +117,19 @@ async def _settle_each(msgs: list[Any], action: str) -> None:
                 await msg.nak(delay=_RETRY_DELAY)
     except Exception as exc:  # connection trouble: unacked messages come back anyway
         log.warning("result actor: could not %s %d messages: %r", action, len(msgs), exc)
+
+
+def _outcome_problem(outcome: JobOutcome) -> str | None:
+    """Why ``outcome`` cannot be stored or announced (its id is a key, its reply_to a
+    subject), or ``None``. Queue actors check envelopes first; this guards the actor
+    against whatever else publishes on the outcomes stream."""
+    try:
+        check_job_id(outcome.job_id)
+    except ConfigError as exc:
+        return str(exc)
+    if outcome.reply_to is not None:
+        return subject_problem(outcome.reply_to)
+    return None
 
 
 def fold(
@@ -237,6 +257,10 @@ class ResultActor:
             outcomes = message.outcomes if isinstance(message, OutcomeBatch) else [message]
             count += len(outcomes)
             for outcome in outcomes:
+                problem = _outcome_problem(outcome)
+                if problem is not None:
+                    dead.append(self._bad_outcome(outcome, problem))
+                    continue
                 by_job.setdefault(outcome.job_id, []).append(outcome)
 
         written = await self.store_all(by_job)
@@ -392,6 +416,17 @@ class ResultActor:
         self.cache.move_to_end(record.id)
         while len(self.cache) > _CACHE_SIZE:
             self.cache.popitem(last=False)
+
+    def _bad_outcome(self, outcome: JobOutcome, problem: str) -> tuple[str, bytes]:
+        """A dead letter for an outcome whose id or reply subject NATS cannot carry."""
+        letter = DeadLetter(
+            queue=outcome.queue,
+            reason="bad_outcome",
+            detail=problem,
+            original=encode(outcome),
+            failed_at=time.time(),
+        )
+        return self.streams.dead_subject(f"outcome-{uuid.uuid4().hex}"), encode(letter)
 
     def _dead_letter(self, outcome: JobOutcome) -> tuple[str, bytes]:
         err = outcome.error

@@ -45,9 +45,11 @@ from actorq.exceptions import BrokerError, ConfigError, IncompatibleStream
 from actorq.nats.connection import Connection
 from actorq.nats.provisioning import KvSpec, Namespace, StreamSpec, ensure_kv, ensure_stream
 
-__all__ = ["JobStreams", "check_job_id", "check_queue_name"]
+__all__ = ["JobStreams", "check_job_id", "check_queue_name", "subject_problem"]
 
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_=-]{1,200}$")
+#: Printable ASCII, no space and no wildcard ('*' and '>').
+_SUBJECT_RE = re.compile(r"^[!-)+-=?-~]{1,1000}$")
 
 #: Results and cancel markers are kept this long unless a job says otherwise.
 DEFAULT_RESULT_TTL = 7 * 24 * 3600.0
@@ -82,6 +84,14 @@ def check_job_id(job_id: str) -> str:
             "(at most 200); derive it e.g. from a hash of what makes the job unique."
         )
     return job_id
+
+
+def subject_problem(subject: str) -> str | None:
+    """Why ``subject`` cannot be published to (spaces, wildcards, empty tokens), or
+    ``None`` when it can. For subjects that arrive in messages, e.g. a reply inbox."""
+    if not _SUBJECT_RE.match(subject) or "" in subject.split("."):
+        return f"{subject!r} is not a NATS subject one can publish to"
+    return None
 
 
 class JobStreams:

@@ -12,6 +12,7 @@ import pytest
 import trio
 
 from actorq import faults
+from actorq.wire.messages import JobOutcome, OutcomeBatch, encode
 from tests.helpers import jobfuncs
 from tests.helpers.jobs_harness import open_runtime
 
@@ -51,3 +52,35 @@ async def test_a_store_that_keeps_failing_stops_only_its_own_message(nats_url: s
     assert letter.reason == "unstorable_outcome"
     assert "fault injected at result.store" in letter.detail
     assert first.id.encode() in letter.original
+
+
+async def test_an_outcome_nats_cannot_carry_is_dead_lettered_and_its_batch_stored(
+    nats_url: str,
+) -> None:
+    def outcome(job_id: str, **fields: object) -> JobOutcome:
+        return JobOutcome(
+            job_id=job_id, queue="default", status="succeeded", started_at=1.0,
+            finished_at=2.0, **fields,  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    batch = OutcomeBatch(
+        outcomes=[outcome("has space"), outcome("bad-reply", reply_to="a b"), outcome("fine")]
+    )
+    with trio.fail_after(30):
+        async with open_runtime(nats_url) as rt:
+            streams = rt.client.streams
+            async with rt.client.conn.subscribe(streams.dead_subject(">")) as letters:
+                await rt.client.conn.js_publish(streams.outcome_subject("default"), encode(batch))
+                reasons = []
+                async for msg in letters:
+                    reasons.append(msg.data)
+                    if len(reasons) == 2:
+                        break
+            await rt.client.wait("fine", timeout=10)
+            # The result actor carries on.
+            job = await rt.client.enqueue(jobfuncs.add, 1, 2)
+            assert await job.result(timeout=10) == 3
+            dead = await rt.client.dead_letters()
+    assert [d.reason for d in dead] == ["bad_outcome", "bad_outcome"]
+    assert "has space" in dead[0].detail
+    assert "'a b'" in dead[1].detail
