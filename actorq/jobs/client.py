@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -27,6 +28,7 @@ from typing import Any
 import msgspec
 import trio
 
+from actorq import faults
 from actorq.constants import DEFAULT_QUEUE
 from actorq.exceptions import (
     ActorqError,
@@ -59,6 +61,8 @@ from actorq.wire.messages import (
     decode_record,
     encode,
 )
+
+log = logging.getLogger("actorq.client")
 
 __all__ = ["MAX_RETRIES", "Client", "EnqueueOptions", "Job", "check_max_retries", "open_client"]
 
@@ -304,14 +308,35 @@ class Client(ScheduleVerbs):
                     "depends_on, or make a delayed job one of its parents"
                 )
             await check_parents(self, env.id, list(opts.depends_on))
-        if opts.job_id is not None:
-            assert self._claims is not None
+        if opts.job_id is None:
+            return await self._publish_job(env, due, explicit_id=False)
+        assert self._claims is not None
+        try:
+            await self._claims.create(env.id, env.queue.encode())
+        except KeyExists:
+            return Job(self, env.id, env.queue, deduplicated=True)
+        try:
+            return await self._publish_job(env, due, explicit_id=True)
+        except BaseException:
+            # Nothing was enqueued (as far as we know): give the id back, or every
+            # retry would be "deduplicated" against a job that does not exist.
+            await self._release_claim(env.id)
+            raise
+
+    async def _release_claim(self, job_id: str) -> None:
+        assert self._claims is not None
+        with trio.CancelScope(shield=True), trio.move_on_after(self.conn.request_timeout):
             try:
-                await self._claims.create(env.id, env.queue.encode())
-            except KeyExists:
-                return Job(self, env.id, env.queue, deduplicated=True)
-        if opts.depends_on:
+                await self._claims.purge(job_id)
+            except ActorqError as exc:
+                # The claim stays: a retry reports deduplicated; say why in the log.
+                log.warning("could not release the claim on job id %s: %s", job_id, exc)
+
+    async def _publish_job(self, env: JobEnvelope, due: float | None, *, explicit_id: bool) -> Job:
+        """Publish an envelope (held for its parents, delayed, or to its queue)."""
+        if env.options.depends_on:
             return await self._hold(env)
+        faults.hit("client.publish_job")
         if due is not None:
             ack = await self.conn.js_publish(
                 self.streams.delayed_subject(env.queue, env.id),
@@ -320,7 +345,7 @@ class Client(ScheduleVerbs):
                     "Nats-Schedule": at_header(due),
                     "Nats-Schedule-Target": self.streams.job_subject(env.queue, env.id),
                 },
-                msg_id=env.id if opts.job_id is not None else None,
+                msg_id=env.id if explicit_id else None,
             )
             return Job(self, env.id, env.queue, deduplicated=ack.duplicate, via_inbox=True)
         # Nats-Msg-Id only for ids of the caller's: a generated id is unique already,
@@ -328,7 +353,7 @@ class Client(ScheduleVerbs):
         ack = await self.conn.js_publish(
             self.streams.job_subject(env.queue, env.id),
             encode(env),
-            msg_id=env.id if opts.job_id is not None else None,
+            msg_id=env.id if explicit_id else None,
         )
         return Job(self, env.id, env.queue, deduplicated=ack.duplicate, via_inbox=True)
 
