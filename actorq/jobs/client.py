@@ -472,12 +472,19 @@ class Client(ScheduleVerbs):
         try:
             with trio.move_on_after(timeout if timeout is not None else float("inf")):
                 # Registered first, then read: a result stored in between is not missed.
-                record = await self.get_record(job_id)
-                if record is not None and record.done:
-                    return record
-                await waiter.event.wait()
-                assert waiter.record is not None
-                return waiter.record
+                # The wake-up is one core message (at most once): should it be lost,
+                # the record is read again every so often, so a stored final record
+                # is always seen.
+                pause = _RECHECK_FIRST
+                while True:
+                    record = await self.get_record(job_id)
+                    if record is not None and record.done:
+                        return record
+                    with trio.move_on_after(pause):
+                        await waiter.event.wait()
+                    if waiter.record is not None:
+                        return waiter.record
+                    pause = min(pause * 2, _RECHECK_MAX)
         finally:
             waiters.remove(waiter)
             if not waiters:
@@ -568,6 +575,12 @@ class Client(ScheduleVerbs):
         count = sum((info.state.subjects or {}).values())
         await self.conn.jsm("purge_stream", self.streams.jobs_stream, subject=subject)
         return int(count)
+
+
+#: A waiter re-reads its job's record after this long without a wake-up, then
+#: doubles the pause up to ``_RECHECK_MAX``.
+_RECHECK_FIRST = 1.0
+_RECHECK_MAX = 10.0
 
 
 class _Waiter:

@@ -281,7 +281,8 @@ class ResultActor:
                     if isinstance(ack, BaseException):
                         raise ack
         for subject, data in notices:
-            await self.nc.publish(subject, data)
+            if not faults.hit("result.notify"):
+                await self.nc.publish(subject, data)
         if waits or parents_done:
             finals = {r.id: r for r, _ in written if r is not None and r.done}
             for record in parents_done:

@@ -54,6 +54,15 @@ async def test_a_store_that_keeps_failing_stops_only_its_own_message(nats_url: s
     assert first.id.encode() in letter.original
 
 
+async def test_result_returns_although_its_wake_up_message_was_lost(nats_url: str) -> None:
+    with trio.fail_after(30):
+        async with open_runtime(nats_url) as rt:
+            faults.arm("result.notify=drop:1")
+            job = await rt.client.enqueue(jobfuncs.add, 2, 3)
+            assert await job.result(timeout=20) == 5
+    assert faults.fired("result.notify") == 1
+
+
 async def test_an_outcome_nats_cannot_carry_is_dead_lettered_and_its_batch_stored(
     nats_url: str,
 ) -> None:
