@@ -505,6 +505,8 @@ class QueueActor:
                     task_status.started()
                     continue
                 if entry.operation != "PUT":
+                    # A cleared cancel (deleted or purged): the job may run again.
+                    self.cancelled.discard(entry.key)
                     continue
                 self.cancelled.add(entry.key)
                 running = self.running.get(entry.key)

@@ -402,10 +402,10 @@ class ResultActor:
     async def _read(self, job_id: str) -> tuple[JobRecord | None, int]:
         try:
             entry = await self._kv.get(job_id)
-        except nats.js.errors.KeyDeletedError as exc:
+        except (nats.js.errors.KeyDeletedError, nats.js.errors.KeyNotFoundError) as exc:
+            # nats-py's get reports a deleted or purged key as "not found", carrying the
+            # marker: its revision is what the next conditional write must name.
             return None, int(exc.entry.revision or 0) if exc.entry else 0
-        except nats.js.errors.KeyNotFoundError:
-            return None, 0
         return decode_record(entry.value), int(entry.revision)
 
     def _remember(self, record: JobRecord, revision: int) -> None:
