@@ -760,11 +760,18 @@ async def _host_asyncio_loop(actor: QueueActor) -> None:
         await trio.sleep_forever()
 
 
-async def _stop_on_signal(stop: trio.Event) -> None:
+async def _stop_on_signal(stop: trio.Event, queue: str) -> None:
+    # Keeps receiving until the process ends: a Ctrl-C reaches every process of the
+    # terminal's group and `actorq up` sends SIGTERM as well; a second signal must
+    # not kill a queue actor that is draining its jobs (its supervisor kills it when
+    # the shutdown timeout has passed).
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async for _ in signals:
+        async for signum in signals:
+            if not stop.is_set():
+                log.info(
+                    "queue actor %s: %s, fetching no more", queue, signal.Signals(signum).name
+                )
             stop.set()
-            return
 
 
 def main(ready: Callable[[], None], settings_json: str) -> None:
@@ -779,7 +786,7 @@ def main(ready: Callable[[], None], settings_json: str) -> None:
     async def run() -> None:
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_stop_on_signal, stop)
+            nursery.start_soon(_stop_on_signal, stop, settings.queue)
 
             async def actor_task(task_status: trio.TaskStatus[None]) -> None:
                 reason = await serve_queue_actor(
