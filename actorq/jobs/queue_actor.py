@@ -761,10 +761,10 @@ async def _host_asyncio_loop(actor: QueueActor) -> None:
 
 
 async def _stop_on_signal(stop: trio.Event, queue: str) -> None:
-    # Keeps receiving until the process ends: a Ctrl-C reaches every process of the
-    # terminal's group and `actorq up` sends SIGTERM as well; a second signal must
-    # not kill a queue actor that is draining its jobs (its supervisor kills it when
-    # the shutdown timeout has passed).
+    # Keeps receiving until the process ends: `actorq up` sends SIGTERM to every
+    # queue actor at once and the supervisor sends its own when it stops the child;
+    # a second signal must not kill a queue actor that is draining its jobs (its
+    # supervisor kills it when the shutdown timeout has passed).
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
             if not stop.is_set():
