@@ -6,12 +6,18 @@ what survives it.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
 import trio
+from nats.js import api
 
 from actorq import faults
+from actorq.exceptions import NotFound
+from actorq.jobs.client import open_client
+from actorq.jobs.result_actor import serve_result_actor
+from actorq.jobs.streams import LEGACY_RESULTS_CONSUMER, RESULTS_CONSUMER, JobStreams
 from actorq.wire.messages import JobOutcome, OutcomeBatch, encode
 from tests.helpers import jobfuncs
 from tests.helpers.jobs_harness import open_runtime
@@ -93,3 +99,36 @@ async def test_an_outcome_nats_cannot_carry_is_dead_lettered_and_its_batch_store
     assert [d.reason for d in dead] == ["bad_outcome", "bad_outcome"]
     assert "has space" in dead[0].detail
     assert "'a b'" in dead[1].detail
+
+
+async def test_the_old_ack_all_consumer_is_retired_without_losing_its_outcomes(
+    nats_url: str,
+) -> None:
+    namespace = f"t{uuid.uuid4().hex[:10]}"
+    streams = JobStreams(namespace)
+    pending = JobOutcome(
+        job_id="from-before", queue="default", status="succeeded", started_at=1.0, finished_at=2.0
+    )
+    with trio.fail_after(30):
+        async with open_client(nats_url, namespace=namespace) as client:
+            legacy = api.ConsumerConfig(
+                durable_name=LEGACY_RESULTS_CONSUMER, ack_policy=api.AckPolicy.ALL,
+                filter_subject=streams.ns.subject("outcomes.>"),
+            )  # fmt: skip
+            # As an older version left things: only the "ack all" consumer exists.
+            await client.conn.jsm("delete_consumer", streams.outcomes_stream, RESULTS_CONSUMER)
+            await client.conn.jsm("add_consumer", streams.outcomes_stream, legacy)
+            await client.conn.js_publish(streams.outcome_subject("default"), encode(pending))
+            async with trio.open_nursery() as nursery:
+                await nursery.start(
+                    lambda task_status: serve_result_actor(
+                        nats_url, namespace=namespace, task_status=task_status
+                    )
+                )
+                record = await client.wait("from-before", timeout=10)
+                with pytest.raises(NotFound):
+                    await client.conn.jsm(
+                        "consumer_info", streams.outcomes_stream, LEGACY_RESULTS_CONSUMER
+                    )
+                nursery.cancel_scope.cancel()
+    assert record.status == "succeeded"
