@@ -439,8 +439,9 @@ class QueueActor:
         outcome carries ``started_at``, and it halves the messages for short jobs.
         """
         finished = {r.outcome.job_id for r in batch if r.outcome and r.action != "none"}
+        limit = self.payload_limit()
         outcomes = [
-            _fit(r.outcome, self.payload_limit())
+            _fit(r.outcome, limit)
             for r in batch
             if r.outcome is not None and not (r.action == "none" and r.outcome.job_id in finished)
         ]

@@ -60,6 +60,18 @@ async def test_a_store_that_keeps_failing_stops_only_its_own_message(nats_url: s
     assert first.id.encode() in letter.original
 
 
+async def test_an_outcome_publish_that_fails_once_is_tried_again(nats_url: str) -> None:
+    with trio.fail_after(30):
+        async with open_runtime(nats_url, track_started=False) as rt:
+            faults.arm("queue.publish_outcome=raise:1")
+            job = await rt.client.enqueue(jobfuncs.add, 20, 22)
+            assert await job.result(timeout=20) == 42
+            record = await job.record()
+    assert faults.fired("queue.publish_outcome") == 1
+    assert record is not None
+    assert record.attempts == 1
+
+
 async def test_result_returns_although_its_wake_up_message_was_lost(nats_url: str) -> None:
     with trio.fail_after(30):
         async with open_runtime(nats_url) as rt:
