@@ -9,6 +9,7 @@ __all__ = [
     "ENV_NAMESPACE",
     "ENV_NATS_SERVER",
     "ENV_NATS_URL",
+    "LEGACY_RESULTS_DURABLE",
     "RESULTS_DURABLE",
     "SCHEDULER_DURABLE",
     "WRONG_LAST_SEQUENCE",
@@ -33,8 +34,12 @@ DEFAULT_QUEUE = "default"
 #: Environment variable that points at a specific ``nats-server`` executable.
 ENV_NATS_SERVER = "ACTORQ_NATS_SERVER"
 
-#: Durable consumer of the outcomes stream (the result actors share it).
-RESULTS_DURABLE = "results"
+#: Durable consumer of the outcomes stream (the result actors share it); it acks each
+#: message on its own (explicit), so a batch that failed is never covered by a later ack.
+RESULTS_DURABLE = "result-actor"
+
+#: Its predecessor, which acked "all up to" (lost results, issue 12); retired on start.
+LEGACY_RESULTS_DURABLE = "results"
 
 #: Durable consumer of fired schedule timers (the leading scheduler reads it).
 SCHEDULER_DURABLE = "scheduler"

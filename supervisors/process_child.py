@@ -8,10 +8,16 @@ Children are spawned from the Trio thread because Linux ties ``PR_SET_PDEATHSIG`
 thread that forked (``trio.lowlevel.open_process`` forks from a worker thread, so it is
 not used), and each child gets its own process group so a terminal's Ctrl-C
 reaches only the top-level process, which then stops the tree in order.
+
+Nothing of a child's process group outlives the child: SIGTERM goes to the child
+alone (it decides how to stop what it started), SIGKILL goes to the whole group, and
+once the child has exited whatever is left of its group (grandchildren it started
+and did not stop) is killed too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -46,12 +52,20 @@ def live_child_pids() -> frozenset[int]:
 
 
 def kill_all_children() -> None:
-    """SIGKILL every live process child of this process (the second Ctrl-C)."""
+    """SIGKILL every live process child of this process, and the processes of their
+    groups (the second Ctrl-C)."""
     for pid in list(_live):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             _live.discard(pid)
+        _kill_group(pid)
+
+
+def _kill_group(pgid: int) -> None:
+    """SIGKILL every process left in process group ``pgid`` (a child's, by its pid)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # nobody left in it
+        os.killpg(pgid, signal.SIGKILL)
 
 
 def build_argv(spec: ProcessSpec) -> list[str]:
@@ -107,8 +121,13 @@ async def _stop(process: TrioPopen, spec: ProcessSpec) -> None:
                 spec.shutdown,
             )
         process.send_signal(signal.SIGKILL)
+        _kill_group(process.pid)
         with trio.move_on_after(_KILL_WAIT):
             await process.wait()
+    # The child is gone (or beyond reach): leave none of its group behind. Its pid
+    # names the group; Linux does not hand that number out again while the group
+    # still has members.
+    _kill_group(process.pid)
 
 
 async def run_process(

@@ -35,7 +35,7 @@ from actorq.config.env import ENV_PREFIX, OverrideError, env_overrides, field_ty
 from actorq.config.locate import KeyPath, locate, parse_path
 from actorq.constants import DEFAULT_NAMESPACE
 from actorq.exceptions import ConfigFileError
-from actorq.jobs.streams import DEFAULT_ACK_WAIT, DEFAULT_RESULT_TTL
+from actorq.jobs.streams import DEFAULT_ACK_WAIT, DEFAULT_RESULT_TTL, MAX_DELIVER
 from actorq.wire.codec import Signer
 from actorq.wire.messages import JobOptions, RetryBackoff
 
@@ -111,7 +111,8 @@ class QueueConfig(_Section, frozen=True, kw_only=True):
     timeout: Seconds | None = None
     #: Retry policy defaults for enqueuers that read this config (:meth:`job_options`):
     #: a job's retry policy is chosen when it is enqueued and travels with it.
-    max_retries: Count = 3
+    #: At most the delivery limit less two (the last delivery is kept for the dead letter).
+    max_retries: Annotated[int, msgspec.Meta(ge=0, le=MAX_DELIVER - 2)] = 3
     backoff: RetryBackoff = RetryBackoff()
     recycle_after_jobs: Positive | None = None
     recycle_above_rss_mb: Seconds | None = None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -29,7 +30,9 @@ import trio
 
 from actorq.constants import DEFAULT_NAMESPACE, DEFAULT_QUEUE, DEFAULT_URL
 from actorq.exceptions import (
+    ActorqError,
     CodecError,
+    ConfigError,
     JobCancelled,
     JobFailed,
     JobTimeout,
@@ -39,9 +42,10 @@ from actorq.exceptions import (
 )
 from actorq.jobs.dependencies import check_parents
 from actorq.jobs.schedules import ScheduleBook, ScheduleVerbs, at_header, to_timestamp
-from actorq.jobs.streams import JobStreams, check_job_id, check_queue_name
+from actorq.jobs.streams import MAX_DELIVER, JobStreams, check_job_id, check_queue_name
 from actorq.nats.connection import Connection, OutMsg, open_nats
 from actorq.nats.kv import KeyValueStore
+from actorq.process import faults
 from actorq.wire.codec import Codec, Signer, function_path, get_codec
 from actorq.wire.messages import (
     CancelJob,
@@ -59,7 +63,13 @@ from actorq.wire.messages import (
     encode,
 )
 
-__all__ = ["Client", "EnqueueOptions", "Job", "open_client"]
+log = logging.getLogger("actorq.client")
+
+__all__ = ["MAX_RETRIES", "Client", "EnqueueOptions", "Job", "check_max_retries", "open_client"]
+
+#: The most retries a job may ask for: attempts (retries + 1) stay below the queue
+#: consumer's delivery limit, whose last delivery is kept for the dead letter.
+MAX_RETRIES = MAX_DELIVER - 2
 
 
 class EnqueueOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -82,6 +92,7 @@ class EnqueueOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 
     def job_options(self) -> JobOptions:
         """The per-job options carried in the envelope."""
+        check_max_retries(self.max_retries)
         return JobOptions(
             max_retries=self.max_retries,
             backoff=self.backoff,
@@ -90,6 +101,18 @@ class EnqueueOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             metadata=dict(self.metadata),
             depends_on=list(self.depends_on),
         )
+
+
+def check_max_retries(max_retries: int) -> int:
+    """Return ``max_retries`` if the queue's delivery limit leaves room for it, else
+    raise :class:`~actorq.ConfigError` (the last delivery is kept for dead-lettering)."""
+    if not 0 <= max_retries <= MAX_RETRIES:
+        raise ConfigError(
+            f"max_retries={max_retries} is out of range: a job is delivered at most "
+            f"{MAX_DELIVER} times, so it may be retried at most {MAX_RETRIES} times; "
+            "for longer, let the job re-enqueue itself or use a schedule"
+        )
+    return max_retries
 
 
 class Job:
@@ -292,14 +315,35 @@ class Client(ScheduleVerbs):
                     "depends_on, or make a delayed job one of its parents"
                 )
             await check_parents(self, env.id, list(opts.depends_on))
-        if opts.job_id is not None:
-            assert self._claims is not None
+        if opts.job_id is None:
+            return await self._publish_job(env, due, explicit_id=False)
+        assert self._claims is not None
+        try:
+            await self._claims.create(env.id, env.queue.encode())
+        except KeyExists:
+            return Job(self, env.id, env.queue, deduplicated=True)
+        try:
+            return await self._publish_job(env, due, explicit_id=True)
+        except BaseException:
+            # Nothing was enqueued (as far as we know): give the id back, or every
+            # retry would be "deduplicated" against a job that does not exist.
+            await self._release_claim(env.id)
+            raise
+
+    async def _release_claim(self, job_id: str) -> None:
+        assert self._claims is not None
+        with trio.CancelScope(shield=True), trio.move_on_after(self.conn.request_timeout):
             try:
-                await self._claims.create(env.id, env.queue.encode())
-            except KeyExists:
-                return Job(self, env.id, env.queue, deduplicated=True)
-        if opts.depends_on:
+                await self._claims.purge(job_id)
+            except ActorqError as exc:
+                # The claim stays: a retry reports deduplicated; say why in the log.
+                log.warning("could not release the claim on job id %s: %s", job_id, exc)
+
+    async def _publish_job(self, env: JobEnvelope, due: float | None, *, explicit_id: bool) -> Job:
+        """Publish an envelope (held for its parents, delayed, or to its queue)."""
+        if env.options.depends_on:
             return await self._hold(env)
+        faults.hit("client.publish_job")
         if due is not None:
             ack = await self.conn.js_publish(
                 self.streams.delayed_subject(env.queue, env.id),
@@ -308,7 +352,7 @@ class Client(ScheduleVerbs):
                     "Nats-Schedule": at_header(due),
                     "Nats-Schedule-Target": self.streams.job_subject(env.queue, env.id),
                 },
-                msg_id=env.id if opts.job_id is not None else None,
+                msg_id=env.id if explicit_id else None,
             )
             return Job(self, env.id, env.queue, deduplicated=ack.duplicate, via_inbox=True)
         # Nats-Msg-Id only for ids of the caller's: a generated id is unique already,
@@ -316,7 +360,7 @@ class Client(ScheduleVerbs):
         ack = await self.conn.js_publish(
             self.streams.job_subject(env.queue, env.id),
             encode(env),
-            msg_id=env.id if opts.job_id is not None else None,
+            msg_id=env.id if explicit_id else None,
         )
         return Job(self, env.id, env.queue, deduplicated=ack.duplicate, via_inbox=True)
 
@@ -435,12 +479,19 @@ class Client(ScheduleVerbs):
         try:
             with trio.move_on_after(timeout if timeout is not None else float("inf")):
                 # Registered first, then read: a result stored in between is not missed.
-                record = await self.get_record(job_id)
-                if record is not None and record.done:
-                    return record
-                await waiter.event.wait()
-                assert waiter.record is not None
-                return waiter.record
+                # The wake-up is one core message (at most once): should it be lost,
+                # the record is read again every so often, so a stored final record
+                # is always seen.
+                pause = _RECHECK_FIRST
+                while True:
+                    record = await self.get_record(job_id)
+                    if record is not None and record.done:
+                        return record
+                    with trio.move_on_after(pause):
+                        await waiter.event.wait()
+                    if waiter.record is not None:
+                        return waiter.record
+                    pause = min(pause * 2, _RECHECK_MAX)
         finally:
             waiters.remove(waiter)
             if not waiters:
@@ -538,6 +589,12 @@ class Client(ScheduleVerbs):
         count = sum((info.state.subjects or {}).values())
         await self.conn.jsm("purge_stream", self.streams.jobs_stream, subject=subject)
         return int(count)
+
+
+#: A waiter re-reads its job's record after this long without a wake-up, then
+#: doubles the pause up to ``_RECHECK_MAX``.
+_RECHECK_FIRST = 1.0
+_RECHECK_MAX = 10.0
 
 
 class _Waiter:

@@ -4,8 +4,10 @@ One or more run per queue, each in its own process under a supervisor (or as a T
 task, in tests and embedded use). Per job::
 
     fetch (only as many as there are free slots)
-      -> decode envelope (undecodable: dead letter, term)
+      -> decode envelope (undecodable, or an id or reply subject NATS cannot carry:
+         dead letter, term)
       -> cancelled already? (a push-fed set from the cancels bucket) -> outcome cancelled
+      -> delivered ``MAX_DELIVER`` times already? -> dead letter ``max_deliveries``
       -> run: Trio coroutine as a task, asyncio coroutine via trio-asyncio,
               plain function in a worker thread; bounded by the job's timeout
       -> outcome published to the outcomes stream (durable), *then* the job is acked,
@@ -13,6 +15,11 @@ task, in tests and embedded use). Per job::
 
 While a job runs its lease (the consumer's ack wait) is renewed with ``in_progress``
 every third of it, so a long job is never redelivered and a killed worker's job is.
+
+Nothing one job does or carries may stop the actor, or its siblings' outcomes with
+it: whatever it raises (``SystemExit`` and ``KeyboardInterrupt`` too), a result over
+the server's ``max_payload``, a payload no codec can decode, a dead letter that
+cannot be published right now: each becomes that job's outcome (or a retry of it).
 """
 
 from __future__ import annotations
@@ -32,12 +39,19 @@ import psutil
 import trio
 
 from actorq.constants import DEFAULT_NAMESPACE, DEFAULT_URL
-from actorq.exceptions import ActorqError, CodecError, SignatureError
-from actorq.jobs.streams import DEFAULT_ACK_WAIT, JobStreams
+from actorq.exceptions import ActorqError, CodecError, ConfigError, SignatureError
+from actorq.jobs.streams import (
+    DEFAULT_ACK_WAIT,
+    MAX_DELIVER,
+    JobStreams,
+    check_job_id,
+    subject_problem,
+)
 from actorq.jobs.thread_pool import SyncJobThreads
 from actorq.nats.connection import Connection, JsMsg, PullConsumer, open_nats
 from actorq.nats.kv import KeyValueStore
 from actorq.nats.loop import Settle
+from actorq.process import faults
 from actorq.process.entry import default_logging
 from actorq.process.heartbeat import publish_heartbeats
 from actorq.wire.codec import Codec, Signer, get_codec
@@ -223,6 +237,11 @@ class QueueActor:
         except CodecError as exc:
             await self.dead_letter(msg, None, "undecodable", str(exc))
             return
+        problem = envelope_problem(env)
+        if problem is not None:
+            # Its id or reply subject would break the subjects and keys built from it.
+            await self.dead_letter(msg, None, "bad_envelope", problem)
+            return
         if env.id in self.cancelled:
             self.report(msg, self.outcome(env, msg, "cancelled", time.time()), "term")
             return
@@ -230,6 +249,15 @@ class QueueActor:
             # Redelivered after its outcome was stored (e.g. the worker died before
             # acking): one result per job id, so do not run it again.
             self.report(msg, None, "ack")
+            return
+        if msg.num_delivered >= MAX_DELIVER:
+            # The last delivery the consumer allows: dead-letter it rather than run
+            # it once more, or it would stay in the stream, never delivered again.
+            detail = (
+                f"delivered {msg.num_delivered} times, the limit ({MAX_DELIVER}): its "
+                "worker kept stopping before it could report the job"
+            )
+            await self.dead_letter(msg, env, "max_deliveries", detail)
             return
         started = time.time()
         try:
@@ -242,6 +270,9 @@ class QueueActor:
             return
         except CodecError as exc:
             await self.dead_letter(msg, env, "undecodable", str(exc))
+            return
+        except Exception as exc:  # e.g. TypeError from importing a module named ".x"
+            await self.dead_letter(msg, env, "undecodable", f"{type(exc).__name__}: {exc}")
             return
         if self.settings.track_started:
             self.report(msg, self.outcome(env, msg, "running", started), "none")
@@ -257,8 +288,10 @@ class QueueActor:
                     scope.deadline = trio.current_time() + limit
                 try:
                     value = await self.call(fn, args, kwargs)
-                except Exception as exc:
-                    error = exc
+                except BaseException as exc:
+                    if _is_cancellation(exc):
+                        raise
+                    error = exc  # SystemExit, KeyboardInterrupt too: the job's, not ours
             # One scope for both (a scope costs ~4% per job): its deadline is the
             # timeout; cancel_watch records a user's cancel before calling cancel().
             cancelled = scope.cancelled_caught and env.id in self.cancelled
@@ -283,6 +316,15 @@ class QueueActor:
                 result = codec.encode_result(value)
             except CodecError as exc:
                 self.fail(msg, env, started, exc)
+                return
+            limit = self.result_limit()
+            if len(result) > limit:
+                detail = (
+                    f"the result is {len(result)} bytes, over the limit of {limit} bytes "
+                    "(the server's max_payload less room for the record): return less, "
+                    "or store it elsewhere and return a reference"
+                )
+                await self.dead_letter(msg, env, "oversize", detail, status="failed")
                 return
             out = self.outcome(env, msg, "succeeded", started)
             out = msgspec.structs.replace(out, result=result, signature=codec.sign_result(result))
@@ -397,8 +439,9 @@ class QueueActor:
         outcome carries ``started_at``, and it halves the messages for short jobs.
         """
         finished = {r.outcome.job_id for r in batch if r.outcome and r.action != "none"}
+        limit = self.payload_limit()
         outcomes = [
-            r.outcome
+            _fit(r.outcome, limit)
             for r in batch
             if r.outcome is not None and not (r.action == "none" and r.outcome.job_id in finished)
         ]
@@ -409,10 +452,25 @@ class QueueActor:
         ]
         side = self.conn.loop
 
-        async def run() -> None:
+        async def publish() -> None:
+            faults.hit("queue.publish_outcome")
             for ack in await side.js_publish_batch([(s, d, None) for s, d in outs]):
                 if isinstance(ack, ActorqError):
                     raise ack
+
+        async def run() -> None:
+            if outs:
+                # A publish that failed is tried again (a duplicate outcome is
+                # harmless: the result actor never lets a late copy undo a final one).
+                for attempt in range(_PUBLISH_TRIES):
+                    try:
+                        await publish()
+                        break
+                    except Exception as exc:
+                        if attempt == _PUBLISH_TRIES - 1:
+                            raise
+                        log.warning("publishing outcomes failed, trying again: %r", exc)
+                        await side.sleep(0.1 * 2**attempt)
             await side.settle(settle)
 
         await self.conn.bridge.run(run)
@@ -440,6 +498,8 @@ class QueueActor:
                     task_status.started()
                     continue
                 if entry.operation != "PUT":
+                    # A cleared cancel (deleted or purged): the job may run again.
+                    self.cancelled.discard(entry.key)
                     continue
                 self.cancelled.add(entry.key)
                 running = self.running.get(entry.key)
@@ -451,8 +511,17 @@ class QueueActor:
         return entry is not None and decode_record(entry.value).status == "succeeded"
 
     async def dead_letter(
-        self, msg: JsMsg, env: JobEnvelope | None, reason: str, detail: str
+        self,
+        msg: JsMsg,
+        env: JobEnvelope | None,
+        reason: str,
+        detail: str,
+        *,
+        status: Literal["dead", "failed"] = "dead",
     ) -> None:
+        """Publish the job's dead letter, then report it ``status`` and term it. A
+        publish that fails hands the job back for a later try instead (it is only
+        acked once its letter is stored)."""
         job_id = env.id if env is not None else f"seq-{msg.stream_seq}"
         letter = DeadLetter(
             job_id=job_id,
@@ -463,16 +532,31 @@ class QueueActor:
             headers=msg.headers,
             failed_at=time.time(),
         )
-        await self.conn.js_publish(self.streams.dead_subject(job_id), encode(letter))
+        try:
+            faults.hit("queue.dead_letter")
+            await self.conn.js_publish(self.streams.dead_subject(job_id), encode(letter))
+        except Exception as exc:
+            log.warning("could not dead-letter %s (%s), will try again: %r", job_id, reason, exc)
+            self.report(msg, None, "nak", _DEAD_LETTER_RETRY)
+            return
         if env is not None:
             out = msgspec.structs.replace(
-                self.outcome(env, msg, "dead", time.time()),
+                self.outcome(env, msg, status, time.time()),
                 error=ErrorInfo(type=f"actorq.{reason}", message=detail),
             )
             self.report(msg, out, "term")
         else:
             self.report(msg, None, "term")
         log.warning("dead-lettered %s from %s: %s: %s", job_id, self.settings.queue, reason, detail)
+
+    def payload_limit(self) -> int:
+        """Largest message the server takes (its ``max_payload``)."""
+        return int(getattr(self.conn.nc, "max_payload", 0) or _DEFAULT_MAX_PAYLOAD)
+
+    def result_limit(self) -> int:
+        """Largest encoded result a job may return: the payload limit less room for
+        the outcome and the record around it."""
+        return self.payload_limit() - _RECORD_ROOM
 
     def check_recycle(self) -> None:
         s = self.settings
@@ -554,6 +638,72 @@ async def serve_queue_actor(
         return actor.exit_reason
 
 
+#: Tries of an outcome publish before the actor gives up (and restarts).
+_PUBLISH_TRIES = 3
+#: A dead letter that could not be published is tried again after this many seconds.
+_DEAD_LETTER_RETRY = 1.0
+#: NATS's default ``max_payload``, if the server did not say.
+_DEFAULT_MAX_PAYLOAD = 1024 * 1024
+#: Bytes kept free in a message around a result (outcome, record, history, error).
+_RECORD_ROOM = 64 * 1024
+#: Longest error message and traceback an outcome carries (more is cut).
+_ERROR_TEXT = 16 * 1024
+
+
+def envelope_problem(env: JobEnvelope) -> str | None:
+    """Why ``env`` cannot be run or reported (an id or reply subject NATS cannot carry),
+    or ``None`` when it can."""
+    try:
+        check_job_id(env.id)
+    except ConfigError as exc:
+        return str(exc)
+    if env.reply_to is not None:
+        problem = subject_problem(env.reply_to)
+        if problem is not None:
+            return f"reply subject {problem}"
+    return None
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    if isinstance(exc, trio.Cancelled):
+        return True
+    return isinstance(exc, BaseExceptionGroup) and exc.split(trio.Cancelled)[0] is not None
+
+
+def _fit(outcome: JobOutcome, limit: int) -> JobOutcome:
+    """``outcome``, made to fit in a message of ``limit`` bytes: an error's text is cut,
+    and one still too large loses its result and envelope and becomes a failure."""
+    err = outcome.error
+    weight = 512 + len(outcome.result or b"") + len(outcome.original or b"")
+    if err is not None:
+        weight += len(err.message) + len(err.traceback)
+    if weight <= limit - _RECORD_ROOM:
+        return outcome  # the usual case: no encoding to measure
+    if err is not None and len(err.message) + len(err.traceback) > 2 * _ERROR_TEXT:
+        err = msgspec.structs.replace(
+            err, message=err.message[:_ERROR_TEXT], traceback=err.traceback[-_ERROR_TEXT:]
+        )
+        outcome = msgspec.structs.replace(outcome, error=err)
+    size = len(encode(outcome))
+    if size <= limit - _RECORD_ROOM:
+        return outcome
+    log.error(
+        "outcome of job %s is %d bytes, over the limit: reported as failed", outcome.job_id, size
+    )
+    return msgspec.structs.replace(
+        outcome,
+        status="failed",
+        result=None,
+        signature=None,
+        original=None,
+        error=ErrorInfo(
+            type="actorq.oversize",
+            message=f"the job's outcome is {size} bytes, over the limit of "
+            f"{limit - _RECORD_ROOM} bytes (the server's max_payload less room for the record)",
+        ),
+    )
+
+
 #: How long "running" reports wait for their job's final outcome before going out.
 _RUNNING_HOLD = 0.005
 
@@ -603,11 +753,18 @@ async def _host_asyncio_loop(actor: QueueActor) -> None:
         await trio.sleep_forever()
 
 
-async def _stop_on_signal(stop: trio.Event) -> None:
+async def _stop_on_signal(stop: trio.Event, queue: str) -> None:
+    # Keeps receiving until the process ends: `actorq up` sends SIGTERM to every
+    # queue actor at once and the supervisor sends its own when it stops the child;
+    # a second signal must not kill a queue actor that is draining its jobs (its
+    # supervisor kills it when the shutdown timeout has passed).
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async for _ in signals:
+        async for signum in signals:
+            if not stop.is_set():
+                log.info(
+                    "queue actor %s: %s, fetching no more", queue, signal.Signals(signum).name
+                )
             stop.set()
-            return
 
 
 def main(ready: Callable[[], None], settings_json: str) -> None:
@@ -622,7 +779,7 @@ def main(ready: Callable[[], None], settings_json: str) -> None:
     async def run() -> None:
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_stop_on_signal, stop)
+            nursery.start_soon(_stop_on_signal, stop, settings.queue)
 
             async def actor_task(task_status: trio.TaskStatus[None]) -> None:
                 reason = await serve_queue_actor(

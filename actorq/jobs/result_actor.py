@@ -17,8 +17,9 @@ It pulls outcomes from the outcomes stream in batches and, per batch:
 5. registers jobs that wait for others (:class:`WaitForParents`, which travels on
    the same stream) and releases or fails the children of jobs that just finished
    (:mod:`actorq.jobs.dependencies`; a set lookup per final record when none wait);
-6. acks the outcomes, only now that all of the above is stored: one ack for the
-   batch, as the outcomes consumer acknowledges "everything up to".
+6. acks each outcome message, only now that all of the above is stored. The
+   consumer acks explicitly, message by message: a batch that failed is nak'ed and
+   comes back, and no later ack can cover it (an "all up to" ack once lost results).
 
 A ``succeeded`` record is never overwritten by a late outcome of a redelivered copy
 of the same job: one result per job id.
@@ -30,21 +31,30 @@ loop (no Trio crossing per batch); Trio only owns its lifetime.
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 
 import msgspec
 import trio
 
-from actorq.constants import DEFAULT_NAMESPACE, DEFAULT_URL, RESULTS_DURABLE
-from actorq.exceptions import ActorqError, BrokerError, Conflict
+from actorq.constants import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_URL,
+    LEGACY_RESULTS_DURABLE,
+    RESULTS_DURABLE,
+)
+from actorq.exceptions import ActorqError, BrokerError, ConfigError, Conflict, NotFound
 from actorq.jobs.dependencies import DependencyTracker
-from actorq.jobs.streams import JobStreams
-from actorq.nats.connection import open_nats
+from actorq.jobs.streams import JobStreams, check_job_id, subject_problem
+from actorq.nats.connection import Connection, open_nats
 from actorq.nats.delivery import JsMsg
-from actorq.nats.loop import LoopKv, LoopPull, LoopSide
+from actorq.nats.errors import is_transient
+from actorq.nats.loop import LoopKv, LoopPull, LoopSide, Settle
+from actorq.process import faults
 from actorq.process.entry import run_until_signalled
 from actorq.process.heartbeat import publish_heartbeats
 from actorq.wire.messages import (
@@ -64,6 +74,25 @@ log = logging.getLogger("actorq.results")
 
 _CACHE_SIZE = 50_000
 _BATCH = 32  # messages; each may carry up to 256 outcomes
+#: A failed batch comes back after this many seconds (nak delay).
+_RETRY_DELAY = 0.5
+#: Deliveries of a failing batch after which its messages are retried one by one.
+_ISOLATE_AFTER = 3
+#: Deliveries after which one message that still cannot be stored is dead-lettered.
+_GIVE_UP_AFTER = 5
+
+
+def _outcome_problem(outcome: JobOutcome) -> str | None:
+    """Why ``outcome`` cannot be stored or announced (its id is a key, its reply_to a
+    subject), or ``None``. Queue actors check envelopes first; this guards the actor
+    against whatever else publishes on the outcomes stream."""
+    try:
+        check_job_id(outcome.job_id)
+    except ConfigError as exc:
+        return str(exc)
+    if outcome.reply_to is not None:
+        return subject_problem(outcome.reply_to)
+    return None
 
 
 def fold(
@@ -76,6 +105,10 @@ def fold(
     for outcome in outcomes:
         if record is not None and record.status == "succeeded":
             continue  # a late copy of a job that already has its result
+        if record is not None and record.done and outcome.attempt <= record.attempts:
+            # A stale or repeated report of an attempt already settled (a batch that
+            # failed once comes back after later ones): it must not reopen the job.
+            continue
         record = record.apply(outcome) if record else JobRecord.from_outcome(outcome)
         changed = True
         if outcome.status in ("failed", "dead") and outcome.original is not None:
@@ -110,11 +143,59 @@ class ResultActor:
             msgs = await self._pull.fetch(_BATCH, expires=1.0)
             if not msgs:
                 continue
-            try:
-                await self.process(msgs)
-            except BrokerError as exc:
-                # Nothing of this batch was acked: it comes back after the ack wait.
-                log.warning("result actor: batch of %d failed, will retry: %s", len(msgs), exc)
+            await self.settle(msgs)
+
+    async def settle(self, msgs: list[JsMsg]) -> None:
+        """Process a batch, then ack each of its messages, only now that all it owed is
+        stored. A batch that failed is nak'ed, message by message, and comes back soon;
+        nothing later can ack it by accident (the consumer acks explicitly).
+
+        Nothing a message carries may stop the actor: a batch that keeps failing is
+        retried one message at a time, so one bad message cannot hold the others, and
+        a message that still fails for a reason other than NATS trouble is moved to
+        the dead-letter stream (``unstorable_outcome``)."""
+        try:
+            await self.process(msgs)
+        except Exception as exc:
+            tries = max(m.num_delivered for m in msgs)
+            if len(msgs) > 1 and tries >= _ISOLATE_AFTER:
+                for msg in msgs:
+                    await self.settle([msg])
+                return
+            if len(msgs) == 1 and tries >= _GIVE_UP_AFTER and not is_transient(exc):
+                await self._give_up(msgs[0], exc)
+                return
+            log.warning("result actor: batch of %d failed, will retry: %r", len(msgs), exc)
+            await self._settle_each(msgs, "nak")
+            return
+        await self._settle_each(msgs, "ack")
+
+    async def _settle_each(self, msgs: list[JsMsg], action: Settle) -> None:
+        """Ack (or nak, to come back after a short delay) each message on its own."""
+        delay = _RETRY_DELAY if action == "nak" else None
+        try:
+            await self.side.settle([(m, action, delay) for m in msgs])
+        except ActorqError as exc:  # connection trouble: unacked messages come back anyway
+            log.warning("result actor: could not %s %d messages: %r", action, len(msgs), exc)
+
+    async def _give_up(self, msg: JsMsg, exc: Exception) -> None:
+        seq = msg.stream_seq
+        letter = DeadLetter(
+            queue="?",
+            reason="unstorable_outcome",
+            detail=f"{type(exc).__name__}: {exc}",
+            original=msg.data,
+            headers=msg.headers,
+            failed_at=time.time(),
+        )
+        try:
+            await self.side.js_publish(self.streams.dead_subject(f"outcome-{seq}"), encode(letter))
+        except ActorqError as again:
+            log.warning("result actor: could not dead-letter outcome %d: %r", seq, again)
+            await self._settle_each([msg], "nak")
+            return
+        log.error("result actor: outcome message %d dead-lettered: %r", seq, exc)
+        await self._settle_each([msg], "ack")
 
     async def process(self, msgs: list[JsMsg]) -> None:
         by_job: dict[str, list[JobOutcome]] = {}
@@ -142,6 +223,10 @@ class ResultActor:
             outcomes = message.outcomes if isinstance(message, OutcomeBatch) else [message]
             count += len(outcomes)
             for outcome in outcomes:
+                problem = _outcome_problem(outcome)
+                if problem is not None:
+                    dead.append(self._bad_outcome(outcome, problem))
+                    continue
                 by_job.setdefault(outcome.job_id, []).append(outcome)
 
         written = await self.store_all(by_job)
@@ -161,15 +246,14 @@ class ResultActor:
                 if isinstance(ack, ActorqError):
                     raise ack
         for subject, data in notices:
-            await self.side.publish(subject, data)
+            if not faults.hit("result.notify"):
+                await self.side.publish(subject, data)
         if waits or parents_done:
             finals = {r.id: r for r, _ in written if r is not None and r.done}
             for record in parents_done:
                 await self._guarded(self.deps.parent_done(record), record.id)
             for wait in waits:
                 await self._guarded(self.deps.register(wait, finals), wait.job_id)
-        # The consumer acks "all up to": one ack settles the whole batch.
-        await self.side.settle([(msgs[-1], "ack", None)])
         self.outcomes_seen += count
 
     def _write_headers(self, revision: int, ttl: float | None) -> dict[str, str]:
@@ -194,6 +278,7 @@ class ResultActor:
                 items.append(
                     (self._kv_prefix + job_id, encode(record), self._write_headers(revision, ttl))
                 )
+        faults.hit("result.store")
         acks = await self.side.js_publish_batch(items, within=30)
         out: list[tuple[JobRecord | None, list[JobOutcome]]] = []
         results = iter(acks)
@@ -275,6 +360,8 @@ class ResultActor:
             await self.side.publish(reply_to, encode(record))
 
     async def _read(self, job_id: str) -> tuple[JobRecord | None, int]:
+        # A deleted or purged key still has a revision: the one the next conditional
+        # write must name.
         entry = await self._kv.get_any(job_id)
         if entry is None:
             return None, 0
@@ -291,6 +378,17 @@ class ResultActor:
         self.cache.move_to_end(record.id)
         while len(self.cache) > _CACHE_SIZE:
             self.cache.popitem(last=False)
+
+    def _bad_outcome(self, outcome: JobOutcome, problem: str) -> tuple[str, bytes]:
+        """A dead letter for an outcome whose id or reply subject NATS cannot carry."""
+        letter = DeadLetter(
+            queue=outcome.queue,
+            reason="bad_outcome",
+            detail=problem,
+            original=encode(outcome),
+            failed_at=time.time(),
+        )
+        return self.streams.dead_subject(f"outcome-{uuid.uuid4().hex}"), encode(letter)
 
     def _dead_letter(self, outcome: JobOutcome) -> tuple[str, bytes]:
         err = outcome.error
@@ -317,6 +415,7 @@ async def serve_result_actor(
         await streams.provision(conn)
         side = conn.loop
         pull = await conn.bridge.run(side.pull, streams.outcomes_stream, RESULTS_DURABLE)
+        await _retire_legacy_consumer(conn, streams)
         kv = await conn.bridge.run(side.kv, streams.results_bucket)
         deps_kv = await conn.bridge.run(side.kv, streams.deps_bucket)
         actor = ResultActor(side, streams, pull, kv, deps_kv)
@@ -328,6 +427,13 @@ async def serve_result_actor(
             )
             await conn.bridge.run(actor.run)
             nursery.cancel_scope.cancel()
+
+
+async def _retire_legacy_consumer(conn: Connection, streams: JobStreams) -> None:
+    """Delete the "ack all up to" consumer of older versions, once its successor exists
+    (which then holds every outcome the old one had not acked)."""
+    with contextlib.suppress(NotFound):
+        await conn.jsm("delete_consumer", streams.outcomes_stream, LEGACY_RESULTS_DURABLE)
 
 
 class ResultActorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -53,9 +53,11 @@ from actorq.nats.provisioning import (
     ensure_stream,
 )
 
-__all__ = ["JobStreams", "check_job_id", "check_queue_name"]
+__all__ = ["JobStreams", "check_job_id", "check_queue_name", "subject_problem"]
 
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_=-]{1,200}$")
+#: Printable ASCII, no space and no wildcard ('*' and '>').
+_SUBJECT_RE = re.compile(r"^[!-)+-=?-~]{1,1000}$")
 
 #: Results and cancel markers are kept this long unless a job says otherwise.
 DEFAULT_RESULT_TTL = 7 * 24 * 3600.0
@@ -85,6 +87,14 @@ def check_job_id(job_id: str) -> str:
             "(at most 200); derive it e.g. from a hash of what makes the job unique."
         )
     return job_id
+
+
+def subject_problem(subject: str) -> str | None:
+    """Why ``subject`` cannot be published to (spaces, wildcards, empty tokens), or
+    ``None`` when it can. For subjects that arrive in messages, e.g. a reply inbox."""
+    if not _SUBJECT_RE.match(subject) or "" in subject.split("."):
+        return f"{subject!r} is not a NATS subject one can publish to"
+    return None
 
 
 class JobStreams:
@@ -171,7 +181,6 @@ class JobStreams:
             StreamSpec(
                 name=self.outcomes_stream,
                 subjects=[n.subject("outcomes.>")],
-                # Interest, not work-queue: it allows acking a whole batch at once.
                 # The result actor's consumer is made right here, before anyone can
                 # publish an outcome, so none is dropped for lack of interest.
                 retention="interest",
@@ -187,7 +196,6 @@ class JobStreams:
             self.outcomes_stream,
             RESULTS_DURABLE,
             n.subject("outcomes.>"),
-            ack_policy="all",
         )
 
     async def provision_queue(

@@ -18,7 +18,7 @@ from actorq.exceptions import (
     NotFound,
 )
 
-__all__ = ["translate_errors"]
+__all__ = ["is_transient", "translate_errors"]
 
 
 @contextlib.contextmanager
@@ -45,3 +45,28 @@ def translate_errors(what: str) -> Iterator[None]:
         raise ConnectionFailed(f"{what}: no NATS server reachable") from exc
     except nats.errors.Error as exc:
         raise BrokerError(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+
+# NATS in trouble, not the message: worth retrying however often.
+_TRANSIENT_CAUSES = (
+    TimeoutError,
+    nats.errors.TimeoutError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.ConnectionDrainingError,
+    nats.errors.NoServersError,
+    nats.errors.StaleConnectionError,
+    nats.errors.OutboundBufferLimitError,
+    nats.errors.FlushTimeoutError,
+    nats.js.errors.ServiceUnavailableError,
+    nats.js.errors.NoStreamResponseError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` (an actorq error from :func:`translate_errors`, or a raw one)
+    says NATS is unreachable or busy rather than that the request itself is bad."""
+    if isinstance(exc, BrokerTimeout | ConnectionFailed | TimeoutError):
+        return True
+    cause = exc.__cause__ if isinstance(exc, BrokerError) else exc
+    return isinstance(cause, _TRANSIENT_CAUSES)

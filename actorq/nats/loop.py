@@ -119,6 +119,10 @@ class LoopSide:
             psub = await self._js.pull_subscribe_bind(durable, stream)
         return LoopPull(psub, stream, durable)
 
+    async def sleep(self, seconds: float) -> None:
+        """Pause this loop-side program (a retry's backoff)."""
+        await asyncio.sleep(seconds)
+
     async def gather(self, *steps: Awaitable[None]) -> None:
         """Run ``steps`` concurrently on the loop; the first error propagates."""
         await asyncio.gather(*steps)
@@ -216,6 +220,9 @@ class LoopKv:
 
 
 def _deleted_entry(cause: BaseException | None, key: str) -> KvEntry | None:
-    if isinstance(cause, nats.js.errors.KeyDeletedError) and cause.entry is not None:
-        return KvEntry(key, b"", int(cause.entry.revision or 0), cause.entry.operation or "DEL")
+    # nats-py reports a deleted or purged key as "not found", carrying the marker
+    # (KeyDeletedError for a delete, KeyNotFoundError with an entry for a purge).
+    entry = getattr(cause, "entry", None)
+    if isinstance(cause, nats.js.errors.KeyNotFoundError) and entry is not None:
+        return KvEntry(key, b"", int(entry.revision or 0), entry.operation or "DEL")
     return None

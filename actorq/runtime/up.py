@@ -14,14 +14,17 @@ The tree, started in this order and stopped in reverse::
 The nats-server is not a supervised child: it must outlive every actor, including
 during their shutdown, so it is opened around the supervisor and closed after it.
 
-Signals: the first SIGINT/SIGTERM stops the tree gracefully (queue actors stop
-fetching and finish in-flight jobs up to their ``shutdown_timeout``; what is still
-running then is left for redelivery), bounded overall by
-``[supervisor] shutdown_timeout``; a second one kills every child at once.
+Signals: the first SIGINT/SIGTERM stops the tree gracefully: every queue actor is
+sent SIGTERM at once, so all of them stop fetching at the same moment (not one after
+another as the tree stops them in reverse order), and finish in-flight jobs up to
+their ``shutdown_timeout``; what is still running then is left for redelivery. The
+whole stop is bounded by ``[supervisor] shutdown_timeout``; a second signal kills
+every child at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -196,12 +199,15 @@ async def _watch_signals(
     got: list[int],
     grace: float,
     nursery: trio.Nursery,
+    tree: list[Callable[[], ChildSnapshot]] | None = None,
 ) -> None:
     async for signum in receiver:
         got.append(signum)
         name = signal.Signals(signum).name
         if len(got) == 1:
             log.warning("%s: stopping gracefully (up to %ss); again to stop at once", name, grace)
+            for snapshot in tree or ():
+                _stop_fetching_everywhere(snapshot())
             body.cancel()
             nursery.start_soon(_kill_after, grace)
         elif len(got) == 2:
@@ -211,13 +217,34 @@ async def _watch_signals(
             os._exit(128 + signum)
 
 
+def _stop_fetching_everywhere(tree: ChildSnapshot) -> None:
+    """SIGTERM every queue actor process at once: each stops fetching at this moment and
+    drains; the tree's own stop, in reverse order, then only waits for them."""
+    pids = [
+        child.pid
+        for queue in tree.children
+        if queue.kind == "supervisor" and queue.id.startswith("queue-")
+        for child in queue.children
+        if child.kind == "process" and child.pid is not None
+    ]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    log.info("asked %d queue actors to stop fetching", len(pids))
+
+
 async def _kill_after(grace: float) -> None:
     await trio.sleep(grace)
     log.error("graceful stop took over %ss: killing every process", grace)
     kill_all_children()
 
 
-async def _serve(config: Config, started: float, echo: Callable[[str], None]) -> None:
+async def _serve(
+    config: Config,
+    started: float,
+    echo: Callable[[str], None],
+    tree_view: list[Callable[[], ChildSnapshot]],
+) -> None:
     sup = config.supervisor
     async with _nats_urls(config) as (urls, note):
         await _provision(config, urls)
@@ -229,6 +256,7 @@ async def _serve(config: Config, started: float, echo: Callable[[str], None]) ->
             max_restarts=sup.max_restarts,
             within=sup.within,
         ) as tree:
+            tree_view.append(tree.snapshot)
             elapsed = time.monotonic() - started
             echo(summary(tree.snapshot(), urls, note, config.namespace, elapsed))
             log.info("ready in %.2fs", elapsed)
@@ -266,14 +294,16 @@ async def run_up(
     configure_logging(config.logging.level, config.logging.format)
     sup = config.supervisor
     got: list[int] = []
+    tree_view: list[Callable[[], ChildSnapshot]] = []
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as receiver:
         try:
             async with trio.open_nursery() as nursery:
                 with trio.CancelScope() as body:
                     nursery.start_soon(
-                        _watch_signals, receiver, body, got, sup.shutdown_timeout, nursery
-                    )
-                    await _serve(config, started, echo)
+                        _watch_signals, receiver, body, got, sup.shutdown_timeout, nursery,
+                        tree_view,
+                    )  # fmt: skip
+                    await _serve(config, started, echo, tree_view)
                 nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
             raise_single(group)  # the caller wants the lone cause, not a group

@@ -90,3 +90,25 @@ def _record_call(marker_dir: str) -> int:
     n = len(list(d.iterdir())) + 1
     (d / f"{n}-{os.getpid()}").touch()
     return n
+
+
+def big_result(size: int) -> bytes:
+    """Returns ``size`` bytes (over the server's max_payload when asked)."""
+    return b"x" * size
+
+
+def sys_exit() -> None:
+    raise SystemExit(3)
+
+
+def keyboard_interrupt() -> None:
+    raise KeyboardInterrupt
+
+
+async def trio_sys_exit() -> None:
+    await trio.lowlevel.checkpoint()
+    raise SystemExit(4)
+
+
+def huge_error(size: int) -> None:
+    raise ValueError("e" * size)

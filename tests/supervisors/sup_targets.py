@@ -106,3 +106,19 @@ def ready_only_once(ready: Ready, marker: str) -> None:
             pass
         ready()
     _wait_forever()
+
+
+def spawn_grandchild(ready: Ready, path: str, then: str = "wait") -> int:
+    """Starts a long ``sleep`` (in its own process group), writes its pid to ``path``,
+    then waits to be stopped (``then="wait"``) or exits at once (``then="exit"``)."""
+    import subprocess
+
+    sleeper = subprocess.Popen(["sleep", "600"])
+    with open(path + ".tmp", "w") as f:
+        f.write(str(sleeper.pid))
+    os.replace(path + ".tmp", path)
+    ready()
+    if then == "exit":
+        return 0
+    _wait_forever()
+    return 0
