@@ -35,7 +35,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 import msgspec
 import nats.errors
@@ -45,6 +45,7 @@ import trio
 from actorq.jobs.dependencies import DependencyTracker
 from actorq.jobs.streams import JobStreams
 from actorq.nats.connection import open_nats
+from actorq.nats.options import ConnectOptions
 from actorq.nats.publisher import JsPublisher
 from actorq.process.entry import run_until_signalled
 from actorq.process.heartbeat import publish_heartbeats
@@ -58,6 +59,7 @@ from actorq.wire.messages import (
     decode_result_input,
     encode,
 )
+from actorq.wire.signing import inbox_prefix
 
 __all__ = ["ResultActor", "ResultActorSettings", "main", "serve_result_actor"]
 
@@ -159,7 +161,7 @@ class ResultActor:
             dead.extend(self._dead_letter(o) for o in failures)
             if record is not None and record.done:
                 reply_to = next((o.reply_to for o in outs if o.reply_to), None)
-                if reply_to:
+                if self._may_announce(reply_to):
                     notices.append((reply_to, encode(record)))
                 if record.id in parents:
                     parents_done.append(record)
@@ -283,8 +285,17 @@ class ResultActor:
         except Exception:
             log.exception("result actor: dependency step for job %s failed; skipped", job_id)
 
+    def _may_announce(self, reply_to: str | None) -> TypeGuard[str]:
+        """A record goes only to a client inbox of this namespace, never elsewhere."""
+        if not reply_to:
+            return False
+        if reply_to.startswith(inbox_prefix(self.streams.ns.name)):
+            return True
+        log.warning("result actor: reply_to %r is outside the inbox prefix; not sent", reply_to)
+        return False
+
     async def _announce(self, record: JobRecord, reply_to: str | None) -> None:
-        if reply_to:
+        if self._may_announce(reply_to):
             await self.nc.publish(reply_to, encode(record))
 
     async def _read(self, job_id: str) -> tuple[JobRecord | None, int]:
@@ -323,11 +334,13 @@ async def serve_result_actor(
     url: str | list[str],
     *,
     namespace: str = "actorq",
+    connect: ConnectOptions | None = None,
     task_status: trio.TaskStatus[ResultActor] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the result actor until cancelled (it holds no state that needs draining)."""
     streams = JobStreams(namespace)
-    async with open_nats(url, name="actorq-results") as conn:
+    options = connect.kwargs() if connect is not None else {}
+    async with open_nats(url, name="actorq-results", **options) as conn:
         await streams.provision(conn)
         js = conn.js
         psub = await conn.bridge.run(js.pull_subscribe_bind, "results", streams.outcomes_stream)
@@ -349,6 +362,8 @@ class ResultActorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unkn
 
     url: list[str] = msgspec.field(default_factory=lambda: ["nats://127.0.0.1:4222"])
     namespace: str = "actorq"
+    #: How to connect (auth, TLS); secrets filled in by ``actorq up`` from the environment.
+    connect: ConnectOptions = ConnectOptions()
 
 
 def main(ready: Callable[[], None], settings_json: str) -> None:
@@ -359,5 +374,11 @@ def main(ready: Callable[[], None], settings_json: str) -> None:
     """
     settings = msgspec.json.decode(settings_json, type=ResultActorSettings)
     run_until_signalled(
-        ready, functools.partial(serve_result_actor, settings.url, namespace=settings.namespace)
+        ready,
+        functools.partial(
+            serve_result_actor,
+            settings.url,
+            namespace=settings.namespace,
+            connect=settings.connect,
+        ),
     )

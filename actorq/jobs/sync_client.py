@@ -30,7 +30,9 @@ raises :class:`~actorq.ActorqError` instead of deadlocking. Trio code should use
 :func:`actorq.open_client` rather than stall its loop on these blocking calls.
 
 :func:`send` uses a process-wide default client, created on first use from the
-``ACTORQ_URL`` / ``ACTORQ_NAMESPACE`` environment variables or from :func:`configure`.
+``ACTORQ_URL`` / ``ACTORQ_NAMESPACE`` environment variables or from :func:`configure`;
+the URL, credentials and signing key of a local ``actorq up`` are found in its
+credentials file when not given (:mod:`actorq.nats.local_credentials`).
 """
 
 from __future__ import annotations
@@ -65,7 +67,6 @@ log = logging.getLogger("actorq.sync")
 T = TypeVar("T")
 _Done = queue.SimpleQueue[outcome.Outcome[Any]]
 
-DEFAULT_URL = "nats://127.0.0.1:4222"
 DEFAULT_NAMESPACE = "actorq"
 
 
@@ -133,7 +134,7 @@ class SyncClient:
 
     def __init__(
         self,
-        url: str | Sequence[str] = DEFAULT_URL,
+        url: str | Sequence[str] | None = None,
         *,
         namespace: str = DEFAULT_NAMESPACE,
         codec: str | Codec = "pickle",
@@ -564,7 +565,7 @@ def configure(
     """
     global _default, _default_settings
     settings: dict[str, Any] = {
-        "url": url if url is not None else os.environ.get("ACTORQ_URL", DEFAULT_URL),
+        "url": url if url is not None else os.environ.get("ACTORQ_URL") or None,
         "namespace": namespace
         if namespace is not None
         else os.environ.get("ACTORQ_NAMESPACE", DEFAULT_NAMESPACE),
@@ -581,8 +582,10 @@ def configure(
 def default_client() -> SyncClient:
     """The process-wide default :class:`SyncClient`, connected on first use.
 
-    Settings come from :func:`configure`, else ``$ACTORQ_URL`` (default
-    ``nats://127.0.0.1:4222``) and ``$ACTORQ_NAMESPACE`` (default ``actorq``).
+    Settings come from :func:`configure`, else ``$ACTORQ_URL`` and ``$ACTORQ_NAMESPACE``
+    (default ``actorq``). What is left unset (the URL, the credentials, the signing key)
+    comes from a local ``actorq up``'s credentials file (see :func:`actorq.open_client`),
+    else the URL is ``nats://127.0.0.1:4222``.
     """
     global _default
     client = _default
@@ -594,7 +597,7 @@ def default_client() -> SyncClient:
             settings = _default_settings
             if settings is None:
                 settings = {
-                    "url": os.environ.get("ACTORQ_URL", DEFAULT_URL),
+                    "url": os.environ.get("ACTORQ_URL") or None,
                     "namespace": os.environ.get("ACTORQ_NAMESPACE", DEFAULT_NAMESPACE),
                 }
             _default = SyncClient(**settings)

@@ -53,6 +53,7 @@ __all__ = [
     "PickleCodec",
     "SafeCodec",
     "Signer",
+    "as_signer",
     "codec_names",
     "function_path",
     "get_codec",
@@ -143,7 +144,8 @@ class Signer:
             )
 
 
-def _as_signer(signing_key: bytes | Signer | None) -> Signer | None:
+def as_signer(signing_key: bytes | Signer | None) -> Signer | None:
+    """``signing_key`` as a :class:`Signer` (bytes become one; ``None`` stays ``None``)."""
     if signing_key is None or isinstance(signing_key, Signer):
         return signing_key
     return Signer(signing_key)
@@ -193,7 +195,7 @@ class _SigningCodec:
     name: str = ""
 
     def __init__(self, *, signing_key: bytes | Signer | None = None) -> None:
-        self.signer = _as_signer(signing_key)
+        self.signer = as_signer(signing_key)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(signed={self.signer is not None})"

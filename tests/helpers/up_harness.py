@@ -18,6 +18,11 @@ from pathlib import Path
 import psutil
 
 from actorq.nats.embedded_server import free_port
+from actorq.nats.local_credentials import (
+    ENV_CREDENTIALS_FILE,
+    credentials_path,
+    find_credentials,
+)
 from actorq.runtime.up import SUMMARY_READY
 from tests.helpers import paths
 
@@ -28,11 +33,13 @@ EXAMPLE = ROOT / "examples" / "config.toml"
 class Up:
     """One ``actorq up`` process; read :attr:`url` and :attr:`pids` after :meth:`ready`."""
 
-    def __init__(self, config: Path, env: dict[str, str], stderr_path: Path) -> None:
+    def __init__(
+        self, config: Path, env: dict[str, str], stderr_path: Path, cwd: Path = ROOT
+    ) -> None:
         self._stderr = stderr_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "actorq", "up", str(config)],
-            cwd=ROOT,
+            cwd=cwd,
             env={**os.environ, **env},
             stdout=subprocess.PIPE,
             stderr=self._stderr,
@@ -135,6 +142,14 @@ class Up:
         self._stderr.close()
 
 
+def local_auth() -> dict[str, str]:
+    """The user and password of the running ``actorq up`` (from its credentials file),
+    for raw :func:`actorq.open_nats` connections, which never look for them."""
+    found = find_credentials()
+    assert found is not None, "no credentials file: is actorq up running under run_up?"
+    return found.auth()
+
+
 def gone(pid: int) -> bool:
     """Whether ``pid`` has exited (a zombie counts: PID 1 here reaps slowly)."""
     try:
@@ -164,10 +179,30 @@ def up_env(data_dir: Path, **overrides: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def run_up(
-    tmp_path: Path, env: dict[str, str], config: Path = EXAMPLE, name: str = "up"
+    tmp_path: Path,
+    env: dict[str, str],
+    config: Path = EXAMPLE,
+    name: str = "up",
+    *,
+    cwd: Path | None = None,
 ) -> Iterator[Up]:
-    up = Up(config, env, tmp_path / f"{name}.stderr")
+    """Run ``actorq up`` from the repository root; its data dir (and credentials file)
+    is in ``tmp_path`` unless ``env`` says where. Meanwhile this process's clients, and
+    the commands it runs, find its credentials as a user's would: through
+    ``ACTORQ_CREDENTIALS_FILE``.
+
+    With ``cwd``, it runs from there with its config's own data dir, and nothing tells
+    clients where the credentials are: they must find them as a user's would."""
+    saved = os.environ.get(ENV_CREDENTIALS_FILE)
+    if cwd is None:
+        env = {"ACTORQ_NATS_DATA_DIR": str(tmp_path / "nats"), **env}
+        os.environ[ENV_CREDENTIALS_FILE] = str(credentials_path(env["ACTORQ_NATS_DATA_DIR"]))
+    up = Up(config, env, tmp_path / f"{name}.stderr", cwd or ROOT)
     try:
         yield up
     finally:
         up.close()
+        if saved is None:
+            os.environ.pop(ENV_CREDENTIALS_FILE, None)
+        else:
+            os.environ[ENV_CREDENTIALS_FILE] = saved
