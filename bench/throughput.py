@@ -31,6 +31,9 @@ Figures (each rate the best of ``--rounds`` rounds, reference and actorq alterna
   record is stored (jobs consumer has nothing pending or unacked, and the outcomes
   stream, which the result actor acks only after its KV writes, is empty). The
   reference is timed the same way: from its publish being complete to its last KV put.
+* processing signed: the same with every envelope signed by the client and checked by
+  the queue actor (``signing_key_hex``), in the same run, the two in alternating order
+  across rounds; ``processing_signed_ratio`` is signed over unsigned (bar: >= 0.95).
 * round trip: 500 sequential ``await (await client.enqueue(noop)).result()``.
 * backlog: ``--backlog`` jobs enqueued first, then a fresh queue actor process drains
   them; its RSS is sampled with psutil every 50 ms.
@@ -72,6 +75,7 @@ sys.path.insert(0, str(BENCH_DIR))
 import _jobs  # noqa: E402
 
 RESULT_VALUE = b"r" * 64
+SIGNING_KEY = bytes(range(32))
 RTT_JOBS = 500
 ENQ_QUEUE = "enq"  # enqueue-rate jobs go here: no consumer, purged after each mode
 
@@ -320,22 +324,25 @@ async def actorq_run(
                 out["enqueue_sequential"] = n_seq / (time.perf_counter() - t0)
                 await client.purge(ENQ_QUEUE)
 
-                # -- processing: a backlog of N, then one queue actor process
-                await enqueue_chunks(client, "work", fn, n)
-                enqueued_at = time.time()
-                qa = QueueActorProcess(settings("work"))
-                procs.append(qa)
-                await qa.start()
-                drained = Drained(client, "work")
-                cpu = CpuMeter({"queue_actor": qa.pid, "bench": os.getpid(), "nats": args.nats_pid})
-                # Polled every 20 ms (<= 1% of a multi-second drain): polling faster
-                # steals CPU from the result actor, which shares this process.
-                while not await drained():  # noqa: ASYNC110 (polling the server)
-                    await trio.sleep(0.02)
-                done_at = time.time()
-                span = done_at - max(enqueued_at, qa.ready_at)
-                out["processing"] = n / span
-                out["processing_cpu_share"] = cpu.shares(span)
+                # -- processing: a backlog of N, then one queue actor process; the
+                # same with every envelope signed and checked, in alternating order.
+                signed_settings = msgspec.structs.replace(
+                    settings("signed"), signing_key_hex=SIGNING_KEY.hex()
+                )
+                async with open_client(
+                    url, namespace=namespace, signing_key=SIGNING_KEY
+                ) as signer:
+                    order = [("", client, settings("work")), ("_signed", signer, signed_settings)]
+                    running: dict[str, QueueActorProcess] = {}
+                    for suffix, sender, qs in order if tag.endswith(("0", "2")) else order[::-1]:
+                        rate, share, running[suffix] = await processing_run(
+                            sender, qs, fn, n, args, procs
+                        )
+                        out[f"processing{suffix}"] = rate
+                        if not suffix:
+                            out["processing_cpu_share"] = share
+                    await running.pop("_signed").stop()
+                    qa = running[""]
 
                 if last_round:
                     # -- round trip, same process
@@ -358,6 +365,32 @@ async def actorq_run(
         for p in procs:
             await p.stop()
     return out
+
+
+async def processing_run(
+    client: Client,
+    settings: QueueActorSettings,
+    fn: Callable[..., Any],
+    n: int,
+    args: argparse.Namespace,
+    procs: list[QueueActorProcess],
+) -> tuple[float, Any, QueueActorProcess]:
+    """Jobs/s of a queue actor process draining a backlog of ``n``, CPU shares, and the
+    process (still running)."""
+    await enqueue_chunks(client, settings.queue, fn, n)
+    enqueued_at = time.time()
+    qa = QueueActorProcess(settings)
+    procs.append(qa)
+    await qa.start()
+    drained = Drained(client, settings.queue)
+    cpu = CpuMeter({"queue_actor": qa.pid, "bench": os.getpid(), "nats": args.nats_pid})
+    # Polled every 20 ms (<= 1% of a multi-second drain): polling faster
+    # steals CPU from the result actor, which shares this process.
+    while not await drained():  # noqa: ASYNC110 (polling the server)
+        await trio.sleep(0.02)
+    done_at = time.time()
+    span = done_at - max(enqueued_at, qa.ready_at)
+    return n / span, cpu.shares(span), qa
 
 
 async def backlog_run(
@@ -415,7 +448,10 @@ def sync_run(url: str, n_seq: int, fn: Callable[..., Any]) -> float | None:
 def best(a: dict[str, Any] | None, b: dict[str, Any]) -> dict[str, Any]:
     if a is None:
         return b
-    rates = ("enqueue_pipelined", "enqueue_concurrent", "enqueue_sequential", "processing")
+    rates = (
+        "enqueue_pipelined", "enqueue_concurrent", "enqueue_sequential", "processing",
+        "processing_signed",
+    )  # fmt: skip
     return {**a, **b, **{k: max(a[k], b[k]) for k in rates if k in a and k in b}}
 
 
@@ -480,6 +516,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         res["sync_enqueue_per_s"] = round(sync_rate)
         res["sync_enqueue_ratio"] = round(sync_rate / act["enqueue_sequential"], 3)
+    res["processing_signed_per_s"] = round(act["processing_signed"])
+    res["processing_signed_ratio"] = round(act["processing_signed"] / act["processing"], 3)
     res["processing_cpu_share"] = act.get("processing_cpu_share")
     for key in ("rtt_p50_ms", "rtt_p99_ms", "rtt_mean_ms"):
         res[key] = act.get(key)
@@ -491,6 +529,7 @@ def main(argv: list[str] | None = None) -> int:
         "enqueue_ratio": res["enqueue_ratio"] >= 0.7,
         "sync_enqueue_ratio": None if sync_rate is None else res["sync_enqueue_ratio"] >= 0.5,
         "processing_ratio": res["processing_ratio"] >= 0.5,
+        "processing_signed_ratio": res["processing_signed_ratio"] >= 0.95,
         "rtt_p50_ms": res["rtt_p50_ms"] is not None and res["rtt_p50_ms"] < 3,
         "rtt_p99_ms": res["rtt_p99_ms"] is not None and res["rtt_p99_ms"] < 15,
         "backlog_peak_rss_mb": res["backlog_peak_rss_mb"] is not None
@@ -510,6 +549,10 @@ def main(argv: list[str] | None = None) -> int:
             f"  {mode:20s} ref {res[f'{mode}_ref_per_s']:>8,}/s   "
             f"actorq {res[f'{mode}_actorq_per_s']:>8,}/s   ratio {res[f'{mode}_ratio']:.2f}"
         )
+    print(
+        f"  processing signed    {res['processing_signed_per_s']:>8,}/s vs unsigned, same "
+        f"run   ratio {res['processing_signed_ratio']:.2f}"
+    )
     print(f"  processing CPU (share of one core): {res['processing_cpu_share']}")
     if sync_rate is None:
         print(f"  sync enqueue         {res['sync_note']}")
