@@ -57,6 +57,10 @@ CLAIM_TTL = 7 * 24 * 3600.0
 DEFAULT_ACK_WAIT = 15.0
 #: Deliveries after which a job that keeps killing its worker is dead-lettered.
 MAX_DELIVER = 20
+#: Consumer settings provisioning keeps as it wants them.
+_CONSUMER_FIELDS = (
+    "filter_subject", "ack_policy", "ack_wait", "max_deliver", "max_ack_pending", "max_waiting",
+)  # fmt: skip
 
 
 def check_queue_name(name: str) -> str:
@@ -236,6 +240,16 @@ class JobStreams:
             # Pull requests waiting at once: one per fetch loop of every process.
             max_waiting=512,
         )
+        # Only info when it is already as wanted: a user allowed just to read (see
+        # docs/security.md, least privilege) can start once an admin provisioned.
+        try:
+            have = (await conn.jsm("consumer_info", stream, durable)).config
+        except BrokerError:  # NotFound, or not allowed to look: try to create it
+            have = None
+        if have is not None and all(
+            getattr(have, f) == getattr(cfg, f) for f in _CONSUMER_FIELDS
+        ):
+            return
         # add_consumer with an existing durable updates the editable fields.
         try:
             await conn.jsm("add_consumer", stream, cfg)
