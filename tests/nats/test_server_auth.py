@@ -3,8 +3,11 @@ and refuses to listen beyond loopback without auth and TLS."""
 
 from __future__ import annotations
 
+import shutil
 import stat
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -12,9 +15,10 @@ import trio
 
 from actorq import ConfigError, ConnectionFailed, NatsServerProcess, open_nats, open_nats_server
 from actorq.nats.embedded_server import ServerAuth, check_bind
+from actorq.nats.options import ConnectOptions
 
 
-async def _connects(url: str, **options: str) -> bool:
+async def _connects(url: str, **options: Any) -> bool:
     try:
         async with open_nats(url, connect_timeout=2, max_reconnect_attempts=0, **options):
             return True
@@ -64,3 +68,25 @@ def test_server_auth_refuses_half_settings() -> None:
     with pytest.raises(ConfigError, match="key"):
         ServerAuth(tls_cert="c")
     assert "s3cret" not in repr(ServerAuth(token="s3cret"))
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    cert, key = tmp_path / "server.pem", tmp_path / "server-key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_a_server_with_tls_serves_clients_that_verify_it(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    auth = ServerAuth(user="app", password="pw", tls_cert=str(cert), tls_key=str(key))
+    check_bind("0.0.0.0", auth)  # auth and TLS: allowed beyond loopback
+    with NatsServerProcess(data_dir=tmp_path / "nats", auth=auth) as server:
+        secure = ConnectOptions(user="app", password="pw", tls_ca=str(cert))
+        assert trio.run(lambda: _connects(server.url, **secure.kwargs()))
+        assert not trio.run(lambda: _connects(server.url, user="app", password="pw"))
