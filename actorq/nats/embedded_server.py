@@ -205,9 +205,10 @@ def check_bind(host: str, auth: ServerAuth | None, *, allow_insecure_bind: bool 
     raise ConfigError(
         f"the embedded nats-server would listen on {host}, beyond this machine, without "
         f"{missing}: anyone who reaches it could run code on the workers. Keep [nats] host "
-        "on 127.0.0.1; or give it TLS ([nats] server_tls_cert and server_tls_key; auth is "
-        "on by default); or, on a network you trust, set [nats] allow_insecure_bind = true "
-        "(see docs/security.md)."
+        "on 127.0.0.1; or give it auth and TLS (`actorq up` always sets auth; TLS: [nats] "
+        "server_tls_cert and server_tls_key); or, on a network you trust, set [nats] "
+        "allow_insecure_bind = true (`actorq server --allow-insecure-bind`). See "
+        "docs/security.md."
     )
 
 
