@@ -24,6 +24,8 @@ from actorq.jobs.streams import JobStreams
 from actorq.nats.options import ConnectOptions
 from actorq.nats.provisioning import KvSpec, ensure_kv
 from actorq.process.heartbeat import TTL, procs_bucket
+from actorq.wire.codec import get_codec
+from actorq.wire.messages import JobEnvelope, encode
 from tests.helpers import jobfuncs, paths
 from tests.helpers.scheduler_harness import eventually
 
@@ -31,7 +33,8 @@ pytestmark = pytest.mark.timeout(120)
 
 NS = "myapp"
 LEASE_TTL = 2.0
-ROLES = ("admin", "client", "worker", "results", "scheduler", "operator")
+KEY = b"k" * 32
+ROLES = ("admin", "client", "publisher", "worker", "results", "scheduler", "operator")
 
 
 def _recipe() -> str:
@@ -78,11 +81,12 @@ async def _provision(url: str, worker: QueueActorSettings) -> None:
 
 
 @asynccontextmanager
-async def _runtime(url: str) -> AsyncIterator[None]:
+async def _runtime(url: str, signing_key: bytes | None = None) -> AsyncIterator[None]:
     """Result actor, one queue actor and the scheduler, each with its own user."""
     worker = QueueActorSettings(
-        queue="default", url=[url], namespace=NS, connect=_connect("worker")
-    )
+        queue="default", url=[url], namespace=NS, connect=_connect("worker"),
+        signing_key_hex=signing_key.hex() if signing_key else None,
+    )  # fmt: skip
     await _provision(url, worker)
     async with trio.open_nursery() as nursery:
         await nursery.start(
@@ -103,10 +107,11 @@ async def _runtime(url: str) -> AsyncIterator[None]:
         nursery.cancel_scope.cancel()
 
 
-def _client(url: str, role: str) -> AsyncIterator[Client]:
+def _client(url: str, role: str, signing_key: bytes | None = None) -> AsyncIterator[Client]:
     return open_client(  # type: ignore[no-any-return]
-        url, namespace=NS, local_credentials=False, **_connect(role).kwargs()
-    )
+        url, namespace=NS, local_credentials=False, signing_key=signing_key,
+        **_connect(role).kwargs(),
+    )  # fmt: skip
 
 
 async def _refused(url: str, role: str, *, publish: str = "", subscribe: str = "") -> bool:
@@ -194,6 +199,46 @@ async def test_each_role_does_its_job_with_its_own_user(
                 await operator.cancel("nothing-yet")
                 assert await operator.purge("default") == 0
                 assert {s.name for s in await operator.schedules()} == {"tick"}
+
+
+async def test_a_jobs_only_publisher_without_the_key_cannot_touch_a_record(
+    server: NatsServerProcess, tmp_path: Path
+) -> None:
+    """The attack of issue 13: publish a job under a victim's id and an inbox of
+    someone else. Signed jobs make it a dead letter that runs nothing."""
+    url = server.url
+    marker = tmp_path / "ran"
+    with trio.fail_after(60):
+        async with _runtime(url, signing_key=KEY), _client(url, "client", KEY) as client:
+            victim = await client.enqueue(jobfuncs.add, 20, 22)
+            assert await victim.result(timeout=10) == 42
+            forged = JobEnvelope(
+                id=victim.id, queue="default", function="x:y", codec="pickle",
+                payload=get_codec("pickle").encode_call(jobfuncs.fail_until, (str(marker), 1), {}),
+                enqueued_at=0.0, reply_to=f"{NS}.reply.someone",
+            )  # fmt: skip
+
+            async def publish() -> None:
+                nc = await nats.connect(url, user="publisher", password=_password("publisher"))
+                await nc.publish(f"{NS}.jobs.default.{victim.id}", encode(forged))
+                await nc.flush()
+                await nc.close()
+
+            await trio.to_thread.run_sync(asyncio.run, publish())
+            async with _client(url, "operator") as operator:
+
+                async def dead_lettered() -> bool:
+                    return any(d.reason == "bad_signature" for d in await operator.dead_letters())
+
+                await eventually(dead_lettered)
+            record = await client.get_record(victim.id)
+            assert record is not None
+            assert (record.status, client.unwrap(record)) == ("succeeded", 42)
+    assert not marker.exists()
+    with trio.fail_after(30):
+        assert await _refused(url, "publisher", publish=f"$KV.{NS}_results.{victim.id}")
+        assert await _refused(url, "publisher", publish=f"$JS.API.STREAM.MSG.GET.KV_{NS}_results")
+        assert await _refused(url, "publisher", subscribe=f"{NS}.reply.>")
 
 
 @pytest.mark.parametrize(
