@@ -37,6 +37,7 @@ from actorq.wire.messages import (
     decode_schedule_entry,
     encode,
 )
+from actorq.wire.signing import canonical_options, schedule_signature
 
 if TYPE_CHECKING:
     from actorq.jobs.client import EnqueueOptions
@@ -212,8 +213,8 @@ class ScheduleBook:
             function=_function_name(fn),
             codec=client.codec.name,
             payload=payload,
-            signature=client.codec.sign_call(payload),
-            options=options,
+            signature=self._signature(name, queue, fn, payload, options),
+            options=canonical_options(options),
             cron=cron,
             tz=tz,
             every=seconds,
@@ -225,6 +226,18 @@ class ScheduleBook:
             created_at=now,
             updated_at=now,
         )
+
+    def _signature(
+        self, name: str, queue: str, fn: Callable[..., Any], payload: bytes, options: JobOptions
+    ) -> bytes | None:
+        """The signature of the schedule's runs (``None`` when the client does not sign)."""
+        client = self.client
+        if client.signer is None:
+            return None
+        return schedule_signature(
+            client.signer, name=name, queue=queue, function=_function_name(fn),
+            codec=client.codec.name, payload=payload, options=options,
+        )  # fmt: skip
 
     async def declare(self, entry: ScheduleEntry) -> ScheduleInfo:
         """Store ``entry`` under its name; re-declaring updates it, never duplicates it.
@@ -375,7 +388,8 @@ class ScheduleVerbs:
         return await self._book.set_paused(name, False)
 
     async def delete_schedule(self, name: str) -> None:
-        """Delete ``name``; raises :class:`~actorq.NotFound` if there is no such schedule."""
+        """Delete ``name``; raises :class:`~actorq.exceptions.NotFound` if there is no
+        such schedule."""
         await self._book.delete(name)
 
 
