@@ -445,6 +445,13 @@ async def open_nats(
             await nc.publish("greet", b"hi")
     """
     server_list = [servers] if isinstance(servers, str) else list(servers)
+    refused: list[Exception] = []  # authorization errors seen while connecting
+
+    async def on_error(exc: Exception) -> None:
+        if "authorization" in str(exc).lower():
+            refused.append(exc)
+        await _log_error(exc)
+
     kwargs: dict[str, Any] = {
         "servers": server_list,
         "user": user,
@@ -456,7 +463,7 @@ async def open_nats(
         "name": name,
         "connect_timeout": connect_timeout,
         "max_reconnect_attempts": max_reconnect_attempts,
-        "error_cb": _log_error,
+        "error_cb": on_error,
         **options,
     }
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
@@ -471,6 +478,15 @@ async def open_nats(
             with trio.fail_after(connect_timeout * max(1, len(server_list)) + 1):
                 nc = await bridge.run(connect)
         except (trio.TooSlowError, OSError, nats.errors.Error) as exc:
+            if refused or "authorization" in str(exc).lower():
+                raise ConnectionFailed(
+                    f"NATS at {', '.join(server_list)} refused these credentials "
+                    f"({refused[-1] if refused else exc}). "
+                    "`actorq up` keeps those of its embedded server in its data dir "
+                    "(credentials.json): run from the directory it runs in, or set "
+                    "ACTORQ_CREDENTIALS_FILE or ACTORQ_NATS_DATA_DIR, or pass user and "
+                    "password (see docs/security.md)."
+                ) from exc
             raise ConnectionFailed(
                 f"could not connect to NATS at {', '.join(server_list)}: "
                 f"{exc or type(exc).__name__}. Is the server running (try `actorq server`) "
