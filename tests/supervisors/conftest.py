@@ -47,14 +47,20 @@ class PidRegistry:
 
 @pytest.fixture(autouse=True)
 def no_leftover_processes() -> Iterator[PidRegistry]:
-    """After each test, SIGKILL every descendant of this process and every noted pid."""
+    """After each test, SIGKILL every descendant of this process it started (those
+    alive before it, such as the session's nats-server, are not its) and every noted pid."""
     registry = PidRegistry()
+    before: set[int] = set()
+    with contextlib.suppress(psutil.Error):
+        before = {p.pid for p in psutil.Process().children(recursive=True)}
     try:
         yield registry
     finally:
         pids = set(registry.pids)
         with contextlib.suppress(psutil.Error):
-            pids.update(p.pid for p in psutil.Process().children(recursive=True))
+            pids.update(
+                p.pid for p in psutil.Process().children(recursive=True) if p.pid not in before
+            )
         kill_pids(pids)
 
 
