@@ -171,7 +171,8 @@ class SyncClient:
             self._thread.join(5)
             raise ConnectionFailed(
                 f"SyncClient could not connect and set up within {start_timeout}s "
-                f"(url {url!r}, namespace {namespace!r}); is the server reachable?"
+                f"(url {url or 'of the local runtime, or the default'!r}, namespace "
+                f"{namespace!r}); is the server reachable?"
             )
         if self._error is not None:
             self._thread.join(5)
