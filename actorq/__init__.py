@@ -32,9 +32,9 @@ from actorq.exceptions import JobFailed as JobFailed
 from actorq.exceptions import JobTimeout as JobTimeout
 from actorq.exceptions import RemoteError as RemoteError
 from actorq.jobs.client import Client as Client
-from actorq.jobs.client import EnqueueOptions as EnqueueOptions
 from actorq.jobs.client import Job as Job
 from actorq.jobs.client import open_client as open_client
+from actorq.jobs.options import EnqueueOptions as EnqueueOptions
 from actorq.jobs.queue_actor import asyncio_job as asyncio_job
 from actorq.jobs.schedules import ScheduleInfo as ScheduleInfo
 from actorq.jobs.sync_client import SyncClient as SyncClient

@@ -45,7 +45,6 @@ import logging
 import os
 import queue
 import threading
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
@@ -60,7 +59,8 @@ from actorq.constants import (
     ENV_NATS_URL,
 )
 from actorq.exceptions import ActorqError, BrokerTimeout, ClientClosed, ConnectionFailed, UsageError
-from actorq.jobs.client import Client, EnqueueOptions, Job, open_client
+from actorq.jobs.client import Client, Job, open_client
+from actorq.jobs.options import EnqueueOptions, due_in
 from actorq.jobs.schedules import DEFAULT_MISFIRE_GRACE, ScheduleInfo
 from actorq.wire.codec import Codec, Signer
 from actorq.wire.messages import DeadLetter, JobRecord, JobStatus
@@ -380,7 +380,7 @@ class SyncClient:
         self, delay: dt.timedelta | float, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
     ) -> SyncJob:
         """Enqueue to run after ``delay`` (timedelta or seconds)."""
-        return self.enqueue_with(_DEFAULT_OPTIONS, fn, args, kwargs, at=_due_in(delay))
+        return self.enqueue_with(_DEFAULT_OPTIONS, fn, args, kwargs, at=due_in(delay))
 
     def enqueue_many(
         self, calls: Sequence[tuple[Callable[..., Any], Sequence[Any], Mapping[str, Any]]],
@@ -540,13 +540,7 @@ class SyncBoundEnqueue:
         self, delay: dt.timedelta | float, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
     ) -> SyncJob:
         """Enqueue with the bound options, to run after ``delay``."""
-        return self._client.enqueue_with(self._opts, fn, args, kwargs, at=_due_in(delay))
-
-
-def _due_in(delay: dt.timedelta | float) -> float:
-    # Taken in the caller's thread, so the delay counts from the call.
-    seconds = delay.total_seconds() if isinstance(delay, dt.timedelta) else float(delay)
-    return time.time() + seconds
+        return self._client.enqueue_with(self._opts, fn, args, kwargs, at=due_in(delay))
 
 
 # Options are immutable; building them once per queue keeps send() cheap.

@@ -45,6 +45,9 @@ __all__ = ["Connection", "JsMsg", "Message", "OutMsg", "PubAck", "PullConsumer",
 
 log = logging.getLogger("actorq.nats")
 
+#: NATS's default ``max_payload``, if the server did not say.
+DEFAULT_MAX_PAYLOAD = 1024 * 1024
+
 
 def _headers(headers: Mapping[str, str] | None, msg_id: str | None) -> dict[str, str] | None:
     if msg_id is None:
@@ -271,6 +274,11 @@ class Connection:
         """The URL of the server the client is connected to."""
         cur = self.nc.connected_url
         return cur.geturl() if cur is not None else ""
+
+    @property
+    def max_payload(self) -> int:
+        """The largest message the server takes (its ``max_payload``; 1 MiB by default)."""
+        return int(getattr(self.nc, "max_payload", 0) or DEFAULT_MAX_PAYLOAD)
 
     @property
     def server_info(self) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import actorq
 import actorq.jobs.sync_client
 from actorq import ConnectionFailed, JobCancelled, JobFailed, JobTimeout, SyncClient
 from actorq.exceptions import ClientClosed, UsageError
-from actorq.jobs.client import _BoundEnqueue
+from actorq.jobs.options import BoundEnqueue
 from actorq.jobs.sync_client import SyncBoundEnqueue
 from tests.helpers import jobfuncs
 from tests.helpers.jobs_harness import Runtime, open_runtime
@@ -296,7 +296,7 @@ def _params(fn: Any) -> list[str]:
     [
         (actorq.Client, SyncClient, ASYNC_ONLY, SYNC_ONLY),
         (actorq.Job, actorq.SyncJob, set(), set()),
-        (_BoundEnqueue, SyncBoundEnqueue, set(), set()),
+        (BoundEnqueue, SyncBoundEnqueue, set(), set()),
     ],
 )
 def test_the_sync_surface_matches_the_async_one_name_for_name(
