@@ -34,13 +34,13 @@ from actorq.exceptions import RemoteError as RemoteError
 from actorq.jobs.client import Client as Client
 from actorq.jobs.client import Job as Job
 from actorq.jobs.client import open_client as open_client
+from actorq.jobs.default_client import configure as configure
+from actorq.jobs.default_client import send as send
 from actorq.jobs.options import EnqueueOptions as EnqueueOptions
 from actorq.jobs.queue_actor import asyncio_job as asyncio_job
 from actorq.jobs.schedules import ScheduleInfo as ScheduleInfo
 from actorq.jobs.sync_client import SyncClient as SyncClient
 from actorq.jobs.sync_client import SyncJob as SyncJob
-from actorq.jobs.sync_client import configure as configure
-from actorq.jobs.sync_client import send as send
 from actorq.nats.embedded_server import open_nats_server as open_nats_server
 from actorq.wire.codec import Codec as Codec
 from actorq.wire.codec import SafeCodec as SafeCodec
