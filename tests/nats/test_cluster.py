@@ -3,6 +3,7 @@ node killed and restarted, and `actorq server --cluster 3`."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -99,7 +100,11 @@ def test_actorq_server_cluster_runs_three_routed_nodes_and_stops_them_together(
         assert len(urls) == 3, lines
         pids = {int(ln.split("pid ")[1].split(",")[0]) for ln in lines if "pid " in ln}
         assert len(pids) == 3, lines
+        # doctor: single-copy streams on a cluster are flagged, replicated ones pass.
+        trio.run(_provision, urls, None)
+        assert _doctor_replicas(urls)["ok"] is False
         assert trio.run(_replicas_ok, urls)
+        assert _doctor_replicas(urls)["ok"] is True
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -110,6 +115,21 @@ def test_actorq_server_cluster_runs_three_routed_nodes_and_stops_them_together(
                 proc.communicate()
     assert proc.returncode == 0
     assert wait_gone(pids) == set()
+
+
+async def _provision(urls: list[str], replicas: int | None) -> None:
+    async with open_nats(urls) as conn:
+        await JobStreams("clustercli").provision(conn, replicas=replicas)
+
+
+def _doctor_replicas(urls: list[str]) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-m", "actorq", "doctor", "--json", "--namespace", "clustercli",
+         "--url", ",".join(urls)],
+        cwd=paths.ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    checks = {c["name"]: c for c in json.loads(done.stdout)}
+    return checks["replicas"]
 
 
 async def _replicas_ok(urls: list[str]) -> bool:
