@@ -69,6 +69,10 @@ DEFAULT_ACK_WAIT = 15.0
 MAX_DELIVER = 20
 #: Consumer settings provisioning keeps as it wants them.
 
+#: Seconds a scheduler leader's lease lasts without renewal (its default).
+LEASE_TTL = 5.0
+
+
 def check_queue_name(name: str) -> str:
     """Return ``name`` if usable as a queue name, else raise :class:`ConfigError`."""
     if not _TOKEN_RE.match(name):
@@ -210,6 +214,14 @@ class JobStreams:
             )
         await ensure_kv(conn, KvSpec(bucket=self.claims_bucket, ttl=CLAIM_TTL, replicas=replicas))
         await ensure_kv(conn, KvSpec(bucket=self.schedules_bucket, replicas=replicas))
+        if replicas is not None:
+            # The scheduler's lease too, so a leader survives the loss of a node; the
+            # scheduler creates it when missing and owns its TTL.
+            await ensure_kv(
+                conn,
+                KvSpec(bucket=self.leader_bucket, ttl=LEASE_TTL, replicas=replicas),
+                update_ttl=False,
+            )
         await self._ensure_consumer(
             conn,
             self.outcomes_stream,

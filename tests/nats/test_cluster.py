@@ -45,6 +45,7 @@ async def test_jobs_on_r3_streams_survive_a_node_killed_and_restarted(tmp_path: 
                     streams.jobs_stream,
                     streams.outcomes_stream,
                     f"KV_{streams.results_bucket}",
+                    f"KV_{streams.leader_bucket}",
                 ):
                     assert await _replicas(cluster.urls, name) == 3, name
                 # A client's provisioning (no replicas) leaves the owner's choice alone.
