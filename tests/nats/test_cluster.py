@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 import trio
 
+from actorq import SyncClient
 from actorq.jobs.streams import JobStreams
 from actorq.nats import open_nats
 from actorq.nats.cluster import LocalCluster, wait_for_jetstream
 from tests.helpers import jobfuncs, paths
 from tests.helpers.jobs_harness import open_runtime
-from tests.helpers.up_harness import wait_gone
+from tests.helpers.up_harness import run_up, wait_gone
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -140,3 +141,51 @@ async def _replicas_ok(urls: list[str]) -> bool:
         await streams.provision(conn, replicas=3)
         info = await conn.jsm("stream_info", streams.jobs_stream)
         return len(info.cluster.replicas or []) == 2 and info.config.num_replicas == 3
+
+
+def test_two_runtimes_on_one_cluster_share_the_work_and_one_scheduler_leads(
+    tmp_path: Path,
+) -> None:
+    key = os.urandom(32)
+    cluster = LocalCluster(3, data_dir=tmp_path / "cluster")
+    try:
+        cluster.start()
+        trio.run(_wait, cluster.urls)
+        (tmp_path / "a").mkdir()
+        (tmp_path / "b").mkdir()
+        env = {
+            "ACTORQ_NATS_URL": ",".join(cluster.urls),
+            "ACTORQ_NATS_REPLICAS": "3",
+            "ACTORQ_SECURITY_SIGNING_KEY_ENV": "CLUSTER_TEST_KEY",
+            "CLUSTER_TEST_KEY": key.hex(),
+            "ACTORQ_QUEUES_0_CONCURRENCY": "2",
+        }
+        with run_up(tmp_path / "a", dict(env), name="up-a") as a:
+            a.ready()
+            with run_up(tmp_path / "b", dict(env), name="up-b") as b:
+                b.ready()
+                a_pids = {p for n, p in a.pids.items() if n.startswith("default-")}
+                b_pids = {p for n, p in b.pids.items() if n.startswith("default-")}
+                assert len(a_pids) == len(b_pids) == 2, (a.pids, b.pids)
+                # A client on the third node, as on a third host.
+                with SyncClient(cluster.urls[2], signing_key=key) as client:
+                    jobs = [client.enqueue(jobfuncs.add, i, 1) for i in range(40)]
+                    assert [j.result(timeout=60) for j in jobs] == [i + 1 for i in range(40)]
+                    workers = {
+                        int(record.worker.rsplit(":", 1)[1])
+                        for record in (client.get_record(j.id) for j in jobs)
+                        if record is not None
+                    }
+                assert workers & a_pids, "runtime a ran none of the jobs"
+                assert workers & b_pids, "runtime b ran none of the jobs"
+                b.close()
+            a.close()
+        leads = (a.stderr() + b.stderr()).count(" leads")
+        assert leads == 1, "exactly one scheduler leads while both run"
+        assert wait_gone(a.seen | b.seen) == set()
+    finally:
+        cluster.close()
+
+
+async def _wait(urls: list[str]) -> None:
+    await wait_for_jetstream(urls)
