@@ -38,10 +38,12 @@ import psutil
 import trio
 
 from actorq.constants import DEFAULT_NAMESPACE, DEFAULT_URL
-from actorq.exceptions import CodecError, ConfigError, SignatureError
+from actorq.exceptions import ActorqError, CodecError, ConfigError, SignatureError
+from actorq.jobs.large_payloads import load_payload, result_object, too_large
 from actorq.jobs.outcome_reports import RECORD_ROOM, Action, OutcomeReporter
 from actorq.jobs.streams import (
     DEFAULT_ACK_WAIT,
+    DEFAULT_MAX_BYTES,
     MAX_DELIVER,
     JobStreams,
     check_job_id,
@@ -50,6 +52,7 @@ from actorq.jobs.streams import (
 from actorq.jobs.thread_pool import SyncJobThreads
 from actorq.nats.connection import Connection, JsMsg, PullConsumer, open_nats
 from actorq.nats.kv import KeyValueStore
+from actorq.nats.objects import ObjectStore
 from actorq.nats.options import ConnectOptions
 from actorq.process import faults
 from actorq.process.heartbeat import publish_heartbeats
@@ -107,6 +110,9 @@ class QueueActorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
     sys_path: list[str] = []
     #: Seconds in-flight jobs get to finish on shutdown before being left for redelivery.
     shutdown_timeout: float = 30.0
+    #: Largest encoded result (``[results] max_bytes``); one over the server's
+    #: ``max_payload`` goes through the object store, one over this fails ``oversize``.
+    max_bytes: int = DEFAULT_MAX_BYTES
     name: str = ""
 
 
@@ -181,6 +187,7 @@ class QueueActor:
         self.last_error = ""
         self._process = psutil.Process()
         self.threads = SyncJobThreads(max_threads=settings.concurrency)
+        self._objects: ObjectStore | None = None
 
     def codec(self, name: str) -> Codec:
         codec = self._codecs.get(name)
@@ -236,6 +243,11 @@ class QueueActor:
         except CodecError as exc:
             await self.dead_letter(msg, None, "undecodable", str(exc))
             return
+        if env.payload_ref is not None:
+            loaded = await self.load_payload(msg, env)
+            if loaded is None:
+                return
+            env = loaded
         try:
             if self._signer is not None:
                 verify_envelope(self._signer, env)
@@ -323,17 +335,15 @@ class QueueActor:
             except CodecError as exc:
                 self.fail(msg, env, started, exc)
                 return
-            limit = self.result_limit()
-            if len(result) > limit:
-                detail = (
-                    f"the result is {len(result)} bytes, over the limit of {limit} bytes "
-                    "(the server's max_payload less room for the record): return less, "
-                    "or store it elsewhere and return a reference"
-                )
-                await self.dead_letter(msg, env, "oversize", detail, status="failed")
-                return
             out = self.outcome(env, msg, "succeeded", started)
-            out = msgspec.structs.replace(out, result=result, signature=codec.sign_result(result))
+            signature = codec.sign_result(result)
+            if len(result) <= self.result_limit():
+                out = msgspec.structs.replace(out, result=result, signature=signature)
+            else:
+                ref = await self.store_result(msg, env, started, result)
+                if ref is None:
+                    return
+                out = msgspec.structs.replace(out, result_ref=ref, signature=signature)
             self.report(msg, out, "ack")
         self.check_recycle()
 
@@ -481,9 +491,49 @@ class QueueActor:
         log.warning("dead-lettered %s from %s: %s: %s", job_id, self.settings.queue, reason, detail)
 
     def result_limit(self) -> int:
-        """Largest encoded result a job may return: the payload limit less room for
-        the outcome and the record around it."""
+        """Largest encoded result that travels in its outcome: the payload limit less
+        room for the outcome and the record around it."""
         return self.reporter.payload_limit() - RECORD_ROOM
+
+    async def objects(self) -> ObjectStore:
+        """The object store of large arguments and results (opened on first use)."""
+        if self._objects is None:
+            self._objects = await self.streams.objects(self.conn)
+        return self._objects
+
+    async def load_payload(self, msg: JsMsg, env: JobEnvelope) -> JobEnvelope | None:
+        """The envelope with its payload read back from the object store, or ``None``
+        when the job was settled instead (object gone: dead letter; NATS trouble: nak)."""
+        try:
+            return await load_payload(env, await self.objects())
+        except CodecError as exc:
+            # Unverified yet when envelopes are signed: then no record is touched.
+            known = env if self._signer is None else None
+            await self.dead_letter(msg, known, "undecodable", str(exc))
+        except ActorqError as exc:
+            log.warning("could not read the arguments of job %s, later: %r", env.id, exc)
+            self.report(msg, None, "nak", _DEAD_LETTER_RETRY)
+        return None
+
+    async def store_result(
+        self, msg: JsMsg, env: JobEnvelope, started: float, result: bytes
+    ) -> str | None:
+        """Put a result too large for its outcome in the object store; its name, or
+        ``None`` when the job was settled instead (over ``max_bytes``: ``oversize``; a
+        store that failed: the attempt fails, and is retried if it may be)."""
+        limit = self.settings.max_bytes
+        if len(result) > limit:
+            advice = "return less, or store it elsewhere and return a reference"
+            detail = too_large("the job's encoded result", len(result), limit, advice)
+            await self.dead_letter(msg, env, "oversize", detail, status="failed")
+            return None
+        name = result_object(env.id)
+        try:
+            await (await self.objects()).put(name, result)
+        except ActorqError as exc:
+            self.fail(msg, env, started, exc)
+            return None
+        return name
 
     def check_recycle(self) -> None:
         s = self.settings

@@ -112,3 +112,10 @@ async def trio_sys_exit() -> None:
 
 def huge_error(size: int) -> None:
     raise ValueError("e" * size)
+
+
+def digest_of(data: bytes) -> str:
+    """The SHA-256 of a (large) argument, so a test can check it arrived whole."""
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
