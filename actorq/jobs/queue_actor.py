@@ -15,6 +15,10 @@ task, in tests and embedded use). Per job::
 
 While a job runs its lease (the consumer's ack wait) is renewed with ``in_progress``
 every third of it, so a long job is never redelivered and a killed worker's job is.
+A sync job past its timeout cannot be stopped: its message keeps its slot and lease
+until its thread returns (:meth:`QueueActor.fail_after_thread`), and the actor
+recycles; a thread outliving ``shutdown_timeout`` ends with the process, and the job
+is never handed back while it runs.
 
 Nothing one job does or carries may stop the actor, or its siblings' outcomes with
 it: whatever it raises (``SystemExit`` and ``KeyboardInterrupt`` too), a result over
@@ -172,6 +176,8 @@ class QueueActor:
         self._call_codecs: dict[str, Codec] = {}
         self.slots = _Slots(settings.concurrency)
         self.running: dict[str, tuple[trio.CancelScope, JsMsg]] = {}
+        #: Timed-out sync jobs whose thread runs on: lease kept, message not settled.
+        self.stuck: dict[str, JsMsg] = {}
         self.cancelled: set[str] = set()
         self.reporter = OutcomeReporter(
             conn, self.streams.outcome_subject(settings.queue), on_settled=self.slots.give
@@ -296,6 +302,8 @@ class QueueActor:
             self.report(msg, self.outcome(env, msg, "running", started), "none")
         scope = trio.CancelScope()
         self.running[env.id] = (scope, msg)
+        # Set when a sync job's thread returns: until then its lease is kept.
+        ended = trio.Event() if _runs_in_thread(fn) else None
         error: BaseException | None = None
         value: Any = None
         cancelled = timed_out = False
@@ -305,7 +313,7 @@ class QueueActor:
                 if limit:
                     scope.deadline = trio.current_time() + limit
                 try:
-                    value = await self.call(fn, args, kwargs)
+                    value = await self.call(fn, args, kwargs, ended)
                 except BaseException as exc:
                     if _is_cancellation(exc):
                         raise
@@ -316,9 +324,11 @@ class QueueActor:
             timed_out = scope.cancelled_caught and not cancelled
         except trio.Cancelled:
             # Shutdown ran out of time: hand the job straight back for redelivery
-            # rather than leaving it to its lease.
-            with trio.CancelScope(shield=True), trio.move_on_after(2):
-                await self._consumer.nak(msg)
+            # rather than leaving it to its lease; unless its thread runs on: then the
+            # lease runs out only after this process exited (and the thread with it).
+            if ended is None or ended.is_set():
+                with trio.CancelScope(shield=True), trio.move_on_after(2):
+                    await self._consumer.nak(msg)
             raise
         finally:
             del self.running[env.id]
@@ -326,7 +336,11 @@ class QueueActor:
         if cancelled:
             self.report(msg, self.outcome(env, msg, "cancelled", started), "term")
         elif timed_out:
-            self.fail(msg, env, started, TimeoutError(f"job ran past its timeout of {limit}s"))
+            late = TimeoutError(f"job ran past its timeout of {limit}s")
+            if ended is not None and not ended.is_set():
+                await self.fail_after_thread(msg, env, started, late, ended)
+            else:
+                self.fail(msg, env, started, late)
         elif error is not None:
             self.fail(msg, env, started, error)
         else:
@@ -348,6 +362,29 @@ class QueueActor:
         self.check_recycle()
 
     def fail(self, msg: JsMsg, env: JobEnvelope, started: float, exc: BaseException) -> None:
+        self.report(msg, *self.failure(msg, env, started, exc))
+
+    async def fail_after_thread(
+        self, msg: JsMsg, env: JobEnvelope, started: float, exc: BaseException, ended: trio.Event
+    ) -> None:
+        """A sync job past its timeout: its outcome now, its message settled (retry or
+        not) only once its thread returned. Until then it keeps its slot and its lease,
+        so no retry runs beside it; a thread that outlives the recycling actor's
+        ``shutdown_timeout`` ends with the process, and the job comes back after its
+        lease."""
+        outcome, action, delay = self.failure(msg, env, started, exc)
+        self.report(msg, outcome, "none")
+        self.stuck[env.id] = msg
+        try:
+            await ended.wait()
+        finally:
+            del self.stuck[env.id]
+        self.report(msg, None, action, delay)
+
+    def failure(
+        self, msg: JsMsg, env: JobEnvelope, started: float, exc: BaseException
+    ) -> tuple[JobOutcome, Action, float | None]:
+        """The outcome of a failed attempt and what to do with its message."""
         attempt = msg.num_delivered
         info = ErrorInfo.from_exception(exc)
         self.last_error = f"{info.type}: {info.message}"[:500]
@@ -357,15 +394,16 @@ class QueueActor:
             out = msgspec.structs.replace(
                 self.outcome(env, msg, "retrying", started), error=info, retry_in=delay
             )
-            self.report(msg, out, "nak", delay)
-        else:
-            self.jobs_failed += 1
-            out = msgspec.structs.replace(
-                self.outcome(env, msg, "failed", started), error=info, original=msg.data
-            )
-            self.report(msg, out, "term")
+            return out, "nak", delay
+        self.jobs_failed += 1
+        out = msgspec.structs.replace(
+            self.outcome(env, msg, "failed", started), error=info, original=msg.data
+        )
+        return out, "term", None
 
-    async def call(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    async def call(
+        self, fn: Callable[..., Any], args: Any, kwargs: Any, ended: trio.Event | None = None
+    ) -> Any:
         if getattr(fn, "__actorq_asyncio__", False):
             import trio_asyncio
 
@@ -383,7 +421,7 @@ class QueueActor:
                 done = True
 
         try:
-            result = await self.threads.run(run)
+            result = await self.threads.run(run, ended=ended)
         finally:
             if not done:
                 # The thread cannot be stopped; it keeps a slot of the machine busy.
@@ -421,7 +459,7 @@ class QueueActor:
         """Renew the lease of every running job every third of the ack wait."""
         while True:
             await trio.sleep(self.settings.ack_wait / 3)
-            msgs = [m for _, m in self.running.values()]
+            msgs = [m for _, m in self.running.values()] + list(self.stuck.values())
             if msgs:
                 await self._consumer.in_progress(msgs)
 
@@ -637,6 +675,12 @@ def envelope_problem(env: JobEnvelope) -> str | None:
         if problem is not None:
             return f"reply subject {problem}"
     return None
+
+
+def _runs_in_thread(fn: Callable[..., Any]) -> bool:
+    """Whether a job function runs in a worker thread (a plain ``def``)."""
+    asyncio_job = getattr(fn, "__actorq_asyncio__", False)
+    return not asyncio_job and not inspect.iscoroutinefunction(fn)
 
 
 def _is_cancellation(exc: BaseException) -> bool:
