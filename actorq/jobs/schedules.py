@@ -32,7 +32,15 @@ import msgspec
 from croniter import croniter
 
 from actorq.constants import DEFAULT_QUEUE
-from actorq.exceptions import BrokerError, ConfigError, Conflict, NotFound, UsageError
+from actorq.exceptions import (
+    BrokerError,
+    ConfigError,
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    UsageError,
+)
+from actorq.jobs.large_payloads import message_room
 from actorq.jobs.streams import JobStreams, check_job_id, check_queue_name
 from actorq.wire.messages import (
     JobOptions,
@@ -254,6 +262,14 @@ class ScheduleBook:
             raise ConfigError(f"schedule {name!r}: misfire must be 'run_once' or 'skip'")
         client = self.client
         payload = client.codec.encode_call(fn, args, kwargs)
+        room = message_room(client.conn)
+        if len(payload) > room:
+            # Each fire copies the arguments from the entry into a job's envelope.
+            raise PayloadTooLarge(
+                f"schedule {name!r}: its encoded arguments are {len(payload)} bytes, over "
+                f"the limit of {room} bytes for a schedule (the server's max_payload less "
+                "room for the entry): pass less, or a reference to the data"
+            )
         now = self.clock()
         return ScheduleEntry(
             name=name,

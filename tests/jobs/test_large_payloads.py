@@ -115,3 +115,16 @@ async def test_stored_objects_go_with_their_record(nats_url: str) -> None:
 
             # Expiry is the server's: look every 0.25 s (bounded by the fail_after above).
             await eventually(all_gone, interval=0.25)
+
+
+async def test_a_schedule_whose_arguments_do_not_fit_a_message_is_refused(nats_url: str) -> None:
+    with trio.fail_after(30):
+        async with open_runtime(nats_url, queues={}) as rt:
+            with pytest.raises(PayloadTooLarge) as caught:
+                await rt.client.schedule(
+                    "big", jobfuncs.digest_of, b"s" * (2 * MiB), every=60
+                )
+            assert await rt.client.schedules() == []
+    message = str(caught.value)
+    assert message.startswith("schedule 'big': its encoded arguments are ")
+    assert f"over the limit of {MiB - 64 * 1024} bytes" in message
