@@ -4,6 +4,7 @@
 
     ActorqError
      ├── UsageError                   an API called in a way it does not support (also ValueError)
+     │    └── PayloadTooLarge          a job's arguments or an actor message over its size limit
      ├── ClientClosed                 a client used after close()
      ├── ConfigError                  a config file or option is wrong
      │    ├── ConfigFileError          ... in a file: carries the path, key and line
@@ -59,6 +60,7 @@ __all__ = [
     "JobTimeout",
     "KeyExists",
     "NotFound",
+    "PayloadTooLarge",
     "PortInUse",
     "RemoteError",
     "ServerBinaryNotFound",
@@ -79,6 +81,12 @@ class UsageError(ActorqError, ValueError):
     exclude each other, a blocking call from the thread that would have to serve it.
 
     The message names what to change.
+    """
+
+
+class PayloadTooLarge(UsageError):
+    """What was to be sent (a job's arguments, an actor message) is over its size limit;
+    the message names both sizes. Send less, or store it elsewhere and send a reference.
     """
 
 

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, Union
 
 import msgspec
 
-from actorq.exceptions import ActorDefinitionError, RemoteError, UnhandledMessage
+from actorq.exceptions import ActorDefinitionError, PayloadTooLarge, RemoteError, UnhandledMessage
 from actorq.wire.messages import ActorInfo, Introspect, Ping, Pong
 
 if TYPE_CHECKING:
@@ -260,6 +260,20 @@ def encode_reply(value: object) -> bytes:
         return _encoder.encode((_REPLY_OK, value))
     except (TypeError, msgspec.EncodeError) as exc:
         return encode_error(TypeError(f"the handler's reply cannot be encoded: {exc}"))
+
+
+def fit_reply(data: bytes, limit: int) -> bytes:
+    """A reply, or the :class:`~actorq.exceptions.PayloadTooLarge` error in its place
+    when it is over ``limit`` (the server's ``max_payload``), naming both sizes."""
+    if len(data) <= limit:
+        return data
+    return encode_error(
+        PayloadTooLarge(
+            f"the handler's reply is {len(data)} bytes encoded, over the server's "
+            f"max_payload of {limit} bytes: reply with less, or store it elsewhere and "
+            "reply with a reference"
+        )
+    )
 
 
 def encode_error(exc: BaseException) -> bytes:

@@ -34,7 +34,7 @@ from typing import Any
 import msgspec
 import trio
 
-from actorq.actors.actor import Actor, dispatch_table, encode_error, encode_reply
+from actorq.actors.actor import Actor, dispatch_table, encode_error, encode_reply, fit_reply
 from actorq.actors.refs import (
     MailboxKind,
     actor_subject,
@@ -262,6 +262,7 @@ async def _dispatch(
     decode = table.decode
     loop = transport.loop
     reply_to = transport.publish_nowait
+    limit = transport.conn.max_payload
     while True:
         batch = await inbox.get_batch()
         progress.batch = batch
@@ -276,7 +277,7 @@ async def _dispatch(
                 except UnhandledMessage as exc:
                     exc.actor = name
                     if reply:
-                        reply_to(reply, encode_error(exc))
+                        reply_to(reply, fit_reply(encode_error(exc), limit))
                     else:
                         log.warning("actor %s: dropped a message: %s", name, exc.exc_message)
                 except Exception as exc:
@@ -287,10 +288,10 @@ async def _dispatch(
                             acked += 1
                         done += 1
                         raise
-                    reply_to(reply, encode_error(exc))
+                    reply_to(reply, fit_reply(encode_error(exc), limit))
                 else:
                     if reply:
-                        reply_to(reply, encode_reply(result))
+                        reply_to(reply, fit_reply(encode_reply(result), limit))
                 if ack:
                     transport.ack_nowait(ack)
                     acked += 1

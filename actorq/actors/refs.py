@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from actorq.actors.actor import Actor, decode_reply, dispatch_table, encode_message
 from actorq.constants import DEFAULT_NAMESPACE
-from actorq.exceptions import ConfigError, NotFound
+from actorq.exceptions import ConfigError, NotFound, PayloadTooLarge
 from actorq.nats.actor_transport import ActorTransport, transport_for
 from actorq.nats.connection import Connection
 from actorq.nats.provisioning import Namespace
@@ -93,6 +93,19 @@ class ActorRef:
     def __repr__(self) -> str:
         return f"ActorRef({self.name!r}, namespace={self.namespace!r})"
 
+    def _fit(self, data: bytes) -> bytes:
+        """``data``, or :class:`PayloadTooLarge` if the server would refuse it (and a
+        refused message would take the connection's actor link down with it)."""
+        limit = self.conn.max_payload
+        if len(data) > limit:
+            raise PayloadTooLarge(
+                f"the message to actor {self.name!r} is {len(data)} bytes encoded, over "
+                f"the server's max_payload of {limit} bytes: send less, or store the "
+                "data elsewhere and send a reference (job arguments and results may be "
+                "larger: they travel through the object store)"
+            )
+        return data
+
     async def _get_transport(self) -> ActorTransport:
         if self._transport is None:
             self._transport = await transport_for(self.conn)
@@ -115,7 +128,7 @@ class ActorRef:
         server, it is dropped. Durable mailbox: returns once JetStream has stored it;
         it is then handled at least once, even if the actor is down right now.
         """
-        data = encode_message(msg)
+        data = self._fit(encode_message(msg))
         transport = self._transport or await self._get_transport()
         if self.mailbox == "at_most_once" or await self._resolve() == "at_most_once":
             await transport.publish(self.subject, data)
@@ -124,7 +137,7 @@ class ActorRef:
 
     async def send_many(self, msgs: list[Any]) -> None:
         """Send several messages; for a durable mailbox, one pipelined batch."""
-        datas = [encode_message(m) for m in msgs]
+        datas = [self._fit(encode_message(m)) for m in msgs]
         transport = self._transport or await self._get_transport()
         if await self._resolve() == "at_most_once":
             for data in datas:
@@ -143,7 +156,7 @@ class ActorRef:
         the name, :class:`~actorq.AskTimeout` after ``timeout`` seconds. Asks always
         travel over core NATS, whatever the mailbox kind (see docs/actors.md).
         """
-        data = encode_message(msg)
+        data = self._fit(encode_message(msg))
         transport = self._transport or await self._get_transport()
         reply = await transport.request(self.subject, data, timeout=timeout)
         if returns is None:

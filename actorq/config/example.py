@@ -93,6 +93,9 @@ lease_ttl = 5.0
 [results]
 # Seconds results, status history and cancel requests are kept (7 days).
 ttl = 604800.0
+# Largest job result in bytes (64 MiB); results over the server's max_payload travel
+# through the object store, kept as long as the results; larger ones fail the job.
+max_bytes = 67108864
 
 [supervisor]
 # How the root supervisor restarts its children: one_for_one, one_for_all, rest_for_one.

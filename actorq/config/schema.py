@@ -35,7 +35,7 @@ from actorq.config.env import ENV_PREFIX, OverrideError, env_overrides, field_ty
 from actorq.config.locate import KeyPath, locate, parse_path
 from actorq.constants import DEFAULT_NAMESPACE
 from actorq.exceptions import ConfigFileError
-from actorq.jobs.streams import DEFAULT_ACK_WAIT, DEFAULT_RESULT_TTL, MAX_DELIVER
+from actorq.jobs.streams import DEFAULT_ACK_WAIT, DEFAULT_MAX_BYTES, DEFAULT_RESULT_TTL, MAX_DELIVER
 from actorq.nats.local_credentials import credentials_path, read_credentials
 from actorq.wire.codec import Signer
 from actorq.wire.messages import JobOptions, RetryBackoff
@@ -159,6 +159,9 @@ class ResultsConfig(_Section, frozen=True, kw_only=True):
 
     #: Seconds results and cancel requests are kept.
     ttl: Seconds = DEFAULT_RESULT_TTL
+    #: Largest encoded job result in bytes; one over the server's max_payload travels
+    #: through the object store, one over this fails the job (dead letter ``oversize``).
+    max_bytes: Positive = DEFAULT_MAX_BYTES
 
 
 class SupervisorConfig(_Section, frozen=True, kw_only=True):

@@ -40,16 +40,18 @@ from actorq.exceptions import (
     UsageError,
 )
 from actorq.jobs.dependencies import check_parents
+from actorq.jobs.large_payloads import load_result, message_room, needs_object, offload_payload
 from actorq.jobs.options import (
     BoundEnqueue,
     EnqueueOptions,
     due_in,
 )
 from actorq.jobs.schedules import ScheduleBook, ScheduleVerbs, at_header, to_timestamp
-from actorq.jobs.streams import JobStreams, check_job_id, check_queue_name
+from actorq.jobs.streams import DEFAULT_MAX_BYTES, JobStreams, check_job_id, check_queue_name
 from actorq.nats.connection import Connection, OutMsg, open_nats
 from actorq.nats.kv import KeyValueStore
 from actorq.nats.local_credentials import resolve_local
+from actorq.nats.objects import ObjectStore
 from actorq.process import faults
 from actorq.wire.codec import Codec, Signer, as_signer, function_path, get_codec
 from actorq.wire.messages import (
@@ -134,10 +136,14 @@ class Client(ScheduleVerbs):
         codec: Codec,
         *,
         signing_key: bytes | Signer | None = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.conn = conn
         self.streams = streams
         self.codec = codec
+        #: Largest encoded arguments an enqueue sends (through the object store).
+        self.max_bytes = max_bytes
+        self._objects: ObjectStore | None = None
         self._signing_key = signing_key
         #: Signs every envelope this client sends (``None``: unsigned).
         self.signer = as_signer(signing_key)
@@ -300,8 +306,21 @@ class Client(ScheduleVerbs):
                 # The claim stays: a retry reports deduplicated; say why in the log.
                 log.warning("could not release the claim on job id %s: %s", job_id, exc)
 
+    async def objects(self) -> ObjectStore:
+        """The object store of large arguments and results (opened on first use)."""
+        if self._objects is None:
+            self._objects = await self.streams.objects(self.conn)
+        return self._objects
+
+    async def _fit(self, env: JobEnvelope) -> JobEnvelope:
+        """``env``, its payload moved to the object store if too large for a message."""
+        if not needs_object(env, message_room(self.conn)):
+            return env
+        return await offload_payload(env, await self.objects(), max_bytes=self.max_bytes)
+
     async def _publish_job(self, env: JobEnvelope, due: float | None, *, explicit_id: bool) -> Job:
         """Publish an envelope (held for its parents, delayed, or to its queue)."""
+        env = await self._fit(env)
         if env.options.depends_on:
             return await self._hold(env)
         faults.hit("client.publish_job")
@@ -356,6 +375,7 @@ class Client(ScheduleVerbs):
         envs = [
             self.build_envelope(opts, fn, a, k, job_options=job_options) for fn, a, k in calls
         ]
+        envs = [await self._fit(e) for e in envs]
         await self.conn.js_publish_many(
             [OutMsg(self.streams.job_subject(e.queue, e.id), encode(e)) for e in envs]
         )
@@ -414,8 +434,17 @@ class Client(ScheduleVerbs):
         """Wait until the job has a final record and return it (see :meth:`Job.result`).
 
         ``via_inbox``: the job was enqueued by this client, so its final record comes
-        to this client's inbox; otherwise the job's record is watched (push).
+        to this client's inbox; otherwise the job's record is watched (push). A
+        result kept in the object store is read into the record's ``result``.
         """
+        record = await self._wait_final(job_id, timeout, via_inbox=via_inbox)
+        if record.result_ref is None:
+            return record
+        return await load_result(record, await self.objects())
+
+    async def _wait_final(
+        self, job_id: str, timeout: float | None, *, via_inbox: bool  # noqa: ASYNC109
+    ) -> JobRecord:
         if via_inbox and self._inbox is not None:
             return await self._wait_inbox(job_id, timeout)
         with trio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
@@ -576,6 +605,7 @@ async def open_client(
     codec: str | Codec = "pickle",
     signing_key: bytes | Signer | None = None,
     local_credentials: bool = True,
+    max_bytes: int = DEFAULT_MAX_BYTES,
     **connect_options: Any,
 ) -> AsyncIterator[Client]:
     """Connect a job-queue client for the duration of the block (Trio).
@@ -589,6 +619,10 @@ async def open_client(
     :mod:`actorq.nats.local_credentials`): its URL when ``url`` is ``None``, its
     password and signing key when the client has none, and only for the server it
     names. ``url`` is ``nats://127.0.0.1:4222`` when neither says.
+
+    ``max_bytes`` bounds a job's encoded arguments: above the server's
+    ``max_payload`` they travel through the object store, above ``max_bytes`` an
+    enqueue raises :class:`~actorq.exceptions.PayloadTooLarge`.
     """
     if local_credentials:
         urls, connect_options, signing_key = resolve_local(url, connect_options, signing_key)
@@ -599,7 +633,9 @@ async def open_client(
         open_nats(urls or DEFAULT_URL, **connect_options) as conn,
         trio.open_nursery() as nursery,
     ):
-        client = Client(conn, JobStreams(namespace), c, signing_key=signing_key)
+        client = Client(
+            conn, JobStreams(namespace), c, signing_key=signing_key, max_bytes=max_bytes
+        )
         await client._setup()
         await nursery.start(client._serve_inbox)
         try:

@@ -15,6 +15,10 @@ task, in tests and embedded use). Per job::
 
 While a job runs its lease (the consumer's ack wait) is renewed with ``in_progress``
 every third of it, so a long job is never redelivered and a killed worker's job is.
+A sync job past its timeout cannot be stopped: its message keeps its slot and lease
+until its thread returns (:meth:`QueueActor.fail_after_thread`), and the actor
+recycles; a thread outliving ``shutdown_timeout`` ends with the process, and the job
+is never handed back while it runs.
 
 Nothing one job does or carries may stop the actor, or its siblings' outcomes with
 it: whatever it raises (``SystemExit`` and ``KeyboardInterrupt`` too), a result over
@@ -38,10 +42,12 @@ import psutil
 import trio
 
 from actorq.constants import DEFAULT_NAMESPACE, DEFAULT_URL
-from actorq.exceptions import CodecError, ConfigError, SignatureError
+from actorq.exceptions import ActorqError, CodecError, ConfigError, SignatureError
+from actorq.jobs.large_payloads import load_payload, result_object, too_large
 from actorq.jobs.outcome_reports import RECORD_ROOM, Action, OutcomeReporter
 from actorq.jobs.streams import (
     DEFAULT_ACK_WAIT,
+    DEFAULT_MAX_BYTES,
     MAX_DELIVER,
     JobStreams,
     check_job_id,
@@ -50,6 +56,7 @@ from actorq.jobs.streams import (
 from actorq.jobs.thread_pool import SyncJobThreads
 from actorq.nats.connection import Connection, JsMsg, PullConsumer, open_nats
 from actorq.nats.kv import KeyValueStore
+from actorq.nats.objects import ObjectStore
 from actorq.nats.options import ConnectOptions
 from actorq.process import faults
 from actorq.process.heartbeat import publish_heartbeats
@@ -107,6 +114,9 @@ class QueueActorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
     sys_path: list[str] = []
     #: Seconds in-flight jobs get to finish on shutdown before being left for redelivery.
     shutdown_timeout: float = 30.0
+    #: Largest encoded result (``[results] max_bytes``); one over the server's
+    #: ``max_payload`` goes through the object store, one over this fails ``oversize``.
+    max_bytes: int = DEFAULT_MAX_BYTES
     name: str = ""
 
 
@@ -166,6 +176,8 @@ class QueueActor:
         self._call_codecs: dict[str, Codec] = {}
         self.slots = _Slots(settings.concurrency)
         self.running: dict[str, tuple[trio.CancelScope, JsMsg]] = {}
+        #: Timed-out sync jobs whose thread runs on: lease kept, message not settled.
+        self.stuck: dict[str, JsMsg] = {}
         self.cancelled: set[str] = set()
         self.reporter = OutcomeReporter(
             conn, self.streams.outcome_subject(settings.queue), on_settled=self.slots.give
@@ -181,6 +193,7 @@ class QueueActor:
         self.last_error = ""
         self._process = psutil.Process()
         self.threads = SyncJobThreads(max_threads=settings.concurrency)
+        self._objects: ObjectStore | None = None
 
     def codec(self, name: str) -> Codec:
         codec = self._codecs.get(name)
@@ -236,6 +249,11 @@ class QueueActor:
         except CodecError as exc:
             await self.dead_letter(msg, None, "undecodable", str(exc))
             return
+        if env.payload_ref is not None:
+            loaded = await self.load_payload(msg, env)
+            if loaded is None:
+                return
+            env = loaded
         try:
             if self._signer is not None:
                 verify_envelope(self._signer, env)
@@ -284,6 +302,8 @@ class QueueActor:
             self.report(msg, self.outcome(env, msg, "running", started), "none")
         scope = trio.CancelScope()
         self.running[env.id] = (scope, msg)
+        # Set when a sync job's thread returns: until then its lease is kept.
+        ended = trio.Event() if _runs_in_thread(fn) else None
         error: BaseException | None = None
         value: Any = None
         cancelled = timed_out = False
@@ -293,7 +313,7 @@ class QueueActor:
                 if limit:
                     scope.deadline = trio.current_time() + limit
                 try:
-                    value = await self.call(fn, args, kwargs)
+                    value = await self.call(fn, args, kwargs, ended)
                 except BaseException as exc:
                     if _is_cancellation(exc):
                         raise
@@ -304,9 +324,11 @@ class QueueActor:
             timed_out = scope.cancelled_caught and not cancelled
         except trio.Cancelled:
             # Shutdown ran out of time: hand the job straight back for redelivery
-            # rather than leaving it to its lease.
-            with trio.CancelScope(shield=True), trio.move_on_after(2):
-                await self._consumer.nak(msg)
+            # rather than leaving it to its lease; unless its thread runs on: then the
+            # lease runs out only after this process exited (and the thread with it).
+            if ended is None or ended.is_set():
+                with trio.CancelScope(shield=True), trio.move_on_after(2):
+                    await self._consumer.nak(msg)
             raise
         finally:
             del self.running[env.id]
@@ -314,7 +336,11 @@ class QueueActor:
         if cancelled:
             self.report(msg, self.outcome(env, msg, "cancelled", started), "term")
         elif timed_out:
-            self.fail(msg, env, started, TimeoutError(f"job ran past its timeout of {limit}s"))
+            late = TimeoutError(f"job ran past its timeout of {limit}s")
+            if ended is not None and not ended.is_set():
+                await self.fail_after_thread(msg, env, started, late, ended)
+            else:
+                self.fail(msg, env, started, late)
         elif error is not None:
             self.fail(msg, env, started, error)
         else:
@@ -323,21 +349,42 @@ class QueueActor:
             except CodecError as exc:
                 self.fail(msg, env, started, exc)
                 return
-            limit = self.result_limit()
-            if len(result) > limit:
-                detail = (
-                    f"the result is {len(result)} bytes, over the limit of {limit} bytes "
-                    "(the server's max_payload less room for the record): return less, "
-                    "or store it elsewhere and return a reference"
-                )
-                await self.dead_letter(msg, env, "oversize", detail, status="failed")
-                return
             out = self.outcome(env, msg, "succeeded", started)
-            out = msgspec.structs.replace(out, result=result, signature=codec.sign_result(result))
+            signature = codec.sign_result(result)
+            if len(result) <= self.result_limit():
+                out = msgspec.structs.replace(out, result=result, signature=signature)
+            else:
+                ref = await self.store_result(msg, env, started, result)
+                if ref is None:
+                    return
+                out = msgspec.structs.replace(out, result_ref=ref, signature=signature)
             self.report(msg, out, "ack")
         self.check_recycle()
 
     def fail(self, msg: JsMsg, env: JobEnvelope, started: float, exc: BaseException) -> None:
+        self.report(msg, *self.failure(msg, env, started, exc))
+
+    async def fail_after_thread(
+        self, msg: JsMsg, env: JobEnvelope, started: float, exc: BaseException, ended: trio.Event
+    ) -> None:
+        """A sync job past its timeout: its outcome now, its message settled (retry or
+        not) only once its thread returned. Until then it keeps its slot and its lease,
+        so no retry runs beside it; a thread that outlives the recycling actor's
+        ``shutdown_timeout`` ends with the process, and the job comes back after its
+        lease."""
+        outcome, action, delay = self.failure(msg, env, started, exc)
+        self.report(msg, outcome, "none")
+        self.stuck[env.id] = msg
+        try:
+            await ended.wait()
+        finally:
+            del self.stuck[env.id]
+        self.report(msg, None, action, delay)
+
+    def failure(
+        self, msg: JsMsg, env: JobEnvelope, started: float, exc: BaseException
+    ) -> tuple[JobOutcome, Action, float | None]:
+        """The outcome of a failed attempt and what to do with its message."""
         attempt = msg.num_delivered
         info = ErrorInfo.from_exception(exc)
         self.last_error = f"{info.type}: {info.message}"[:500]
@@ -347,15 +394,16 @@ class QueueActor:
             out = msgspec.structs.replace(
                 self.outcome(env, msg, "retrying", started), error=info, retry_in=delay
             )
-            self.report(msg, out, "nak", delay)
-        else:
-            self.jobs_failed += 1
-            out = msgspec.structs.replace(
-                self.outcome(env, msg, "failed", started), error=info, original=msg.data
-            )
-            self.report(msg, out, "term")
+            return out, "nak", delay
+        self.jobs_failed += 1
+        out = msgspec.structs.replace(
+            self.outcome(env, msg, "failed", started), error=info, original=msg.data
+        )
+        return out, "term", None
 
-    async def call(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    async def call(
+        self, fn: Callable[..., Any], args: Any, kwargs: Any, ended: trio.Event | None = None
+    ) -> Any:
         if getattr(fn, "__actorq_asyncio__", False):
             import trio_asyncio
 
@@ -373,7 +421,7 @@ class QueueActor:
                 done = True
 
         try:
-            result = await self.threads.run(run)
+            result = await self.threads.run(run, ended=ended)
         finally:
             if not done:
                 # The thread cannot be stopped; it keeps a slot of the machine busy.
@@ -411,7 +459,7 @@ class QueueActor:
         """Renew the lease of every running job every third of the ack wait."""
         while True:
             await trio.sleep(self.settings.ack_wait / 3)
-            msgs = [m for _, m in self.running.values()]
+            msgs = [m for _, m in self.running.values()] + list(self.stuck.values())
             if msgs:
                 await self._consumer.in_progress(msgs)
 
@@ -481,9 +529,49 @@ class QueueActor:
         log.warning("dead-lettered %s from %s: %s: %s", job_id, self.settings.queue, reason, detail)
 
     def result_limit(self) -> int:
-        """Largest encoded result a job may return: the payload limit less room for
-        the outcome and the record around it."""
+        """Largest encoded result that travels in its outcome: the payload limit less
+        room for the outcome and the record around it."""
         return self.reporter.payload_limit() - RECORD_ROOM
+
+    async def objects(self) -> ObjectStore:
+        """The object store of large arguments and results (opened on first use)."""
+        if self._objects is None:
+            self._objects = await self.streams.objects(self.conn)
+        return self._objects
+
+    async def load_payload(self, msg: JsMsg, env: JobEnvelope) -> JobEnvelope | None:
+        """The envelope with its payload read back from the object store, or ``None``
+        when the job was settled instead (object gone: dead letter; NATS trouble: nak)."""
+        try:
+            return await load_payload(env, await self.objects())
+        except CodecError as exc:
+            # Unverified yet when envelopes are signed: then no record is touched.
+            known = env if self._signer is None else None
+            await self.dead_letter(msg, known, "undecodable", str(exc))
+        except ActorqError as exc:
+            log.warning("could not read the arguments of job %s, later: %r", env.id, exc)
+            self.report(msg, None, "nak", _DEAD_LETTER_RETRY)
+        return None
+
+    async def store_result(
+        self, msg: JsMsg, env: JobEnvelope, started: float, result: bytes
+    ) -> str | None:
+        """Put a result too large for its outcome in the object store; its name, or
+        ``None`` when the job was settled instead (over ``max_bytes``: ``oversize``; a
+        store that failed: the attempt fails, and is retried if it may be)."""
+        limit = self.settings.max_bytes
+        if len(result) > limit:
+            advice = "return less, or store it elsewhere and return a reference"
+            detail = too_large("the job's encoded result", len(result), limit, advice)
+            await self.dead_letter(msg, env, "oversize", detail, status="failed")
+            return None
+        name = result_object(env.id)
+        try:
+            await (await self.objects()).put(name, result)
+        except ActorqError as exc:
+            self.fail(msg, env, started, exc)
+            return None
+        return name
 
     def check_recycle(self) -> None:
         s = self.settings
@@ -587,6 +675,12 @@ def envelope_problem(env: JobEnvelope) -> str | None:
         if problem is not None:
             return f"reply subject {problem}"
     return None
+
+
+def _runs_in_thread(fn: Callable[..., Any]) -> bool:
+    """Whether a job function runs in a worker thread (a plain ``def``)."""
+    asyncio_job = getattr(fn, "__actorq_asyncio__", False)
+    return not asyncio_job and not inspect.iscoroutinefunction(fn)
 
 
 def _is_cancellation(exc: BaseException) -> bool:

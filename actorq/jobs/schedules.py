@@ -9,10 +9,14 @@ message on ``<ns>.sched.timer.<name>.<version>-<due>`` with ``Nats-Schedule: @at
 next timer. So firing costs the same whether 10 or 100,000 schedules are stored.
 
 Due times are whole seconds (job ids carry them). Cron expressions use croniter's
-syntax, with an optional sixth field for seconds, read in the IANA zone ``tz``;
-across DST changes croniter's own rules apply (a local time skipped by a spring-
-forward does not occur; a repeated one fires once) — :func:`next_due` is croniter's
-``get_next`` and tests hold it to that.
+syntax, with an optional sixth field for seconds, read as wall-clock times in the
+IANA zone ``tz``. Across DST changes one rule holds (the usual cron one): **every
+wall-clock time the expression matches fires once.** A time a fall-back repeats fires
+at its first occurrence only; a time a spring-forward skips fires once, right after
+the gap (at the first wall-clock time that exists again; several skipped times fire
+together, once). croniter walks the naive wall clock; :func:`wall_to_instant` places
+each time on the UTC line. ``tests/jobs/test_scheduler_dst.py`` holds it to
+hand-written tables for Paris and New York, both transitions.
 """
 
 from __future__ import annotations
@@ -28,7 +32,15 @@ import msgspec
 from croniter import croniter
 
 from actorq.constants import DEFAULT_QUEUE
-from actorq.exceptions import BrokerError, ConfigError, Conflict, NotFound, UsageError
+from actorq.exceptions import (
+    BrokerError,
+    ConfigError,
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    UsageError,
+)
+from actorq.jobs.large_payloads import message_room
 from actorq.jobs.streams import JobStreams, check_job_id, check_queue_name
 from actorq.wire.messages import (
     JobOptions,
@@ -50,6 +62,7 @@ __all__ = [
     "next_due",
     "next_dues",
     "to_timestamp",
+    "wall_to_instant",
 ]
 
 #: A fire later than this after its due time counts as missed (``misfire``).
@@ -112,12 +125,55 @@ def next_due(entry: ScheduleEntry, after: float) -> float | None:
     else:
         assert entry.cron is not None
         start = max(after, entry.start_at - 1) if entry.start_at is not None else after
-        zone = zoneinfo.ZoneInfo(entry.tz)
-        base = dt.datetime.fromtimestamp(math.floor(start), zone)
-        due = float(croniter(entry.cron, base).get_next(float))
+        due = _next_cron(entry.cron, zoneinfo.ZoneInfo(entry.tz), start)
     if entry.end_at is not None and due > entry.end_at:
         return None
     return due
+
+
+def wall_to_instant(wall: dt.datetime, zone: dt.tzinfo) -> float:
+    """The unix time at which the naive wall-clock time ``wall`` happens in ``zone``:
+    its first occurrence when a fall-back repeats it; when a spring-forward skips it,
+    the end of the gap (the first wall-clock minute that exists again)."""
+    instant = wall.replace(tzinfo=zone, fold=0).timestamp()
+    if _exists(wall, zone, instant):
+        return instant
+    # In a gap: gaps end on a whole minute in every zone of the tz database.
+    moment = wall.replace(second=0, microsecond=0)
+    for _ in range(_MAX_GAP_MINUTES):
+        moment += dt.timedelta(minutes=1)
+        instant = moment.replace(tzinfo=zone, fold=0).timestamp()
+        if _exists(moment, zone, instant):
+            return instant
+    raise ValueError(f"no wall-clock time exists in {zone} within a day after {wall}")
+
+
+#: Longest DST gap looked through (a day: zones have skipped whole dates).
+_MAX_GAP_MINUTES = 24 * 60 + 1
+
+
+def _exists(wall: dt.datetime, zone: dt.tzinfo, instant: float) -> bool:
+    back = dt.datetime.fromtimestamp(instant, zone).replace(tzinfo=None)
+    return back == wall
+
+
+def _next_cron(expr: str, zone: dt.tzinfo, after: float) -> float:
+    """The first instant strictly after ``after`` at which a wall-clock time matching
+    ``expr`` happens in ``zone`` (the rule in this module's docstring)."""
+    base = dt.datetime.fromtimestamp(math.floor(after), zone).replace(tzinfo=None)
+    # croniter on a naive datetime walks the wall clock, DST unaware; placing each
+    # time on the UTC line is ours. A time whose instant is not after ``after``
+    # fired already: its first occurrence, or the end of the gap it fell in.
+    times = croniter(expr, base)
+    for _ in range(_MAX_SKIPPED):
+        due = wall_to_instant(times.get_next(dt.datetime), zone)
+        if due > after:
+            return due
+    raise ValueError(f"cron {expr!r} in {zone}: no due time after {after}")
+
+
+#: Wall-clock times skipped at most in one search (a repeated hour of every second).
+_MAX_SKIPPED = 2 * 3600 + 2
 
 
 def next_dues(entry: ScheduleEntry, after: float, count: int = 3) -> list[float]:
@@ -206,6 +262,14 @@ class ScheduleBook:
             raise ConfigError(f"schedule {name!r}: misfire must be 'run_once' or 'skip'")
         client = self.client
         payload = client.codec.encode_call(fn, args, kwargs)
+        room = message_room(client.conn)
+        if len(payload) > room:
+            # Each fire copies the arguments from the entry into a job's envelope.
+            raise PayloadTooLarge(
+                f"schedule {name!r}: its encoded arguments are {len(payload)} bytes, over "
+                f"the limit of {room} bytes for a schedule (the server's max_payload less "
+                "room for the entry): pass less, or a reference to the data"
+            )
         now = self.clock()
         return ScheduleEntry(
             name=name,

@@ -23,6 +23,9 @@ name                   kind                            holds
                                                        parents; ``p.<job>``: its children
 ``<ns>_schedules``     KV bucket                       name -> :class:`ScheduleEntry`
 ``<ns>_leader``        KV bucket, short TTL            the scheduler lease
+``<ns>_objects``       object store, TTL (= results)   ``args.<job id>``, ``result.<job id>``:
+                                                       payloads and results too large for
+                                                       a message (chunked, with a digest)
 ``<ns>.outcomes.deps.wait`` subject                    :class:`WaitForParents` notices
 ``<ns>.reply.<id>``    core subject                    a client's inbox: final records of
                                                        the jobs it enqueued, to wake waiters
@@ -43,6 +46,7 @@ from typing import Literal
 from actorq.constants import DEFAULT_NAMESPACE, RESULTS_DURABLE, SCHEDULER_DURABLE
 from actorq.exceptions import ConfigError
 from actorq.nats.connection import Connection
+from actorq.nats.objects import ObjectStore, ensure_object_store
 from actorq.nats.provisioning import (
     ConsumerSpec,
     KvSpec,
@@ -53,7 +57,7 @@ from actorq.nats.provisioning import (
     ensure_stream,
 )
 
-__all__ = ["JobStreams", "check_job_id", "check_queue_name", "subject_problem"]
+__all__ = ["DEFAULT_MAX_BYTES", "JobStreams", "check_job_id", "check_queue_name", "subject_problem"]
 
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_=-]{1,200}$")
 #: Printable ASCII, no space and no wildcard ('*' and '>').
@@ -61,6 +65,9 @@ _SUBJECT_RE = re.compile(r"^[!-)+-=?-~]{1,1000}$")
 
 #: Results and cancel markers are kept this long unless a job says otherwise.
 DEFAULT_RESULT_TTL = 7 * 24 * 3600.0
+#: Largest job argument payload or result, stored in the object store when it is over
+#: the server's ``max_payload`` (``[results] max_bytes``).
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 #: Explicit job ids are remembered this long for de-duplication.
 CLAIM_TTL = 7 * 24 * 3600.0
 #: The lease on a running job; workers renew it every third of this.
@@ -116,6 +123,7 @@ class JobStreams:
         self.deps_bucket = n.bucket("deps")
         self.schedules_bucket = n.bucket("schedules")
         self.leader_bucket = n.bucket("leader")
+        self.objects_bucket = n.bucket("objects")
         #: Dependency notices travel with outcomes (two tokens: never a queue's subject).
         self.deps_subject = n.subject("outcomes.deps.wait")
         self.fired_filter = n.subject("sched.fired.>")
@@ -151,6 +159,15 @@ class JobStreams:
     def dead_subject(self, job_id: str) -> str:
         """Subject of a job's dead letter."""
         return self.ns.subject(f"dead.{job_id}")
+
+    async def objects(
+        self, conn: Connection, *, ttl: float = DEFAULT_RESULT_TTL, update_existing: bool = False
+    ) -> ObjectStore:
+        """The object store of large payloads and results (made if missing); its TTL
+        is the results' so an object goes with the record that points at it."""
+        return await ensure_object_store(
+            conn, self.objects_bucket, ttl=ttl, update_existing=update_existing
+        )
 
     @staticmethod
     def consumer_name(queue: str) -> str:
@@ -222,6 +239,7 @@ class JobStreams:
                 KvSpec(bucket=self.leader_bucket, ttl=LEASE_TTL, replicas=replicas),
                 update_ttl=False,
             )
+        await self.objects(conn, ttl=ttl, update_existing=result_ttl is not None)
         await self._ensure_consumer(
             conn,
             self.outcomes_stream,

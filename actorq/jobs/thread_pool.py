@@ -10,7 +10,9 @@ A thread is started only when a job arrives and none is idle, up to ``max_thread
 (the queue's concurrency, so I/O-bound sync jobs really run side by side); a thread
 idle for ``idle_timeout`` seconds exits. :meth:`SyncJobThreads.close` stops them all.
 A cancelled call is abandoned, as ``abandon_on_cancel=True`` would: the thread
-finishes on its own and its result is dropped.
+finishes on its own and its result is dropped. A caller that must know when that
+happens (a queue actor keeps a timed-out job's lease until then) passes ``ended``, an
+event set once the call returned in its thread, abandoned or not.
 """
 
 from __future__ import annotations
@@ -27,11 +29,14 @@ __all__ = ["SyncJobThreads"]
 
 
 class _Call:
-    __slots__ = ("abandoned", "fn", "task")
+    __slots__ = ("abandoned", "ended", "fn", "task")
 
-    def __init__(self, fn: Callable[[], Any], task: trio.lowlevel.Task) -> None:
+    def __init__(
+        self, fn: Callable[[], Any], task: trio.lowlevel.Task, ended: trio.Event | None
+    ) -> None:
         self.fn = fn
         self.task = task
+        self.ended = ended
         self.abandoned = False
 
 
@@ -63,12 +68,16 @@ class SyncJobThreads:
         """How many threads exist now."""
         return len(self._threads)
 
-    async def run(self, fn: Callable[[], Any]) -> Any:
-        """Run ``fn()`` in a pool thread and return (or raise) what it did."""
+    async def run(self, fn: Callable[[], Any], *, ended: trio.Event | None = None) -> Any:
+        """Run ``fn()`` in a pool thread and return (or raise) what it did.
+
+        ``ended`` is set once ``fn()`` has returned in its thread, even when this call
+        was cancelled and the thread ran on (never, if it never returns).
+        """
         if self._closed:
             raise RuntimeError("SyncJobThreads is closed")
         await trio.lowlevel.checkpoint_if_cancelled()
-        call = _Call(fn, trio.lowlevel.current_task())
+        call = _Call(fn, trio.lowlevel.current_task(), ended)
         spawn: threading.Thread | None = None
         # Claim an idle thread, or start one, or queue behind busy ones; the put
         # happens under the lock so a thread retiring on idle timeout cannot miss it.
@@ -92,6 +101,8 @@ class SyncJobThreads:
 
     def _deliver(self, call: _Call, result: outcome.Outcome[Any]) -> None:
         # Runs in the Trio thread, as abort() does: no race on `abandoned`.
+        if call.ended is not None:
+            call.ended.set()
         if not call.abandoned:
             trio.lowlevel.reschedule(call.task, result)
 

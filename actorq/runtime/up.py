@@ -219,6 +219,7 @@ def _queue_settings(config: Config, urls: list[str], index: int) -> QueueActorSe
         default_timeout=queue.timeout,
         codecs=list(config.security.codecs),
         safe_allow=config.security.safe_allow,
+        max_bytes=config.results.max_bytes,
     )
 
 

@@ -258,6 +258,10 @@ class JobEnvelope(_Message, frozen=True, kw_only=True):
     enqueued_at: Timestamp
     #: Core subject the final record is also announced on (the enqueuer's inbox).
     reply_to: str | None = None
+    #: Set when the payload was too large for a message: ``payload`` is empty and the
+    #: bytes are this object of the namespace's object store (``signature`` still
+    #: covers them; see :mod:`actorq.jobs.large_payloads`).
+    payload_ref: str | None = None
 
 
 class JobOutcome(_Message, frozen=True, kw_only=True):
@@ -289,6 +293,9 @@ class JobOutcome(_Message, frozen=True, kw_only=True):
     # The envelope's bytes, sent with a final failure so it can be dead-lettered.
     original: bytes | None = None
     reply_to: str | None = None
+    #: Set when the result was too large for a message: ``result`` is empty and the
+    #: bytes are this object of the namespace's object store.
+    result_ref: str | None = None
 
 
 class OutcomeBatch(_Message, frozen=True, kw_only=True):
@@ -319,6 +326,8 @@ class JobRecord(_Message, frozen=True, kw_only=True):
     worker: str = ""
     metadata: dict[str, str] = {}
     history: list[StatusChange] = []
+    #: The object holding the result when it was too large for the record.
+    result_ref: str | None = None
 
     @property
     def done(self) -> bool:
@@ -374,6 +383,7 @@ class JobRecord(_Message, frozen=True, kw_only=True):
             started_at=outcome.started_at,
             finished_at=finished,
             result=outcome.result,
+            result_ref=outcome.result_ref,
             signature=outcome.signature,
             error=outcome.error,
             worker=outcome.worker,

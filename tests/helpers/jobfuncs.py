@@ -6,6 +6,7 @@ import asyncio
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import trio
 import trio.lowlevel
@@ -112,3 +113,34 @@ async def trio_sys_exit() -> None:
 
 def huge_error(size: int) -> None:
     raise ValueError("e" * size)
+
+
+def digest_of(data: bytes) -> str:
+    """The SHA-256 of a (large) argument, so a test can check it arrived whole."""
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def sync_stuck_first_time(marker_dir: str, first_seconds: float) -> list[Any]:
+    """The first call blocks ``first_seconds`` (past its timeout); every call leaves
+    ``start-<n>-<pid>-<time>`` and, when it returns, ``end-<n>-<time>``. Returns
+    ``[n, first_alive]``: whether the first call's process still ran when this began
+    (``None`` on the first call)."""
+    import psutil
+
+    d = Path(marker_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    n = len(list(d.glob("start-*"))) + 1
+    (d / f"start-{n}-{os.getpid()}-{time.time()}").touch()
+    first_alive: bool | None = None
+    if n == 1:
+        time.sleep(first_seconds)
+    else:
+        pid = int(next(d.glob("start-1-*")).name.split("-")[2])
+        try:
+            first_alive = psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            first_alive = False
+    (d / f"end-{n}-{time.time()}").touch()
+    return [n, first_alive]

@@ -13,6 +13,8 @@ import trio
 from actorq.jobs.client import Client, open_client
 from actorq.jobs.queue_actor import QueueActor, QueueActorSettings, serve_queue_actor
 from actorq.jobs.result_actor import ResultActor, serve_result_actor
+from actorq.jobs.streams import JobStreams
+from actorq.nats.connection import open_nats
 from actorq.wire.messages import decode_record
 
 
@@ -64,10 +66,15 @@ async def open_runtime(
     queues: dict[str, int] | None = None,
     signing_key: bytes | None = None,
     client_signing_key: bytes | None = None,
+    result_ttl: float | None = None,
     **settings: Any,
 ) -> AsyncIterator[Runtime]:
     namespace = f"t{uuid.uuid4().hex[:10]}"
     urls = [url] if isinstance(url, str) else list(url)
+    if result_ttl is not None:
+        # As `actorq up` does with `[results] ttl`, before any actor makes the buckets.
+        async with open_nats(urls) as conn:
+            await JobStreams(namespace).provision(conn, result_ttl=result_ttl)
     async with trio.open_nursery() as nursery:
         result_actor = await nursery.start(
             lambda task_status: serve_result_actor(

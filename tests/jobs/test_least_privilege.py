@@ -183,6 +183,11 @@ async def test_each_role_does_its_job_with_its_own_user(
         async with _runtime(url), _client(url, "client") as client:
             job = await client.enqueue(jobfuncs.add, 2, 3)
             assert await job.result(timeout=10) == 5
+            # Over max_payload both ways: through the object store, with these users.
+            large = await client.enqueue(jobfuncs.digest_of, b"a" * (2 * 1024 * 1024))
+            assert await large.result(timeout=20) == jobfuncs.digest_of(b"a" * (2 * 1024 * 1024))
+            big = await client.enqueue(jobfuncs.big_result, 2 * 1024 * 1024)
+            assert await big.result(timeout=20) == b"x" * (2 * 1024 * 1024)
             later = await client.enqueue_in(0.2, jobfuncs.add, 1, 1)
             child = await client.options(depends_on=[job.id]).enqueue(jobfuncs.add, 3, 3)
             assert await later.result(timeout=10) == 2

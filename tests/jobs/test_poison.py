@@ -31,6 +31,8 @@ RUN = (
     "queue_actor(lambda: None, sys.argv[1])"
 )
 OVER = 2 * 1024 * 1024  # twice the server's default max_payload
+#: The queue actor's [results] max_bytes in the poison test: OVER is above it.
+MAX_BYTES = 3 * 512 * 1024
 
 
 async def test_poison_jobs_are_dead_lettered_while_their_queue_actor_runs_on(
@@ -41,7 +43,7 @@ async def test_poison_jobs_are_dead_lettered_while_their_queue_actor_runs_on(
     with trio.fail_after(120):
         async with open_runtime(nats_url, queues={}) as rt:
             client, streams = rt.client, rt.client.streams
-            settings = rt.queue_settings("default", 4, sys_path=[ROOT])
+            settings = rt.queue_settings("default", 4, sys_path=[ROOT], max_bytes=MAX_BYTES)
             # The first dead letter the child tries to publish fails (it is retried).
             env = {**os.environ, faults.ENV_VAR: "queue.dead_letter=raise:1"}
             with log_path.open("wb") as log_file:
@@ -113,8 +115,7 @@ async def test_poison_jobs_are_dead_lettered_while_their_queue_actor_runs_on(
     assert [r for j, r in reasons.items() if j.startswith("seq-")] == ["bad_envelope"]
     oversize = failures["oversize"]
     assert oversize.exc_type == "actorq.oversize"
-    limit = 1024 * 1024 - 64 * 1024  # max_payload less room for the record
-    expected = rf"the result is (\d+) bytes, over the limit of {limit} bytes"
+    expected = rf"the job's encoded result is (\d+) bytes, over the limit of {MAX_BYTES} bytes"
     size = re.match(expected, oversize.exc_message)
     assert size is not None, oversize.exc_message
     assert int(size[1]) > OVER

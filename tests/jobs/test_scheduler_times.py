@@ -1,4 +1,4 @@
-"""Due times: cron in IANA zones across DST changes (against croniter), intervals, misfires."""
+"""Due times: cron in IANA zones (DST tables: test_scheduler_dst.py), intervals, misfires."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from collections.abc import Awaitable
 
 import pytest
 import trio
-from croniter import croniter
 
 from actorq.jobs.scheduler_actor import serve_scheduler_actor
 from actorq.jobs.schedules import next_due, next_dues
@@ -28,32 +27,6 @@ def _entry(**kw: object) -> ScheduleEntry:
         "name": "s", "queue": "default", "function": "f", "codec": "pickle", "payload": b"",
     }  # fmt: skip
     return ScheduleEntry(**{**base, **kw})  # type: ignore[arg-type]
-
-
-def _croniter_times(expr: str, start: dt.datetime, count: int) -> list[float]:
-    it = croniter(expr, start)
-    return [float(it.get_next(float)) for _ in range(count)]
-
-
-@pytest.mark.parametrize(
-    ("expr", "zone", "start"),
-    [
-        # Spring forward in Paris: 02:30 local does not exist on 2026-03-29.
-        ("30 2 * * *", PARIS, dt.datetime(2026, 3, 27, 12, tzinfo=PARIS)),
-        # Fall back in Paris: 02:30 local happens twice on 2026-10-25.
-        ("30 2 * * *", PARIS, dt.datetime(2026, 10, 23, 12, tzinfo=PARIS)),
-        # Hourly across New York's fall-back.
-        ("0 * * * *", NEW_YORK, dt.datetime(2026, 11, 1, 0, tzinfo=NEW_YORK)),
-        # Every 15 minutes across New York's spring-forward.
-        ("*/15 * * * *", NEW_YORK, dt.datetime(2026, 3, 8, 1, tzinfo=NEW_YORK)),
-    ],
-)
-def test_cron_due_times_across_dst_match_croniters_own(
-    expr: str, zone: zoneinfo.ZoneInfo, start: dt.datetime
-) -> None:
-    entry = _entry(cron=expr, tz=str(zone.key))
-    ours = next_dues(entry, start.timestamp(), 8)
-    assert ours == _croniter_times(expr, start, 8)
 
 
 def test_a_daily_nine_oclock_in_paris_stays_at_nine_local_across_dst() -> None:
