@@ -31,6 +31,7 @@ from actorq.constants import DEFAULT_QUEUE
 from actorq.exceptions import BrokerError, ConfigError, Conflict, NotFound, UsageError
 from actorq.jobs.streams import JobStreams, check_job_id, check_queue_name
 from actorq.wire.messages import (
+    JobEnvelope,
     JobOptions,
     ScheduleEntry,
     ScheduleFire,
@@ -313,6 +314,28 @@ class ScheduleBook:
         await self.client.conn.jsm(
             "purge_stream", self.streams.jobs_stream, subject=self.streams.timers_filter(name)
         )
+
+
+    async def trigger(self, name: str) -> tuple[str, str]:
+        """Enqueue one run of ``name`` now, outside its plan (its run count and next
+        due time stay as they are); returns the job id and queue."""
+        entry, _ = await self.get(name)
+        now = self.clock()
+        job_id = f"{name}-now-{int(now * 1000)}"
+        env = JobEnvelope(
+            id=job_id,
+            queue=entry.queue,
+            function=entry.function,
+            codec=entry.codec,
+            payload=entry.payload,
+            signature=entry.signature,
+            options=entry.options,
+            enqueued_at=now,
+        )
+        await self.client.conn.js_publish(
+            self.streams.job_subject(entry.queue, job_id), encode(env), msg_id=job_id
+        )
+        return job_id, entry.queue
 
 
 class ScheduleVerbs:
