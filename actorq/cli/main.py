@@ -33,6 +33,7 @@ from typing import Annotated
 import trio
 import typer
 
+from actorq.cli import dashboard as _dashboard
 from actorq.cli import jobs as _jobs
 from actorq.cli import ops as _ops
 from actorq.cli import ps as _ps
@@ -171,3 +172,4 @@ _ops.register(app)
 _jobs.register(app)
 _ps.register(app)
 _top.register(app)
+_dashboard.register(app)
