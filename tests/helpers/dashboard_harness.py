@@ -45,3 +45,25 @@ def bearer_client(info: DashboardInfo) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         base_url=info.url, headers={"authorization": f"Bearer {info.token}"}, timeout=10
     )
+
+
+async def read_events(info: DashboardInfo, count: int) -> list[bytes]:
+    """Open ``/api/events`` over a raw socket (as a browser's EventSource does) and
+    return the ``data:`` lines of the first ``count`` events."""
+    host, port = info.url.removeprefix("http://").rsplit(":", 1)
+    stream = await trio.open_tcp_stream(host, int(port))
+    async with stream:
+        request = (
+            f"GET /api/events HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Authorization: Bearer {info.token}\r\nAccept: text/event-stream\r\n\r\n"
+        )
+        await stream.send_all(request.encode())
+        buffer = b""
+        found: list[bytes] = []
+        while len(found) < count:
+            chunk = await stream.receive_some(65536)
+            assert chunk, "the event stream ended"
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            found += [line.strip() for line in lines if line.startswith(b"data: ")]
+        return found[:count]
