@@ -307,7 +307,7 @@ const pages = {
         ["Finished", when(rec.finished_at)],
         ["Run time", rec.started_at && rec.finished_at ? (rec.finished_at - rec.started_at).toFixed(3) + " s" : "-"],
         ["Worker", rec.worker],
-        ["Result", rec.result],
+        ["Result", data.record ? rec.result || "none" : "-"],
         ["Metadata", JSON.stringify(rec.metadata || queued.metadata || {})],
       ];
       fill("job-facts", facts.map(([k, v]) => row([k, v])));
@@ -316,7 +316,7 @@ const pages = {
       document.getElementById("job-error").textContent =
         err ? err.type + ": " + err.message + "\n\n" + err.traceback : "none";
       const dead = data.dead_letter;
-      fill("job-dead", dead ? [row(["Reason", dead.reason]), row(["Detail", dead.detail]),
+      fill("job-dead", dead ? [row(["Reason", dead.reason]), row(["Detail", el("pre", dead.detail)]),
         row(["Failed", when(dead.failed_at)])] : [], "none");
       document.getElementById("requeue-job").disabled = !CAN_ACT || !dead;
     };
