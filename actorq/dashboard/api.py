@@ -86,19 +86,21 @@ def _int(request: Request, name: str, default: int) -> int:
 async def overview(request: Request) -> Response:
     """``GET /api/overview``."""
     board = _dashboard(request)
-    return json_response(await gather.overview(board.client, board.index))
+    return json_response(await gather.overview(board.client, board.index, board.procs))
 
 
 @_errors
 async def tree(request: Request) -> Response:
     """``GET /api/tree``."""
-    return json_response(await gather.tree(_dashboard(request).client))
+    board = _dashboard(request)
+    return json_response(await gather.tree(board.client, board.procs))
 
 
 @_errors
 async def queues(request: Request) -> Response:
     """``GET /api/queues``."""
-    return json_response(await gather.queues(_dashboard(request).client))
+    board = _dashboard(request)
+    return json_response(await gather.queues(board.client, board.procs))
 
 
 @_errors
@@ -147,7 +149,8 @@ async def schedules(request: Request) -> Response:
 @_errors
 async def actors(request: Request) -> Response:
     """``GET /api/actors``."""
-    return json_response(await gather.actors(_dashboard(request).client))
+    board = _dashboard(request)
+    return json_response(await gather.actors(board.client, board.procs))
 
 
 async def events(request: Request) -> Response:

@@ -15,6 +15,7 @@ from starlette.routing import Route
 from actorq.dashboard import api, gather, pages
 from actorq.dashboard.auth import AuthMiddleware
 from actorq.dashboard.events import EventHub
+from actorq.dashboard.procs import ProcessIndex
 from actorq.dashboard.records import RecordIndex
 from actorq.jobs.client import Client
 
@@ -36,10 +37,11 @@ class Dashboard:
         self.token = token
         self.read_only = read_only
         self.index = RecordIndex()
+        self.procs = ProcessIndex()
         self.hub = EventHub(self._overview, interval=interval)
 
     async def _overview(self) -> dict[str, Any]:
-        return await gather.overview(self.client, self.index)
+        return await gather.overview(self.client, self.index, self.procs)
 
     def check_token(self, given: str) -> bool:
         """Whether ``given`` is the token (constant time)."""

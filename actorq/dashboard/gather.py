@@ -18,6 +18,7 @@ import msgspec
 import trio
 
 from actorq.actors.refs import mailbox_stream, ref
+from actorq.dashboard.procs import ProcessIndex
 from actorq.dashboard.records import RecordIndex
 from actorq.dashboard.summary import summarize
 from actorq.exceptions import ActorqError, CodecError, NotFound
@@ -65,8 +66,13 @@ def _report(r: ProcReport, now: float) -> dict[str, Any]:
     }
 
 
-async def processes(client: Client) -> tuple[list[ProcReport], list[ChildSnapshot]]:
-    """Every process report and published supervision tree of the namespace."""
+async def processes(
+    client: Client, procs: ProcessIndex | None = None
+) -> tuple[list[ProcReport], list[ChildSnapshot]]:
+    """Every process report and published supervision tree of the namespace: from
+    ``procs`` (the dashboard's watch of the heartbeat bucket) when given, else read now."""
+    if procs is not None:
+        return procs.reports(), procs.trees()
     return await read_all(client)
 
 
@@ -89,17 +95,20 @@ async def dead_count(client: Client) -> int:
     return int(info.state.messages or 0)
 
 
-async def queues(client: Client) -> list[Any]:
+async def queues(client: Client, procs: ProcessIndex | None = None) -> list[Any]:
     """Each queue's figures (:class:`~actorq.jobs.stats.QueueStats`)."""
-    return list(await queue_stats(client))
+    reports = procs.reports() if procs is not None else None
+    return list(await queue_stats(client, reports))
 
 
-async def overview(client: Client, index: RecordIndex) -> dict[str, Any]:
+async def overview(
+    client: Client, index: RecordIndex, procs: ProcessIndex | None = None
+) -> dict[str, Any]:
     """The overview page: queues, job counts, rates, failures, leader and health."""
     now = time.time()
-    reports, _trees = await processes(client)
+    reports, _trees = await processes(client, procs)
     states = [state_of(r, now) for r in reports]
-    stats = await queues(client)
+    stats = list(await queue_stats(client, reports))
     return {
         "at": now,
         "namespace": client.streams.ns.name,
@@ -137,11 +146,11 @@ def _node(node: ChildSnapshot, by_pid: dict[int, dict[str, Any]], now: float) ->
     return out
 
 
-async def tree(client: Client) -> dict[str, Any]:
+async def tree(client: Client, procs: ProcessIndex | None = None) -> dict[str, Any]:
     """The supervision tree page: each published tree, every process with its report
     (pid, state, restarts, CPU, RSS, uptime), and processes outside any tree."""
     now = time.time()
-    reports, trees = await processes(client)
+    reports, trees = await processes(client, procs)
     by_pid = {r.pid: _report(r, now) for r in reports}
     nodes = [_node(t, by_pid, now) for t in trees]
     return {"trees": nodes, "other": sorted(by_pid.values(), key=lambda r: r["pid"])}
@@ -257,11 +266,11 @@ async def schedules(client: Client) -> list[dict[str, Any]]:
     return [msgspec.to_builtins(s) for s in await client.schedules()]
 
 
-async def actors(client: Client) -> list[dict[str, Any]]:
+async def actors(client: Client, procs: ProcessIndex | None = None) -> list[dict[str, Any]]:
     """Every named actor that reports heartbeats, with what it answers to
     ``introspect`` and its durable mailbox's depth (``None``: at-most-once mailbox)."""
     now = time.time()
-    reports, _ = await processes(client)
+    reports, _ = await processes(client, procs)
     names: dict[str, list[ProcReport]] = {}
     for r in reports:
         if r.role == "actor" and r.name:
@@ -269,10 +278,12 @@ async def actors(client: Client) -> list[dict[str, Any]]:
     ns = client.streams.ns.name
     out: dict[str, dict[str, Any]] = {}
 
-    async def look(name: str, procs: list[ProcReport]) -> None:
+    async def look(name: str, members: list[ProcReport]) -> None:
         row: dict[str, Any] = {
             "name": name,
-            "processes": [{"pid": p.pid, "host": p.host, "state": state_of(p, now)} for p in procs],
+            "processes": [
+                {"pid": p.pid, "host": p.host, "state": state_of(p, now)} for p in members
+            ],
             "answers": False,
             "role": None,
             "stats": {},
@@ -288,6 +299,6 @@ async def actors(client: Client) -> list[dict[str, Any]]:
         out[name] = row
 
     async with trio.open_nursery() as nursery:
-        for name, procs in names.items():
-            nursery.start_soon(look, name, procs)
+        for name, members in names.items():
+            nursery.start_soon(look, name, members)
     return [out[n] for n in sorted(out)]

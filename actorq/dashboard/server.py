@@ -79,6 +79,7 @@ async def serve_dashboard(
     hconfig.graceful_timeout = 1.0
     async with trio.open_nursery() as nursery:
         await nursery.start(board.index.serve, client.results)
+        await nursery.start(board.procs.serve, client.conn, client.streams.ns.name)
         await nursery.start(board.hub.serve)
         binds: list[str] = await nursery.start(serve, build_app(board), hconfig)
         url = binds[0] if binds else f"http://{host}:{config.port}"

@@ -83,14 +83,17 @@ class QueueStats(msgspec.Struct, frozen=True):
     jobs_per_s: float = 0.0
 
 
-async def queue_stats(client: Any) -> list[QueueStats]:
-    """Figures of every queue of the client's namespace, by name."""
+async def queue_stats(client: Any, reports: list[ProcReport] | None = None) -> list[QueueStats]:
+    """Figures of every queue of the client's namespace, by name; the rates come from
+    ``reports`` (default: read from the heartbeat bucket now)."""
     streams = client.streams
     conn = client.conn
     infos = await conn.jsm("consumers_info", streams.jobs_stream)
     rates: dict[str, float] = {}
     now = time.time()
-    for report in await read_reports(client):
+    if reports is None:
+        reports = await read_reports(client)
+    for report in reports:
         if report.role == "queue" and report.queue and state_of(report, now) != "lost":
             rates[report.queue] = rates.get(report.queue, 0.0) + report.jobs_per_s
     out: list[QueueStats] = []
