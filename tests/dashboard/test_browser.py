@@ -142,7 +142,7 @@ def test_requeueing_a_dead_letter_in_the_browser_makes_it_run(
         assert len(os.listdir(marker)) == 2  # failed once, then ran again and succeeded
         page.goto(f"{served.base}/jobs/{job_id}")
         page.wait_for_function(
-            "document.querySelector('#job-facts td + td').textContent === 'succeeded'"
+            "document.querySelector('#job-facts td + td')?.textContent === 'succeeded'"
         )
 
 
@@ -246,7 +246,7 @@ def test_the_tree_and_actors_of_actorq_up_render(tmp_path: Path) -> None:
         page.wait_for_selector("#actors-table td:text-is('echo')")
         row = page.locator("#actors-table tbody tr").first
         page.wait_for_function(
-            "document.querySelector('#actors-table tbody tr td:nth-child(3)').textContent"
+            "document.querySelector('#actors-table tbody tr td:nth-child(3)')?.textContent"
             " === 'yes'",
             timeout=30_000,
         )
