@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from actorq.dashboard import gather
 from actorq.exceptions import ActorqError, ConfigError, NotFound, UsageError
+from actorq.jobs.streams import check_job_id
 
 if TYPE_CHECKING:
     from actorq.dashboard.app import Dashboard
@@ -34,6 +35,16 @@ BULK_LIMIT = 1000
 def json_response(data: Any, status: int = 200) -> Response:
     """``data`` as JSON (msgspec: structs, datetimes and all)."""
     return Response(msgspec.json.encode(data), status_code=status, media_type="application/json")
+
+
+def _job_id(request: Request) -> str:
+    """The ``{id}`` of the path, refused (400) unless it can be a job id."""
+    return check_job_id(request.path_params["id"])
+
+
+def _name(request: Request) -> str:
+    """The ``{name}`` of the path (a queue or schedule), refused (400) unless valid."""
+    return check_job_id(request.path_params["name"])
 
 
 def _dashboard(request: Request) -> Dashboard:
@@ -176,7 +187,7 @@ async def events(request: Request) -> Response:
 @_errors
 async def purge_queue(request: Request) -> Response:
     """``POST /api/queues/{name}/purge`` with ``{"confirm": "<name>"}``."""
-    name = request.path_params["name"]
+    name = _name(request)
     body = await _body(request)
     if body.get("confirm") != name:
         raise UsageError(f'to purge, send {{"confirm": "{name}"}}: the queue\'s name again')
@@ -187,7 +198,7 @@ async def purge_queue(request: Request) -> Response:
 @_errors
 async def cancel_job(request: Request) -> Response:
     """``POST /api/jobs/{id}/cancel``."""
-    job_id = request.path_params["id"]
+    job_id = _job_id(request)
     await _dashboard(request).client.cancel(job_id)
     return json_response({"id": job_id, "cancel_requested": True})
 
@@ -196,14 +207,14 @@ async def cancel_job(request: Request) -> Response:
 async def requeue_job(request: Request) -> Response:
     """``POST /api/jobs/{id}/requeue`` (also ``/api/dead/{id}/requeue``): run a
     dead-lettered job again."""
-    job = await _dashboard(request).client.requeue(request.path_params["id"])
+    job = await _dashboard(request).client.requeue(_job_id(request))
     return json_response({"id": job.id, "queue": job.queue, "requeued": True})
 
 
 @_errors
 async def delete_dead(request: Request) -> Response:
     """``POST /api/dead/{id}/delete``."""
-    job_id = request.path_params["id"]
+    job_id = _job_id(request)
     await _dashboard(request).client.delete_dead_letter(job_id)
     return json_response({"id": job_id, "deleted": True})
 
@@ -236,7 +247,7 @@ def _schedule_action(verb: str) -> Handler:
     @_errors
     async def act(request: Request) -> Response:
         client = _dashboard(request).client
-        name = request.path_params["name"]
+        name = _name(request)
         if verb == "pause":
             return json_response(await client.pause_schedule(name))
         if verb == "resume":

@@ -147,7 +147,10 @@ class AuthMiddleware:
             await self._deny(scope, send, 401, "wrong token")
             return
         rest = urlencode({k: v[0] for k, v in query.items()})
-        location = scope["path"] + ("?" + rest if rest else "")
+        path = scope["path"]
+        if not path.startswith("/") or path.startswith("//"):
+            path = "/"  # never a redirect to another host (//host/...)
+        location = path + ("?" + rest if rest else "")
         secure = scope.get("scheme") == "https"
         await send(
             {

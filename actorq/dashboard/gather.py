@@ -24,6 +24,7 @@ from actorq.dashboard.summary import summarize
 from actorq.exceptions import ActorqError, CodecError, NotFound
 from actorq.jobs.client import Client
 from actorq.jobs.stats import queue_stats, read_all
+from actorq.jobs.streams import check_job_id
 from actorq.process.heartbeat import ProcReport, state_of
 from actorq.wire.messages import DeadLetter, decode_dead_letter, decode_envelope
 from supervisors import ChildSnapshot
@@ -218,6 +219,7 @@ async def job_detail(client: Client, job_id: str) -> dict[str, Any]:
     """The job page: status, history, attempts, timings, arguments summary, result
     summary or traceback, and its dead letter if it has one; :class:`NotFound`
     when nothing is known of the job."""
+    check_job_id(job_id)  # ConfigError (400) for what cannot be a job id
     record = await client.get_record(job_id)
     status = await client.status(job_id)  # NotFound for an unknown id
     out: dict[str, Any] = {

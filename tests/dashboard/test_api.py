@@ -42,6 +42,8 @@ async def test_viewing_needs_the_token_and_a_login_sets_a_strict_cookie(nats_url
                 assert "HttpOnly" in cookie
                 assert "SameSite=Strict" in cookie
                 assert (await anon.get("/api/overview")).status_code == 200  # cookie kept
+                elsewhere = await anon.get(info.url + "//evil.example/x?token=" + TOKEN)
+                assert elsewhere.headers["location"] == "/"  # never to another host
                 # Every response forbids inline script, framing and referrers.
                 page = await anon.get("/jobs")
                 csp = page.headers["content-security-policy"]
@@ -160,6 +162,12 @@ async def test_job_detail_has_history_and_traceback_but_never_payload_bytes(
                 assert XSS not in page.text  # the frame never holds job data as HTML
                 missing = await http.get("/api/jobs/no-such-job")
                 assert missing.status_code == 404
+                bad = await http.get("/api/jobs/not a job id")
+                assert bad.status_code == 400
+                # What the server renders itself (the id in the path) is escaped.
+                page = await http.get("/jobs/<svg onload=alert(1)>")
+                assert "<svg" not in page.text
+                assert "&lt;svg onload=alert(1)&gt;" in page.text
 
 
 async def test_dead_letters_are_requeued_deleted_and_requeued_in_bulk(

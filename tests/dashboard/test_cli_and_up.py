@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -94,6 +95,17 @@ def test_up_serves_the_dashboard_when_the_config_enables_it(tmp_path: Path) -> N
             while not http.get("/api/tree", headers=headers).json()["trees"]:
                 assert time.monotonic() < deadline, "no supervision tree published"
                 time.sleep(0.1)
-        up.signal(signal.SIGTERM)
-        assert up.wait() == RET_OK, up.stderr()
+        # A browser's open event stream does not hold up a graceful stop.
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sse:
+            sse.sendall(
+                f"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                "Authorization: Bearer up-token-123\r\n\r\n".encode()
+            )
+            received = b""
+            while b"event: overview" not in received:
+                chunk = sse.recv(65536)
+                assert chunk, "the event stream ended early"
+                received += chunk
+            up.signal(signal.SIGTERM)
+            assert up.wait(60) == RET_OK, up.stderr()
         assert wait_gone(up.seen) == set()
