@@ -41,7 +41,7 @@ def dashboard(
     """Serve the web dashboard of a runtime until Ctrl-C (see docs/dashboard.md).
 
     Finds the runtime like the other commands (--url, --config, --namespace); with
-    --config, its [dashboard] section gives the defaults of the options. Prints the
+    --config, the dashboard section of that file gives the defaults. Prints the
     URL to open (with the token in it when the token was made at start).
     """
     from actorq.config.schema import DashboardConfig, load_config
