@@ -90,10 +90,15 @@ up: setup
 	    ps_opts="$$ps_opts --namespace $$ACTORQ_NAMESPACE"; \
 	    send_env="$${send_env}ACTORQ_NAMESPACE=$$ACTORQ_NAMESPACE "; \
 	fi; \
+	ps_env=""; \
+	if [ -n "$${ACTORQ_NATS_DATA_DIR:-}" ]; then \
+	    ps_env="ACTORQ_NATS_DATA_DIR=$$ACTORQ_NATS_DATA_DIR "; \
+	    send_env="$${send_env}$$ps_env"; \
+	fi; \
 	echo "== actorq up examples/config.toml (NATS at $$url); ready once it prints 'actorq ready'."; \
 	echo "   Next, in another terminal in $(ROOT):"; \
 	printf '     %-44s # %s\n' \
-	    "$(venv_shown)/bin/actorq ps$$ps_opts" "every process with its pid and jobs" \
+	    "$${ps_env}$(venv_shown)/bin/actorq ps$$ps_opts" "every process with its pid and jobs" \
 	    "$${send_env}$(venv_shown)/bin/python examples/sync_send.py 2 3" "one job; prints 'result: 5'"; \
 	echo "   Ctrl-C or SIGTERM stops it gracefully; a second one stops at once."; \
 	cd "$(ROOT)"; \

@@ -6,6 +6,10 @@ __all__ = [
     "DEFAULT_NAMESPACE",
     "DEFAULT_QUEUE",
     "DEFAULT_URL",
+    "ENV_CHILD",
+    "ENV_CREDENTIALS_FILE",
+    "ENV_DATA_DIR",
+    "ENV_FAULTS",
     "ENV_NAMESPACE",
     "ENV_NATS_SERVER",
     "ENV_NATS_URL",
@@ -46,3 +50,16 @@ SCHEDULER_DURABLE = "scheduler"
 
 #: JetStream's error code for a failed ``Nats-Expected-Last-(Subject-)Sequence`` check.
 WRONG_LAST_SEQUENCE = 10071
+
+#: Environment variable naming a local runtime's credentials file (URL, user,
+#: password, signing key), for clients on the same machine.
+ENV_CREDENTIALS_FILE = "ACTORQ_CREDENTIALS_FILE"
+
+#: Environment variable with the embedded server's data dir (also ``[nats] data_dir``).
+ENV_DATA_DIR = "ACTORQ_NATS_DATA_DIR"
+
+#: Environment variable arming fault points in tests (see actorq.process.faults).
+ENV_FAULTS = "ACTORQ_FAULTS"
+
+#: Environment variable set for the children of ``actorq up`` (see actorq.runtime.child).
+ENV_CHILD = "ACTORQ_UP_CHILD"

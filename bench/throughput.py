@@ -31,6 +31,11 @@ Figures (each rate the best of ``--rounds`` rounds, reference and actorq alterna
   record is stored (jobs consumer has nothing pending or unacked, and the outcomes
   stream, which the result actor acks only after its KV writes, is empty). The
   reference is timed the same way: from its publish being complete to its last KV put.
+* processing signed: the same with every envelope signed by the client and checked by
+  the queue actor (``signing_key_hex``), in the same run, the two in alternating order
+  across rounds; ``processing_signed_ratio`` is signed over unsigned (bar: >= 0.95).
+  ``processing_signed_cpu_ratio`` compares the queue actor's CPU time per job instead
+  (unsigned over signed, least of the rounds), which a busy machine disturbs less.
 * round trip: 500 sequential ``await (await client.enqueue(noop)).result()``.
 * backlog: ``--backlog`` jobs enqueued first, then a fresh queue actor process drains
   them; its RSS is sampled with psutil every 50 ms.
@@ -72,6 +77,7 @@ sys.path.insert(0, str(BENCH_DIR))
 import _jobs  # noqa: E402
 
 RESULT_VALUE = b"r" * 64
+SIGNING_KEY = bytes(range(32))
 RTT_JOBS = 500
 ENQ_QUEUE = "enq"  # enqueue-rate jobs go here: no consumer, purged after each mode
 
@@ -269,6 +275,7 @@ async def actorq_run(
     fn: Callable[..., Any],
     tag: str,
     last_round: bool,
+    round_index: int = 0,
 ) -> dict[str, Any]:
     n, tasks, n_seq = args.n, args.tasks, args.n_seq
     namespace = f"bench{uuid.uuid4().hex[:8]}{tag}"
@@ -320,27 +327,42 @@ async def actorq_run(
                 out["enqueue_sequential"] = n_seq / (time.perf_counter() - t0)
                 await client.purge(ENQ_QUEUE)
 
-                # -- processing: a backlog of N, then one queue actor process
-                await enqueue_chunks(client, "work", fn, n)
-                enqueued_at = time.time()
-                qa = QueueActorProcess(settings("work"))
-                procs.append(qa)
-                await qa.start()
-                drained = Drained(client, "work")
-                cpu = CpuMeter({"queue_actor": qa.pid, "bench": os.getpid(), "nats": args.nats_pid})
-                # Polled every 20 ms (<= 1% of a multi-second drain): polling faster
-                # steals CPU from the result actor, which shares this process.
-                while not await drained():  # noqa: ASYNC110 (polling the server)
-                    await trio.sleep(0.02)
-                done_at = time.time()
-                span = done_at - max(enqueued_at, qa.ready_at)
-                out["processing"] = n / span
-                out["processing_cpu_share"] = cpu.shares(span)
+                # -- processing: a backlog of N, then one queue actor process; the
+                # same with every envelope signed and checked, in the order ABBA
+                # (BAAB every other round), so a drift of the machine's load during
+                # the round weighs on both alike. Best of each.
+                async with open_client(
+                    url, namespace=namespace, signing_key=SIGNING_KEY
+                ) as signer:
+                    plain_run = ("", client, "work")
+                    signed_run = ("_signed", signer, "signed")
+                    a, b = (plain_run, signed_run)
+                    if round_index % 2:
+                        a, b = b, a
+                    qa = None
+                    work_queue = ""
+                    for i, (suffix, sender, queue) in enumerate((a, b, b, a)):
+                        qs = settings(f"{queue}{i}")
+                        if suffix:
+                            qs = msgspec.structs.replace(qs, signing_key_hex=SIGNING_KEY.hex())
+                        rate, share, runner = await processing_run(sender, qs, fn, n, args, procs)
+                        cpu_us = share.pop("queue_actor_us_per_job")
+                        if rate > out.get(f"processing{suffix}", 0.0):
+                            out[f"processing{suffix}"] = rate
+                            if not suffix:
+                                out["processing_cpu_share"] = share
+                        key = f"processing{suffix}_cpu_us"
+                        out[key] = min(cpu_us, out.get(key, cpu_us))
+                        if suffix or qa is not None:
+                            await runner.stop()
+                        else:
+                            qa, work_queue = runner, qs.queue  # it serves the round trips
+                    assert qa is not None
 
                 if last_round:
                     # -- round trip, same process
                     rtts: list[float] = []
-                    wopts = EnqueueOptions(queue="work")
+                    wopts = EnqueueOptions(queue=work_queue)
                     for _ in range(RTT_JOBS):
                         t0 = time.perf_counter()
                         job = await client.enqueue_with(wopts, fn)
@@ -358,6 +380,36 @@ async def actorq_run(
         for p in procs:
             await p.stop()
     return out
+
+
+async def processing_run(
+    client: Client,
+    settings: QueueActorSettings,
+    fn: Callable[..., Any],
+    n: int,
+    args: argparse.Namespace,
+    procs: list[QueueActorProcess],
+) -> tuple[float, Any, QueueActorProcess]:
+    """Jobs/s of a queue actor process draining a backlog of ``n``, CPU shares, and the
+    process (still running)."""
+    await enqueue_chunks(client, settings.queue, fn, n)
+    enqueued_at = time.time()
+    qa = QueueActorProcess(settings)
+    procs.append(qa)
+    await qa.start()
+    drained = Drained(client, settings.queue)
+    cpu = CpuMeter({"queue_actor": qa.pid, "bench": os.getpid(), "nats": args.nats_pid})
+    # Polled every 20 ms (<= 1% of a multi-second drain): polling faster
+    # steals CPU from the result actor, which shares this process.
+    while not await drained():  # noqa: ASYNC110 (polling the server)
+        await trio.sleep(0.02)
+    done_at = time.time()
+    span = done_at - max(enqueued_at, qa.ready_at)
+    shares: dict[str, float] = cpu.shares(span)
+    # CPU seconds the queue actor spent per job: steadier than a rate on a busy machine.
+    qa_cpu = cpu._cpu(cpu.procs["queue_actor"]) - cpu.start["queue_actor"]
+    shares["queue_actor_us_per_job"] = round(qa_cpu / n * 1e6, 1)
+    return n / span, shares, qa
 
 
 async def backlog_run(
@@ -415,8 +467,16 @@ def sync_run(url: str, n_seq: int, fn: Callable[..., Any]) -> float | None:
 def best(a: dict[str, Any] | None, b: dict[str, Any]) -> dict[str, Any]:
     if a is None:
         return b
-    rates = ("enqueue_pipelined", "enqueue_concurrent", "enqueue_sequential", "processing")
-    return {**a, **b, **{k: max(a[k], b[k]) for k in rates if k in a and k in b}}
+    rates = (
+        "enqueue_pipelined", "enqueue_concurrent", "enqueue_sequential", "processing",
+        "processing_signed",
+    )  # fmt: skip
+    cpu = ("processing_cpu_us", "processing_signed_cpu_us")
+    return {
+        **a, **b,
+        **{k: max(a[k], b[k]) for k in rates if k in a and k in b},
+        **{k: min(a[k], b[k]) for k in cpu if k in a and k in b},
+    }  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -449,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
             params = (server.url, args.n, args.window, args.tasks, args.batch, args.n_seq)
             ref = best(ref, asyncio.run(ref_run(*params, size, f"{r}")))
             last = r == args.rounds - 1
-            act = best(act, trio.run(actorq_run, server.url, args, fn, f"r{r}", last))
+            act = best(act, trio.run(actorq_run, server.url, args, fn, f"r{r}", last, r))
         for _ in range(args.rounds):
             rate = sync_run(server.url, args.n_seq, fn)
             if rate is not None:
@@ -480,6 +540,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         res["sync_enqueue_per_s"] = round(sync_rate)
         res["sync_enqueue_ratio"] = round(sync_rate / act["enqueue_sequential"], 3)
+    res["processing_signed_per_s"] = round(act["processing_signed"])
+    res["processing_signed_ratio"] = round(act["processing_signed"] / act["processing"], 3)
+    # The same comparison by the queue actor's CPU time per job (least of the rounds):
+    # unsigned over signed, so 1.0 means signing costs nothing.
+    res["processing_cpu_us_per_job"] = act["processing_cpu_us"]
+    res["processing_signed_cpu_us_per_job"] = act["processing_signed_cpu_us"]
+    res["processing_signed_cpu_ratio"] = round(
+        act["processing_cpu_us"] / act["processing_signed_cpu_us"], 3
+    )
     res["processing_cpu_share"] = act.get("processing_cpu_share")
     for key in ("rtt_p50_ms", "rtt_p99_ms", "rtt_mean_ms"):
         res[key] = act.get(key)
@@ -491,6 +560,7 @@ def main(argv: list[str] | None = None) -> int:
         "enqueue_ratio": res["enqueue_ratio"] >= 0.7,
         "sync_enqueue_ratio": None if sync_rate is None else res["sync_enqueue_ratio"] >= 0.5,
         "processing_ratio": res["processing_ratio"] >= 0.5,
+        "processing_signed_ratio": res["processing_signed_ratio"] >= 0.95,
         "rtt_p50_ms": res["rtt_p50_ms"] is not None and res["rtt_p50_ms"] < 3,
         "rtt_p99_ms": res["rtt_p99_ms"] is not None and res["rtt_p99_ms"] < 15,
         "backlog_peak_rss_mb": res["backlog_peak_rss_mb"] is not None
@@ -510,6 +580,15 @@ def main(argv: list[str] | None = None) -> int:
             f"  {mode:20s} ref {res[f'{mode}_ref_per_s']:>8,}/s   "
             f"actorq {res[f'{mode}_actorq_per_s']:>8,}/s   ratio {res[f'{mode}_ratio']:.2f}"
         )
+    print(
+        f"  processing signed    {res['processing_signed_per_s']:>8,}/s vs unsigned, same "
+        f"run   ratio {res['processing_signed_ratio']:.2f}"
+    )
+    print(
+        f"  queue actor CPU/job  unsigned {res['processing_cpu_us_per_job']} us, signed "
+        f"{res['processing_signed_cpu_us_per_job']} us   ratio "
+        f"{res['processing_signed_cpu_ratio']:.2f}"
+    )
     print(f"  processing CPU (share of one core): {res['processing_cpu_share']}")
     if sync_rate is None:
         print(f"  sync enqueue         {res['sync_note']}")

@@ -1,13 +1,16 @@
 """Send a job from plain, blocking code and print its result: no event loop in sight.
 
 Workers for the ``default`` queue must be running against the same server and namespace,
-with ``examples/`` importable (they import :mod:`tasks` to run the job)::
+with ``examples/`` importable (they import :mod:`tasks` to run the job). From the
+repository root, next to ``actorq up examples/config.toml``::
 
-    ACTORQ_NATS_URL=nats://127.0.0.1:4222 python examples/sync_send.py 2 3
+    python examples/sync_send.py 2 3
 
-``ACTORQ_NATS_URL`` (default ``nats://127.0.0.1:4222``) and ``ACTORQ_NAMESPACE`` (default
-``actorq``) choose where to send. The connection is opened on the first send, reused by
-every later one, and closed when the script exits.
+The runtime requires a password and signed jobs; both, and its URL, come from the
+credentials file it keeps in its data dir (``.actorq/nats/credentials.json``), which
+``actorq.send`` finds by itself. ``ACTORQ_NATS_URL`` and ``ACTORQ_NAMESPACE`` (default
+``actorq``) choose another server or namespace. The connection is opened on the first
+send, reused by every later one, and closed when the script exits.
 """
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ class Actor:
     namespace: str = ""
     conn: Connection
     #: What :class:`~actorq.wire.messages.ActorInfo` calls this kind of actor.
-    role: ClassVar[str] = "actor"
+    role: str = "actor"
     #: Unix time the actor started (set before :meth:`on_start`).
     started_at: float = 0.0
     _dispatch: ClassVar[DispatchTable | None] = None

@@ -52,6 +52,7 @@ from actorq.nats.actor_transport import (
     transport_for,
 )
 from actorq.nats.connection import Connection, open_nats
+from actorq.nats.options import ConnectOptions
 from actorq.nats.provisioning import StreamSpec, ensure_stream
 from actorq.process.entry import cancel_on_signals, default_logging
 from actorq.process.heartbeat import publish_heartbeats
@@ -94,6 +95,8 @@ class ActorHostSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     ack_wait: float = DEFAULT_ACK_WAIT
     #: Durable mailbox: messages fetched and not yet acked, per process.
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    #: How to connect (auth, TLS); secrets filled in by ``actorq up`` from the environment.
+    connect: ConnectOptions = ConnectOptions()
 
 
 def resolve_actor_class(path: str) -> type[Actor]:
@@ -324,7 +327,9 @@ def main(ready: Any, settings_json: str) -> None:
         default_logging()
 
     async def run() -> None:
-        async with open_nats(settings.url, name=f"actorq-actor-{settings.name}") as conn:
+        async with open_nats(
+            settings.url, name=f"actorq-actor-{settings.name}", **settings.connect.kwargs()
+        ) as conn:
             try:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(cancel_on_signals, nursery.cancel_scope)

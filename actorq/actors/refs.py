@@ -12,7 +12,7 @@ the stream ``<ns>_mbox_<name>`` exist?), unless it was told (refs from ``spawn``
 
 Example::
 
-    async with actorq.open_nats(url) as nc:
+    async with actorq.nats.open_nats(url) as nc:
         greeter = actorq.ref("greeter", conn=nc, namespace="shop")
         await greeter.send(Greet("ada"))
         print(await greeter.ask(Greet("bob"), timeout=2))
@@ -138,8 +138,8 @@ class ActorRef:
         """Send ``msg`` and return the handler's reply.
 
         Raises :class:`~actorq.RemoteError` (type, message, remote traceback) if the
-        handler raised, :class:`~actorq.UnhandledMessage` if the actor has no handler
-        for the type, :class:`~actorq.ActorUnavailable` at once if no process serves
+        handler raised, :class:`~actorq.exceptions.UnhandledMessage` if the actor has no handler
+        for the type, :class:`~actorq.exceptions.ActorUnavailable` at once if no process serves
         the name, :class:`~actorq.AskTimeout` after ``timeout`` seconds. Asks always
         travel over core NATS, whatever the mailbox kind (see docs/actors.md).
         """
@@ -177,7 +177,7 @@ def ref(
 
     Example::
 
-        async with actorq.open_nats(url) as nc:
+        async with actorq.nats.open_nats(url) as nc:
             await actorq.ref("greeter", conn=nc).send(Greet("ada"))
     """
     return ActorRef(name, conn=conn, namespace=namespace, actor=actor, mailbox=mailbox)

@@ -1,8 +1,11 @@
 """What every operations command shares: finding the server, connecting, failing cleanly.
 
 The server is found, first match wins, from ``--url``, ``ACTORQ_NATS_URL``, the
-``[nats]`` section of ``--config FILE``, then ``nats://127.0.0.1:4222``. The namespace
+``[nats]`` section of ``--config FILE``, the credentials file of a local ``actorq up``
+(:mod:`actorq.nats.local_credentials`), then ``nats://127.0.0.1:4222``. The namespace
 comes from ``--namespace``, ``ACTORQ_NAMESPACE``, the config file, then ``actorq``.
+Credentials and the signing key come from the config file, else from that
+credentials file when it is for the same server.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -66,6 +70,7 @@ class Target(msgspec.Struct, frozen=True):
     urls: list[str]
     namespace: str
     options: dict[str, Any] = {}
+    signing_key: bytes | None = None
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -79,6 +84,7 @@ def resolve(url: str | None, config: Path | None, namespace: str | None) -> Targ
     ns = namespace
     urls: list[str] = []
     options: dict[str, Any] = {}
+    key: bytes | None = None
     if config is not None:
         from actorq.config.schema import load_config
 
@@ -90,12 +96,23 @@ def resolve(url: str | None, config: Path | None, namespace: str | None) -> Targ
         # An embedded server (no urls) listens on its configured local port.
         urls = list(cfg.nats.urls) or [f"nats://127.0.0.1:{cfg.nats.port}"]
         # The credentials and TLS settings `actorq up` gives its own processes.
-        from actorq.runtime.child import connect_options
+        from actorq.nats.options import ConnectOptions
 
-        options = connect_options(msgspec.to_builtins(cfg.nats))
+        options = ConnectOptions.from_mapping(msgspec.to_builtins(cfg.nats)).kwargs()
+        if cfg.security.signing_key_env:
+            key = bytes.fromhex(os.environ.get(cfg.security.signing_key_env, ""))
     if url:
         urls = [u.strip() for u in url.split(",") if u.strip()]
-    return Target(urls=urls or [DEFAULT_URL], namespace=ns or DEFAULT_NAMESPACE, options=options)
+    from actorq.nats.local_credentials import resolve_local
+
+    try:
+        found, options, key = resolve_local(urls or None, options, key)
+    except ValueError as exc:  # a signing key that is not hex
+        fail(f"the local credentials file holds an invalid signing key: {exc}", RET_CONFIG)
+    return Target(
+        urls=found or [DEFAULT_URL], namespace=ns or DEFAULT_NAMESPACE, options=options,
+        signing_key=key,
+    )  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -130,6 +147,8 @@ def sync_client(target: Target) -> Iterator[Any]:
             start_timeout=15.0,
             connect_timeout=2.0,
             max_reconnect_attempts=0,
+            signing_key=target.signing_key,
+            local_credentials=False,  # resolve() looked already
             **target.options,
         )
         with client:

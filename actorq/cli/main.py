@@ -91,15 +91,26 @@ def server(
         Path | None,
         typer.Option(help="JetStream data directory; default: a temporary one, removed on exit."),
     ] = None,
+    allow_insecure_bind: Annotated[
+        bool,
+        typer.Option(help="Allow a --host beyond loopback (no auth, no TLS: trusted networks)."),
+    ] = False,
 ) -> None:
     """Run an embedded nats-server with JetStream in the foreground until Ctrl-C.
 
-    Prints the URL clients connect to, e.g. ``nats://127.0.0.1:4222``.
+    Prints the URL clients connect to, e.g. ``nats://127.0.0.1:4222``. A development
+    server: no auth, so it refuses a --host beyond loopback unless told otherwise
+    (``actorq up`` runs its own server with auth).
     """
 
     async def serve() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async with open_nats_server(host=host, port=port or None, data_dir=data_dir) as srv:
+            async with open_nats_server(
+                host=host,
+                port=port or None,
+                data_dir=data_dir,
+                allow_insecure_bind=allow_insecure_bind,
+            ) as srv:
                 typer.echo(srv.url)
                 typer.echo(f"nats-server pid {srv.pid}, data dir {srv.data_dir}; Ctrl-C to stop")
                 async for _ in signals:

@@ -33,8 +33,19 @@ sys_path = []
 # survive a restart of `actorq up`.
 host = "127.0.0.1"
 port = 4222
+# The data dir also keeps credentials.json (mode 0600): the user and password the
+# embedded server requires and the key pickled jobs are signed with, generated on the
+# first start. Local clients (actorq.send, open_client, the CLI) read it from there.
 data_dir = ".actorq/nats"
-# Authentication, when the server asks for it (prefer ACTORQ_NATS_PASSWORD /
+# Beyond loopback (host = "0.0.0.0") the embedded server needs TLS: its certificate
+# and key. Clients then verify it with tls_ca below.
+# server_tls_cert = "/etc/actorq/server.pem"
+# server_tls_key = "/etc/actorq/server-key.pem"
+# Let the embedded server listen beyond loopback without TLS: only on a network you
+# trust entirely (see docs/security.md).
+allow_insecure_bind = false
+# Authentication. The embedded server takes these instead of generating its own; an
+# external server is connected to with them (prefer ACTORQ_NATS_PASSWORD /
 # ACTORQ_NATS_TOKEN to writing secrets here).
 # user = "app"
 # password = "..."
@@ -105,8 +116,12 @@ level = "INFO"                        # DEBUG, INFO, WARNING, ERROR, CRITICAL
 format = "text"                       # text | json (one JSON object per line)
 
 [security]
-# Name of the environment variable that holds the hex HMAC key pickled jobs are
-# signed with (never the key itself here). Generate one: `openssl rand -hex 32`.
+# Every job is signed (its whole envelope, HMAC-SHA256) and workers run only jobs with
+# a valid signature. Without signing_key_env, the key is generated on the first start
+# and kept in [nats] data_dir/credentials.json, where local clients find it.
+# Name of the environment variable that holds the hex HMAC key instead (never the key
+# itself here); set it, with the same key, on every host. Generate one:
+# `openssl rand -hex 32`.
 # signing_key_env = "ACTORQ_SIGNING_KEY"
 # While rotating keys: the variable with the old key(s), comma-separated; workers
 # still accept them, never sign with them. See docs/security.md.

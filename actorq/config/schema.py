@@ -36,6 +36,7 @@ from actorq.config.locate import KeyPath, locate, parse_path
 from actorq.constants import DEFAULT_NAMESPACE
 from actorq.exceptions import ConfigFileError
 from actorq.jobs.streams import DEFAULT_ACK_WAIT, DEFAULT_RESULT_TTL, MAX_DELIVER
+from actorq.nats.local_credentials import credentials_path, read_credentials
 from actorq.wire.codec import Signer
 from actorq.wire.messages import JobOptions, RetryBackoff
 
@@ -74,8 +75,15 @@ class NatsConfig(_Section, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     #: Port of the embedded server; 0 picks a free one.
     port: Port = 4222
-    #: JetStream data of the embedded server; kept across restarts of ``actorq up``.
+    #: JetStream data of the embedded server; kept across restarts of ``actorq up``,
+    #: with the generated credentials and signing key (``credentials.json``, 0600).
     data_dir: str = ".actorq/nats"
+    #: The embedded server's own TLS certificate and key (PEM), needed to serve
+    #: beyond loopback.
+    server_tls_cert: str | None = None
+    server_tls_key: str | None = None
+    #: Let the embedded server listen beyond loopback without auth and TLS.
+    allow_insecure_bind: bool = False
     user: str | None = None
     password: str | None = None
     token: str | None = None
@@ -125,7 +133,7 @@ class QueueConfig(_Section, frozen=True, kw_only=True):
     track_started: bool = True
 
     def job_options(self, **overrides: Any) -> JobOptions:
-        """The retry policy and timeout of this queue as :class:`~actorq.JobOptions`.
+        """The retry policy and timeout of this queue as :class:`~actorq.wire.JobOptions`.
 
         A job's retry policy travels with the job, chosen when it is enqueued, so
         enqueuers apply it: ``client.enqueue(fn, options=queue.job_options())``.
@@ -239,11 +247,15 @@ class Config(_Section, frozen=True, kw_only=True):
 
     def signer(self, environ: Mapping[str, str] | None = None) -> Signer | None:
         """The HMAC signer that ``[security]`` names, for clients that load this config:
-        ``SyncClient(url, signing_key=config.signer())``; ``None`` without a key."""
+        ``SyncClient(url, signing_key=config.signer())``. Without ``signing_key_env``,
+        the key ``actorq up`` generated in ``[nats] data_dir``; ``None`` without any."""
         env = os.environ if environ is None else environ
         var = self.security.signing_key_env
         if var is None:
-            return None
+            stored = read_credentials(credentials_path(self.nats.data_dir))
+            if stored is None or not stored.signing_key:
+                return None
+            return Signer(bytes.fromhex(stored.signing_key))
         previous_var = self.security.previous_signing_keys_env
         previous = env.get(previous_var, "") if previous_var else ""
         return Signer(

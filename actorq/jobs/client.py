@@ -45,8 +45,9 @@ from actorq.jobs.schedules import ScheduleBook, ScheduleVerbs, at_header, to_tim
 from actorq.jobs.streams import MAX_DELIVER, JobStreams, check_job_id, check_queue_name
 from actorq.nats.connection import Connection, OutMsg, open_nats
 from actorq.nats.kv import KeyValueStore
+from actorq.nats.local_credentials import resolve_local
 from actorq.process import faults
-from actorq.wire.codec import Codec, Signer, function_path, get_codec
+from actorq.wire.codec import Codec, Signer, as_signer, function_path, get_codec
 from actorq.wire.messages import (
     CancelJob,
     DeadLetter,
@@ -62,6 +63,7 @@ from actorq.wire.messages import (
     decode_record,
     encode,
 )
+from actorq.wire.signing import sign_envelope
 
 log = logging.getLogger("actorq.client")
 
@@ -182,6 +184,8 @@ class Client(ScheduleVerbs):
         self.streams = streams
         self.codec = codec
         self._signing_key = signing_key
+        #: Signs every envelope this client sends (``None``: unsigned).
+        self.signer = as_signer(signing_key)
         self._results: KeyValueStore | None = None
         self._cancels: KeyValueStore | None = None
         self._claims: KeyValueStore | None = None
@@ -284,17 +288,19 @@ class Client(ScheduleVerbs):
             name = function_path(fn)
         except (AttributeError, TypeError, CodecError):
             name = repr(fn)
-        return JobEnvelope(
+        env = JobEnvelope(
             id=job_id,
             queue=opts.queue,
             function=name,
             codec=self.codec.name,
             payload=payload,
-            signature=self.codec.sign_call(payload),
             options=job_options,
             enqueued_at=time.time(),
             reply_to=self._inbox,
         )
+        # The whole envelope is signed (id, queue, options, reply_to...), not only
+        # the payload: see actorq.wire.signing.
+        return env if self.signer is None else sign_envelope(self.signer, env)
 
     async def enqueue_with(
         self,
@@ -421,7 +427,7 @@ class Client(ScheduleVerbs):
         return decode_envelope(msg.data)
 
     async def status(self, job_id: str) -> JobStatus:
-        """The job's status; raises :class:`~actorq.NotFound` for an unknown id."""
+        """The job's status; raises :class:`~actorq.exceptions.NotFound` for an unknown id."""
         record = await self.get_record(job_id)
         if record is not None and record.done:
             return record.status
@@ -595,7 +601,7 @@ class Client(ScheduleVerbs):
         await self.conn.jsm("delete_msg", self.streams.dead_stream, msg.seq)
 
     async def trigger_schedule(self, name: str) -> Job:
-        """Run schedule ``name`` once now, as job ``<name>-now-<ms>``, outside its plan
+        """Run schedule ``name`` once now, as job ``<name>-<unix ms>``, outside its plan
         (its next due time and run count are unchanged; a paused one runs too)."""
         job_id, queue = await self._book.trigger(name)
         return Job(self, job_id, queue)
@@ -663,21 +669,35 @@ def _in(delay: dt.timedelta | float) -> float:
 
 @contextlib.asynccontextmanager
 async def open_client(
-    url: str | Sequence[str] = DEFAULT_URL,
+    url: str | Sequence[str] | None = None,
     *,
     namespace: str = DEFAULT_NAMESPACE,
     codec: str | Codec = "pickle",
     signing_key: bytes | Signer | None = None,
+    local_credentials: bool = True,
     **connect_options: Any,
 ) -> AsyncIterator[Client]:
     """Connect a job-queue client for the duration of the block (Trio).
 
     ``codec`` is ``"pickle"`` (default; lambdas and closures work) or ``"safe"``, or a
-    codec object; ``signing_key`` signs payloads so workers refuse unsigned ones.
-    ``connect_options`` go to :func:`actorq.open_nats` (user, password, token, tls...).
+    codec object; ``signing_key`` signs every envelope so workers run it.
+    ``connect_options`` go to :func:`actorq.nats.open_nats` (user, password, token, tls...).
+
+    With ``local_credentials`` (the default), what is not given comes from the
+    credentials file of a local ``actorq up`` (see
+    :mod:`actorq.nats.local_credentials`): its URL when ``url`` is ``None``, its
+    password and signing key when the client has none, and only for the server it
+    names. ``url`` is ``nats://127.0.0.1:4222`` when neither says.
     """
+    if local_credentials:
+        urls, connect_options, signing_key = resolve_local(url, connect_options, signing_key)
+    else:
+        urls = None if url is None else ([url] if isinstance(url, str) else list(url))
     c = codec if not isinstance(codec, str) else get_codec(codec, signing_key=signing_key)
-    async with open_nats(url, **connect_options) as conn, trio.open_nursery() as nursery:
+    async with (
+        open_nats(urls or DEFAULT_URL, **connect_options) as conn,
+        trio.open_nursery() as nursery,
+    ):
         client = Client(conn, JobStreams(namespace), c, signing_key=signing_key)
         await client._setup()
         await nursery.start(client._serve_inbox)

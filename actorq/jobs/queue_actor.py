@@ -51,6 +51,7 @@ from actorq.jobs.thread_pool import SyncJobThreads
 from actorq.nats.connection import Connection, JsMsg, PullConsumer, open_nats
 from actorq.nats.kv import KeyValueStore
 from actorq.nats.loop import Settle
+from actorq.nats.options import ConnectOptions
 from actorq.process import faults
 from actorq.process.entry import default_logging
 from actorq.process.heartbeat import publish_heartbeats
@@ -65,6 +66,7 @@ from actorq.wire.messages import (
     decode_record,
     encode,
 )
+from actorq.wire.signing import EnvelopeError, check_envelope, verify_envelope
 
 __all__ = ["QueueActorSettings", "asyncio_job", "main", "serve_queue_actor"]
 
@@ -87,7 +89,11 @@ class QueueActorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
     recycle_after_jobs: int | None = None
     #: Exit gracefully when the process's RSS passes this many MB.
     recycle_above_rss_mb: float | None = None
-    #: Hex-encoded HMAC key; payloads without a valid signature are dead-lettered.
+    #: How to connect (auth, TLS); ``actorq up`` fills its secrets in from the
+    #: environment, never from the command line.
+    connect: ConnectOptions = ConnectOptions()
+    #: Hex-encoded HMAC key; envelopes without a valid signature are dead-lettered
+    #: (``bad_signature``) and never run.
     signing_key_hex: str | None = None
     #: Hex keys still accepted (never used to sign) while a key is being rotated.
     previous_signing_keys_hex: list[str] = []
@@ -159,14 +165,15 @@ class QueueActor:
         self.settings = settings
         self.conn = conn
         self.streams = JobStreams(settings.namespace)
-        key: bytes | Signer | None = None
+        signer: Signer | None = None
         if settings.signing_key_hex:
-            key = bytes.fromhex(settings.signing_key_hex)
-            if settings.previous_signing_keys_hex:
-                previous = [bytes.fromhex(k) for k in settings.previous_signing_keys_hex]
-                key = Signer(key, previous=previous)
-        self._signing_key = key
+            previous = [bytes.fromhex(k) for k in settings.previous_signing_keys_hex]
+            signer = Signer(bytes.fromhex(settings.signing_key_hex), previous=previous)
+        self._signer = signer
+        # Results are signed by these; calls are decoded by unsigned twins, once the
+        # whole envelope's signature has been checked (actorq.wire.signing).
         self._codecs: dict[str, Codec] = {}
+        self._call_codecs: dict[str, Codec] = {}
         self.slots = _Slots(settings.concurrency)
         self.running: dict[str, tuple[trio.CancelScope, JsMsg]] = {}
         self.cancelled: set[str] = set()
@@ -189,18 +196,21 @@ class QueueActor:
     def codec(self, name: str) -> Codec:
         codec = self._codecs.get(name)
         if codec is None:
-            accepted = self.settings.codecs
-            if accepted is not None and name not in accepted:
-                raise CodecError(
-                    f"codec {name!r} is not accepted by this worker (accepted: "
-                    f"{', '.join(accepted)}); send with one of those"
-                )
-            options: dict[str, Any] = {}
-            if name == "safe" and self.settings.safe_allow is not None:
-                options["allow"] = self.settings.safe_allow
-            codec = get_codec(name, signing_key=self._signing_key, **options)
-            self._codecs[name] = codec
+            self._codecs[name] = codec = self._build_codec(name, self._signer)
+            self._call_codecs[name] = self._build_codec(name, None)
         return codec
+
+    def _build_codec(self, name: str, signer: Signer | None) -> Codec:
+        accepted = self.settings.codecs
+        if accepted is not None and name not in accepted:
+            raise CodecError(
+                f"codec {name!r} is not accepted by this worker (accepted: "
+                f"{', '.join(accepted)}); send with one of those"
+            )
+        options: dict[str, Any] = {}
+        if name == "safe" and self.settings.safe_allow is not None:
+            options["allow"] = self.settings.safe_allow
+        return get_codec(name, signing_key=signer, **options)
 
     # -- the loops -------------------------------------------------------------------
 
@@ -237,10 +247,20 @@ class QueueActor:
         except CodecError as exc:
             await self.dead_letter(msg, None, "undecodable", str(exc))
             return
-        problem = envelope_problem(env)
-        if problem is not None:
-            # Its id or reply subject would break the subjects and keys built from it.
-            await self.dead_letter(msg, None, "bad_envelope", problem)
+        try:
+            if self._signer is not None:
+                verify_envelope(self._signer, env)
+            check_envelope(env, queue=self.settings.queue, namespace=self.settings.namespace)
+            problem = envelope_problem(env)
+            if problem is not None:
+                # Its id or reply subject would break the subjects and keys built from it.
+                raise EnvelopeError(problem)
+        except (SignatureError, EnvelopeError) as exc:
+            # Not authentic or not usable: its id and reply_to may be anyone's, so no
+            # record or inbox is touched; the dead letter is filed under its stream
+            # sequence.
+            reason = "bad_signature" if isinstance(exc, SignatureError) else "bad_envelope"
+            await self.dead_letter(msg, None, reason, str(exc))
             return
         if env.id in self.cancelled:
             self.report(msg, self.outcome(env, msg, "cancelled", time.time()), "term")
@@ -264,10 +284,7 @@ class QueueActor:
             # Inside the try: a job naming a codec this worker does not accept is a
             # dead letter, not a crash of the worker (which would crash-loop on it).
             codec = self.codec(env.codec)
-            fn, args, kwargs = codec.decode_call(env.payload, env.signature)
-        except SignatureError as exc:
-            await self.dead_letter(msg, env, "bad_signature", str(exc))
-            return
+            fn, args, kwargs = self._call_codecs[env.codec].decode_call(env.payload)
         except CodecError as exc:
             await self.dead_letter(msg, env, "undecodable", str(exc))
             return
@@ -604,7 +621,9 @@ async def serve_queue_actor(
     for module in settings.imports:
         importlib.import_module(module)
     streams = JobStreams(settings.namespace)
-    async with open_nats(settings.url, name=f"actorq-queue-{settings.queue}") as conn:
+    async with open_nats(
+        settings.url, name=f"actorq-queue-{settings.queue}", **settings.connect.kwargs()
+    ) as conn:
         await streams.provision(conn)
         await streams.provision_queue(
             conn, settings.queue, ack_wait=settings.ack_wait,

@@ -31,12 +31,12 @@ loop (no Trio crossing per batch); Trio only owns its lifetime.
 from __future__ import annotations
 
 import collections
-import contextlib
 import functools
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import TypeGuard
 
 import msgspec
 import trio
@@ -54,6 +54,7 @@ from actorq.nats.connection import Connection, open_nats
 from actorq.nats.delivery import JsMsg
 from actorq.nats.errors import is_transient
 from actorq.nats.loop import LoopKv, LoopPull, LoopSide, Settle
+from actorq.nats.options import ConnectOptions
 from actorq.process import faults
 from actorq.process.entry import run_until_signalled
 from actorq.process.heartbeat import publish_heartbeats
@@ -67,6 +68,7 @@ from actorq.wire.messages import (
     decode_result_input,
     encode,
 )
+from actorq.wire.signing import inbox_prefix
 
 __all__ = ["ResultActor", "ResultActorSettings", "main", "serve_result_actor"]
 
@@ -237,7 +239,7 @@ class ResultActor:
             dead.extend(self._dead_letter(o) for o in failures)
             if record is not None and record.done:
                 reply_to = next((o.reply_to for o in outs if o.reply_to), None)
-                if reply_to:
+                if self._may_announce(reply_to):
                     notices.append((reply_to, encode(record)))
                 if record.id in parents:
                     parents_done.append(record)
@@ -355,8 +357,17 @@ class ResultActor:
         except Exception:
             log.exception("result actor: dependency step for job %s failed; skipped", job_id)
 
+    def _may_announce(self, reply_to: str | None) -> TypeGuard[str]:
+        """A record goes only to a client inbox of this namespace, never elsewhere."""
+        if not reply_to:
+            return False
+        if reply_to.startswith(inbox_prefix(self.streams.ns.name)):
+            return True
+        log.warning("result actor: reply_to %r is outside the inbox prefix; not sent", reply_to)
+        return False
+
     async def _announce(self, record: JobRecord, reply_to: str | None) -> None:
-        if reply_to:
+        if self._may_announce(reply_to):
             await self.side.publish(reply_to, encode(record))
 
     async def _read(self, job_id: str) -> tuple[JobRecord | None, int]:
@@ -407,11 +418,13 @@ async def serve_result_actor(
     url: str | list[str],
     *,
     namespace: str = DEFAULT_NAMESPACE,
+    connect: ConnectOptions | None = None,
     task_status: trio.TaskStatus[ResultActor] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the result actor until cancelled (it holds no state that needs draining)."""
     streams = JobStreams(namespace)
-    async with open_nats(url, name="actorq-results") as conn:
+    options = connect.kwargs() if connect is not None else {}
+    async with open_nats(url, name="actorq-results", **options) as conn:
         await streams.provision(conn)
         side = conn.loop
         pull = await conn.bridge.run(side.pull, streams.outcomes_stream, RESULTS_DURABLE)
@@ -432,8 +445,15 @@ async def serve_result_actor(
 async def _retire_legacy_consumer(conn: Connection, streams: JobStreams) -> None:
     """Delete the "ack all up to" consumer of older versions, once its successor exists
     (which then holds every outcome the old one had not acked)."""
-    with contextlib.suppress(NotFound):
+    try:
         await conn.jsm("delete_consumer", streams.outcomes_stream, LEGACY_RESULTS_DURABLE)
+    except NotFound:
+        pass
+    except BrokerError as exc:  # not allowed (a least-privilege user): housekeeping only
+        log.warning(
+            "result actor: could not retire the old consumer %r of %s: %s",
+            LEGACY_RESULTS_DURABLE, streams.outcomes_stream, exc,
+        )  # fmt: skip
 
 
 class ResultActorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -441,6 +461,8 @@ class ResultActorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unkn
 
     url: list[str] = msgspec.field(default_factory=lambda: [DEFAULT_URL])
     namespace: str = DEFAULT_NAMESPACE
+    #: How to connect (auth, TLS); secrets filled in by ``actorq up`` from the environment.
+    connect: ConnectOptions = ConnectOptions()
 
 
 def main(ready: Callable[[], None], settings_json: str) -> None:
@@ -451,5 +473,11 @@ def main(ready: Callable[[], None], settings_json: str) -> None:
     """
     settings = msgspec.json.decode(settings_json, type=ResultActorSettings)
     run_until_signalled(
-        ready, functools.partial(serve_result_actor, settings.url, namespace=settings.namespace)
+        ready,
+        functools.partial(
+            serve_result_actor,
+            settings.url,
+            namespace=settings.namespace,
+            connect=settings.connect,
+        ),
     )

@@ -45,6 +45,7 @@ from actorq.nats.connection import Connection, open_nats
 from actorq.nats.delivery import JsMsg
 from actorq.nats.kv import KeyValueStore
 from actorq.nats.loop import LoopKv, LoopSide
+from actorq.nats.options import ConnectOptions
 from actorq.nats.provisioning import KvSpec, ensure_kv
 from actorq.process.entry import run_until_signalled
 from actorq.process.heartbeat import publish_heartbeats
@@ -78,6 +79,8 @@ class SchedulerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     #: Seconds before an unacked fire (its leader died mid-way) is delivered again.
     ack_wait: float = 10.0
     name: str = ""
+    #: How to connect (auth, TLS); secrets filled in by ``actorq up`` from the environment.
+    connect: ConnectOptions = ConnectOptions()
 
 
 class Lease:
@@ -273,6 +276,7 @@ async def serve_scheduler_actor(
     ack_wait: float = 10.0,
     name: str = "",
     clock: Callable[[], float] = time.time,
+    connect: ConnectOptions | None = None,
     task_status: trio.TaskStatus[SchedulerActor] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run a scheduler until cancelled: chase the lease, and fire schedules while leading.
@@ -282,7 +286,8 @@ async def serve_scheduler_actor(
     """
     streams = JobStreams(namespace)
     holder = name or f"{os.uname().nodename}:{os.getpid()}"
-    async with open_nats(url, name=f"actorq-scheduler-{holder}") as conn:
+    options = connect.kwargs() if connect is not None else {}
+    async with open_nats(url, name=f"actorq-scheduler-{holder}", **options) as conn:
         await streams.provision(conn)
         await streams.provision_scheduler(conn, ack_wait=ack_wait)
         lease_kv = await ensure_kv(conn, KvSpec(bucket=streams.leader_bucket, ttl=lease_ttl))
@@ -334,5 +339,6 @@ def main(ready: Callable[[], None], settings_json: str) -> None:
         lease_ttl=settings.lease_ttl,
         ack_wait=settings.ack_wait,
         name=settings.name,
+        connect=settings.connect,
     )
     run_until_signalled(ready, serve)

@@ -38,6 +38,7 @@ from actorq.wire.messages import (
     decode_schedule_entry,
     encode,
 )
+from actorq.wire.signing import canonical_options, schedule_signature
 
 if TYPE_CHECKING:
     from actorq.jobs.client import EnqueueOptions
@@ -213,8 +214,8 @@ class ScheduleBook:
             function=_function_name(fn),
             codec=client.codec.name,
             payload=payload,
-            signature=client.codec.sign_call(payload),
-            options=options,
+            signature=self._signature(name, queue, fn, payload, options),
+            options=canonical_options(options),
             cron=cron,
             tz=tz,
             every=seconds,
@@ -226,6 +227,18 @@ class ScheduleBook:
             created_at=now,
             updated_at=now,
         )
+
+    def _signature(
+        self, name: str, queue: str, fn: Callable[..., Any], payload: bytes, options: JobOptions
+    ) -> bytes | None:
+        """The signature of the schedule's runs (``None`` when the client does not sign)."""
+        client = self.client
+        if client.signer is None:
+            return None
+        return schedule_signature(
+            client.signer, name=name, queue=queue, function=_function_name(fn),
+            codec=client.codec.name, payload=payload, options=options,
+        )  # fmt: skip
 
     async def declare(self, entry: ScheduleEntry) -> ScheduleInfo:
         """Store ``entry`` under its name; re-declaring updates it, never duplicates it.
@@ -318,10 +331,14 @@ class ScheduleBook:
 
     async def trigger(self, name: str) -> tuple[str, str]:
         """Enqueue one run of ``name`` now, outside its plan (its run count and next
-        due time stay as they are); returns the job id and queue."""
+        due time stay as they are); returns the job id and queue.
+
+        The id is ``<name>-<unix ms>``: the shape of a run's id, so the schedule's own
+        signature covers it (no key needed here), and never a due time's id, which
+        counts seconds."""
         entry, _ = await self.get(name)
         now = self.clock()
-        job_id = f"{name}-now-{int(now * 1000)}"
+        job_id = f"{name}-{int(now * 1000)}"
         env = JobEnvelope(
             id=job_id,
             queue=entry.queue,
@@ -398,7 +415,8 @@ class ScheduleVerbs:
         return await self._book.set_paused(name, False)
 
     async def delete_schedule(self, name: str) -> None:
-        """Delete ``name``; raises :class:`~actorq.NotFound` if there is no such schedule."""
+        """Delete ``name``; raises :class:`~actorq.exceptions.NotFound` if there is no
+        such schedule."""
         await self._book.delete(name)
 
 

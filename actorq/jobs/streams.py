@@ -67,7 +67,7 @@ CLAIM_TTL = 7 * 24 * 3600.0
 DEFAULT_ACK_WAIT = 15.0
 #: Deliveries after which a job that keeps killing its worker is dead-lettered.
 MAX_DELIVER = 20
-
+#: Consumer settings provisioning keeps as it wants them.
 
 def check_queue_name(name: str) -> str:
     """Return ``name`` if usable as a queue name, else raise :class:`ConfigError`."""

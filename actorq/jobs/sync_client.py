@@ -22,7 +22,7 @@ blocks only the calling thread until its outcome comes back, so
 * a caller already inside a running asyncio loop (Jupyter, FastAPI) works: that loop is
   never touched, only blocked for the duration of the call, like any blocking I/O;
 * errors come back to the caller unchanged (:class:`~actorq.JobFailed`,
-  :class:`~actorq.NotFound`, :class:`~actorq.ConnectionFailed`, ...).
+  :class:`~actorq.exceptions.NotFound`, :class:`~actorq.ConnectionFailed`, ...).
 
 The thread stops on :meth:`SyncClient.close` (or leaving the ``with`` block), and every
 client still open is closed at interpreter exit. A call from the owner thread itself
@@ -30,7 +30,9 @@ raises :class:`~actorq.ActorqError` instead of deadlocking. Trio code should use
 :func:`actorq.open_client` rather than stall its loop on these blocking calls.
 
 :func:`send` uses a process-wide default client, created on first use from the
-``ACTORQ_NATS_URL`` / ``ACTORQ_NAMESPACE`` environment variables or from :func:`configure`.
+``ACTORQ_NATS_URL`` / ``ACTORQ_NAMESPACE`` environment variables or from :func:`configure`;
+the URL, credentials and signing key of a local ``actorq up`` are found in its
+credentials file when not given (:mod:`actorq.nats.local_credentials`).
 """
 
 from __future__ import annotations
@@ -54,7 +56,6 @@ import trio
 from actorq.constants import (
     DEFAULT_NAMESPACE,
     DEFAULT_QUEUE,
-    DEFAULT_URL,
     ENV_NAMESPACE,
     ENV_NATS_URL,
 )
@@ -137,7 +138,7 @@ class SyncClient:
 
     def __init__(
         self,
-        url: str | Sequence[str] = DEFAULT_URL,
+        url: str | Sequence[str] | None = None,
         *,
         namespace: str = DEFAULT_NAMESPACE,
         codec: str | Codec = "pickle",
@@ -398,7 +399,7 @@ class SyncClient:
         return self.run(Client.get_record, job_id)
 
     def status(self, job_id: str) -> JobStatus:
-        """The job's status; raises :class:`~actorq.NotFound` for an unknown id."""
+        """The job's status; raises :class:`~actorq.exceptions.NotFound` for an unknown id."""
         return self.run(Client.status, job_id)
 
     def result(
@@ -628,8 +629,10 @@ def configure(
 def default_client() -> SyncClient:
     """The process-wide default :class:`SyncClient`, connected on first use.
 
-    Settings come from :func:`configure`, else ``$ACTORQ_NATS_URL`` (default
-    ``nats://127.0.0.1:4222``) and ``$ACTORQ_NAMESPACE`` (default ``actorq``).
+    Settings come from :func:`configure`, else ``$ACTORQ_NATS_URL`` and
+    ``$ACTORQ_NAMESPACE`` (default ``actorq``). What is left unset (the URL, the
+    credentials, the signing key) comes from a local ``actorq up``'s credentials file
+    (see :func:`actorq.open_client`), else the URL is ``nats://127.0.0.1:4222``.
     """
     global _default
     client = _default
@@ -655,15 +658,16 @@ def send(queue: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Sy
         job.result(timeout=30)   # optional: wait for the outcome
 
     For options (retries, timeout, job id) use
-    ``actorq.default_client().options(queue=..., max_retries=...).enqueue(...)``.
+    ``actorq.jobs.sync_client.default_client().options(queue=..., max_retries=...).enqueue(...)``.
     """
     return default_client().send(queue, fn, *args, **kwargs)
 
 
-def _env_urls() -> list[str]:
-    # Comma-separated, like `actorq up`'s ACTORQ_NATS_URL; unset or empty: the default.
+def _env_urls() -> list[str] | None:
+    # Comma-separated, like `actorq up`'s ACTORQ_NATS_URL. Unset or empty: None, so a
+    # local runtime's credentials file (or the default URL) decides.
     urls = [u.strip() for u in os.environ.get(ENV_NATS_URL, "").split(",") if u.strip()]
-    return urls or [DEFAULT_URL]
+    return urls or None
 
 
 def _env_namespace() -> str:

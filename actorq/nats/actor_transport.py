@@ -18,7 +18,7 @@ nothing on the hot path waits for the other side per message:
   whatever has accumulated as one batch.
 * **Asks**: one wildcard reply subscription per connection; replies are collected
   the same way and wake their Trio waiters in one go. A ``503`` status (the server's
-  "no responders") becomes :class:`~actorq.ActorUnavailable` at once.
+  "no responders") becomes :class:`~actorq.exceptions.ActorUnavailable` at once.
 
 Example (what :mod:`actorq.actors.refs` and :mod:`actorq.actors.host` do)::
 
@@ -166,7 +166,8 @@ class Inbox:
 
 
 class ActorTransport:
-    """Actor messaging on one :class:`~actorq.Connection`; get it with :func:`transport_for`."""
+    """Actor messaging on one :class:`~actorq.nats.Connection`; get it with
+    :func:`transport_for`."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn

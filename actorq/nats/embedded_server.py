@@ -18,6 +18,12 @@ Both start ``nats-server -js -a HOST -p PORT -sd DIR``, wait (bounded) until the
 server greets a TCP client with its ``INFO`` line, and stop it with SIGTERM, then
 SIGKILL after ``stop_timeout``. On Linux the server also gets a parent-death signal,
 so it cannot outlive the process that started it.
+
+Given ``user``/``password`` or ``token`` (and ``tls_cert``/``tls_key``), the server
+requires them: they go into ``DIR/nats-server.conf`` (mode 0600, passed with ``-c``),
+never onto its command line, which every user of the host can read. A server bound to
+an address other than loopback must have both auth and TLS, unless
+``allow_insecure_bind=True`` says that the network is trusted.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import ipaddress
+import json
 import os
 import shutil
 import signal
@@ -41,12 +49,14 @@ from types import TracebackType
 import trio
 
 from actorq.constants import ENV_NATS_SERVER
-from actorq.exceptions import PortInUse, ServerBinaryNotFound, ServerError
+from actorq.exceptions import ConfigError, PortInUse, ServerBinaryNotFound, ServerError
 from supervisors import TrioPopen
 
 __all__ = [
     "EmbeddedServer",
     "NatsServerProcess",
+    "ServerAuth",
+    "check_bind",
     "find_nats_server",
     "free_port",
     "open_nats_server",
@@ -110,6 +120,108 @@ def _check_port_free(host: str, port: int) -> None:
                     "or omit it to get a free one."
                 ) from exc
             raise
+
+
+class ServerAuth:
+    """What the server requires of clients, and its TLS certificate (all optional)."""
+
+    __slots__ = ("password", "tls_cert", "tls_key", "token", "user")
+
+    def __init__(
+        self,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
+    ) -> None:
+        if user and not password:
+            raise ConfigError("a server user needs a password; set [nats] password too")
+        if user and token:
+            raise ConfigError("give the server a user and password, or a token, not both")
+        if bool(tls_cert) != bool(tls_key):
+            raise ConfigError("server TLS needs both a certificate and its key")
+        self.user = user
+        self.password = password
+        self.token = token
+        self.tls_cert = tls_cert
+        self.tls_key = tls_key
+
+    def __repr__(self) -> str:
+        token = "***" if self.token else None
+        return f"ServerAuth(user={self.user!r}, token={token}, tls={self.tls})"
+
+    @property
+    def auth(self) -> bool:
+        """Whether clients must authenticate."""
+        return bool(self.user or self.token)
+
+    @property
+    def tls(self) -> bool:
+        """Whether the server speaks TLS."""
+        return bool(self.tls_cert)
+
+    def config_text(self) -> str:
+        """The ``nats-server`` config file that makes the server require all this."""
+        lines: list[str] = []
+        if self.user:
+            lines += [
+                "authorization {",
+                f"  user: {json.dumps(self.user)}",
+                f"  password: {json.dumps(self.password)}",
+                "}",
+            ]
+        elif self.token:
+            lines += ["authorization {", f"  token: {json.dumps(self.token)}", "}"]
+        if self.tls_cert:
+            lines += [
+                "tls {",
+                f"  cert_file: {json.dumps(str(Path(self.tls_cert).resolve()))}",
+                f"  key_file: {json.dumps(str(Path(str(self.tls_key)).resolve()))}",
+                "}",
+            ]
+        return "\n".join(lines) + "\n"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
+
+
+def check_bind(host: str, auth: ServerAuth | None, *, allow_insecure_bind: bool = False) -> None:
+    """Refuse to serve beyond loopback without both auth and TLS (:class:`ConfigError`)."""
+    if _is_loopback(host) or allow_insecure_bind:
+        return
+    if auth is not None and auth.auth and auth.tls:
+        return
+    has_auth = auth is not None and auth.auth
+    has_tls = auth is not None and auth.tls
+    missing = " and ".join(w for w, ok in (("auth", has_auth), ("TLS", has_tls)) if not ok)
+    raise ConfigError(
+        f"the embedded nats-server would listen on {host}, beyond this machine, without "
+        f"{missing}: anyone who reaches it could run code on the workers. Keep [nats] host "
+        "on 127.0.0.1; or give it auth and TLS (`actorq up` always sets auth; TLS: [nats] "
+        "server_tls_cert and server_tls_key); or, on a network you trust, set [nats] "
+        "allow_insecure_bind = true (`actorq server --allow-insecure-bind`). See "
+        "docs/security.md."
+    )
+
+
+def _auth_args(data_dir: Path, auth: ServerAuth | None) -> list[str]:
+    """Write the server's config file (0600) into ``data_dir``; its ``-c`` arguments."""
+    if auth is None or not (auth.auth or auth.tls):
+        return []
+    path = data_dir / "nats-server.conf"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(auth.config_text())
+    os.chmod(path, 0o600)
+    return ["-c", str(path)]
 
 
 def _command(binary: Path, host: str, port: int, data_dir: Path, extra: list[str]) -> list[str]:
@@ -176,7 +288,11 @@ class NatsServerProcess(_ServerBase):
         ready_timeout: float = 10.0,
         stop_timeout: float = 5.0,
         extra_args: list[str] | None = None,
+        auth: ServerAuth | None = None,
+        allow_insecure_bind: bool = False,
     ) -> None:
+        check_bind(host, auth, allow_insecure_bind=allow_insecure_bind)
+        self.auth = auth
         self.host = host
         self._requested_port = port
         self.port = port or 0
@@ -223,7 +339,13 @@ class NatsServerProcess(_ServerBase):
         log = tempfile.TemporaryFile()  # noqa: SIM115
         self._log = log
         self._proc = subprocess.Popen(
-            _command(binary, self.host, self.port, self.data_dir, self.extra_args),
+            _command(
+                binary,
+                self.host,
+                self.port,
+                self.data_dir,
+                [*_auth_args(self.data_dir, self.auth), *self.extra_args],
+            ),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -331,13 +453,18 @@ async def open_nats_server(
     ready_timeout: float = 10.0,
     stop_timeout: float = 5.0,
     extra_args: list[str] | None = None,
+    auth: ServerAuth | None = None,
+    allow_insecure_bind: bool = False,
 ) -> AsyncIterator[EmbeddedServer]:
     """Run a JetStream-enabled ``nats-server`` for the duration of the block (Trio).
 
     With no ``port`` a free one is picked; with no ``data_dir`` a temporary one is
-    used and removed afterwards. Raises :class:`~actorq.PortInUse` when the port is
-    taken and :class:`~actorq.ServerBinaryNotFound` when there is no binary.
+    used and removed afterwards. ``auth`` makes clients authenticate (and the server
+    speak TLS). Raises :class:`~actorq.exceptions.PortInUse` when the port is taken,
+    :class:`~actorq.exceptions.ServerBinaryNotFound` when there is no binary, and
+    :class:`~actorq.ConfigError` for a non-loopback ``host`` without auth and TLS.
     """
+    check_bind(host, auth, allow_insecure_bind=allow_insecure_bind)
     binary = find_nats_server()
     port = port or free_port(host)
     _check_port_free(host, port)
@@ -352,7 +479,9 @@ async def open_nats_server(
         # own process group, so a terminal's Ctrl-C reaches only our process, which
         # stops the server after everything that still needs it (actorq up's actors).
         proc = TrioPopen(
-            _command(binary, host, port, dir_path, list(extra_args or [])),
+            _command(
+                binary, host, port, dir_path, [*_auth_args(dir_path, auth), *(extra_args or [])]
+            ),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

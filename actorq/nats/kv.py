@@ -75,7 +75,7 @@ class KeyValueStore:
         return rev
 
     async def create(self, key: str, value: bytes) -> int:
-        """Store only if ``key`` does not exist; raises :class:`~actorq.KeyExists`."""
+        """Store only if ``key`` does not exist; raises :class:`~actorq.exceptions.KeyExists`."""
         with self._errors(f"create {key!r}"):
             rev: int = await self._bridge.run(self._kv.create, key, value)
         return rev

@@ -77,7 +77,7 @@ class LoopSide:
     ) -> PubAck:
         """Publish to JetStream and wait for the ack.
 
-        Raises :class:`~actorq.Conflict` when an ``Nats-Expected-Last-*`` header did not
+        Raises :class:`~actorq.exceptions.Conflict` when an ``Nats-Expected-Last-*`` header did not
         hold (someone wrote first), other :class:`~actorq.BrokerError`\\ s otherwise.
         """
         with translate_errors(f"publish to {subject}"):
@@ -90,7 +90,7 @@ class LoopSide:
         """Publish every item pipelined; returns, in order, each ack or its error.
 
         ``within`` bounds the whole batch, in seconds (default: the request timeout plus a
-        millisecond per message); past it, raises :class:`~actorq.BrokerTimeout`
+        millisecond per message); past it, raises :class:`~actorq.exceptions.BrokerTimeout`
         and the messages may or may not be stored.
         """
         if not items:
@@ -183,13 +183,13 @@ class LoopKv:
         return entry_of(raw)
 
     async def create(self, key: str, value: bytes) -> int:
-        """Write ``key`` only if absent; raises :class:`~actorq.KeyExists` otherwise."""
+        """Write ``key`` only if absent; raises :class:`~actorq.exceptions.KeyExists` otherwise."""
         with translate_errors(f"KV {self.bucket}: create {key!r}"):
             return int(await self._kv.create(key, value))
 
     async def update(self, key: str, value: bytes, last_revision: int) -> int:
         """Write ``key`` only if its revision is still ``last_revision``; raises
-        :class:`~actorq.Conflict` otherwise."""
+        :class:`~actorq.exceptions.Conflict` otherwise."""
         with translate_errors(f"KV {self.bucket}: update {key!r}"):
             return int(await self._kv.update(key, value, last=last_revision))
 

@@ -3,7 +3,7 @@
 ``ensure_stream`` creates a stream, or accepts an existing one whose settings match.
 Settings the server can change in place (limits, ages, flags such as
 ``allow_msg_schedules``) are updated; settings it cannot change (retention, storage,
-a subject set another stream owns) raise :class:`~actorq.IncompatibleStream`,
+a subject set another stream owns) raise :class:`~actorq.exceptions.IncompatibleStream`,
 naming each differing setting and what to do.
 
 Example::
@@ -200,6 +200,12 @@ class ConsumerSpec(msgspec.Struct, frozen=True, kw_only=True):
     max_waiting: int = 512
 
 
+# The consumer settings actorq sets; a consumer that has them all as wanted is left alone.
+_CONSUMER_FIELDS = (
+    "filter_subject", "ack_policy", "ack_wait", "max_deliver", "max_ack_pending", "max_waiting",
+)  # fmt: skip
+
+
 async def ensure_consumer(conn: Connection, spec: ConsumerSpec) -> None:
     """Create the durable consumer, or update the fields that can change in place."""
     cfg = _api.ConsumerConfig(
@@ -211,6 +217,14 @@ async def ensure_consumer(conn: Connection, spec: ConsumerSpec) -> None:
         max_ack_pending=spec.max_ack_pending,
         max_waiting=spec.max_waiting,
     )
+    # Only info when it is already as wanted: a user allowed just to read (see
+    # docs/security.md, least privilege) can start once an admin provisioned.
+    try:
+        have = (await conn.jsm("consumer_info", spec.stream, spec.durable)).config
+    except BrokerError:  # NotFound, or not allowed to look: try to create it
+        have = None
+    if have is not None and all(getattr(have, f) == getattr(cfg, f) for f in _CONSUMER_FIELDS):
+        return
     # add_consumer with an existing durable updates the editable fields.
     try:
         await conn.jsm("add_consumer", spec.stream, cfg)

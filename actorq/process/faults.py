@@ -44,9 +44,11 @@ import os
 import threading
 from collections.abc import Iterator
 
+from actorq.constants import ENV_FAULTS
+
 __all__ = ["FaultInjected", "arm", "disarm", "fired", "hit", "injected"]
 
-ENV_VAR = "ACTORQ_FAULTS"
+ENV_VAR = ENV_FAULTS
 _KINDS = ("raise", "timeout", "drop", "exit")
 
 

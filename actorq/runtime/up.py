@@ -30,27 +30,37 @@ import logging
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import msgspec
 import trio
 
 from actorq.actors.host import actor_process_spec
 from actorq.config.schema import Config
-from actorq.exceptions import ActorqError
+from actorq.exceptions import ActorqError, ConfigError
 from actorq.jobs.queue_actor import QueueActorSettings
 from actorq.jobs.streams import JobStreams
 from actorq.nats.connection import open_nats
-from actorq.nats.embedded_server import open_nats_server
+from actorq.nats.embedded_server import ServerAuth, open_nats_server
+from actorq.nats.local_credentials import (
+    LocalCredentials,
+    credentials_path,
+    generate_password,
+    generate_signing_key,
+    read_credentials,
+    write_credentials,
+)
+from actorq.nats.options import ConnectOptions
 from actorq.process.heartbeat import publish_tree
-from actorq.runtime.child import ENV_CHILD, configure_logging, connect_options
+from actorq.runtime.child import ENV_CHILD, configure_logging
 from actorq.runtime.specs import queue_supervisor_spec, result_actor_spec, scheduler_actor_spec
 from supervisors import ChildSnapshot, ChildSpec, ProcessSpec, SupervisorSpec, open_supervisor
 from supervisors.process_child import kill_all_children
 from supervisors.serve import raise_single
 
-__all__ = ["SUMMARY_READY", "UpResult", "build_children", "run_up"]
+__all__ = ["SUMMARY_READY", "Secrets", "UpResult", "build_children", "prepare_secrets", "run_up"]
 
 log = logging.getLogger("actorq.runtime.up")
 
@@ -64,12 +74,112 @@ class UpResult(msgspec.Struct, frozen=True, kw_only=True):
     signal: int | None = None
 
 
-def _child_env(config: Config) -> dict[str, str]:
+class Secrets(msgspec.Struct, frozen=True, kw_only=True):
+    """What makes a runtime private, resolved once at start (see :func:`prepare_secrets`).
+
+    ``connect`` is how every process connects (credentials included); ``server`` what
+    the embedded server requires (``None``: external NATS); ``signing_key`` and
+    ``previous_signing_keys`` (hex) what queue actors accept; ``generated`` names what
+    was made fresh on this start.
+    """
+
+    connect: ConnectOptions
+    server: ServerAuth | None = None
+    signing_key: str | None = None
+    previous_signing_keys: list[str] = []
+    generated: list[str] = []
+
+
+def prepare_secrets(config: Config, environ: Mapping[str, str] | None = None) -> Secrets:
+    """The credentials and signing keys ``actorq up`` runs with.
+
+    The embedded server always requires auth: ``[nats] user``/``password`` or
+    ``token`` when the config gives them, else the user and password kept in the data
+    dir's credentials file, generated on the first start. Pickled jobs are always
+    signed: with the key ``[security] signing_key_env`` names, else the key kept in the
+    same file, generated on the first start. Only a runtime that accepts no pickle
+    (``codecs = ["safe"]``) may run without a key.
+    """
+    env = os.environ if environ is None else environ
+    nats = config.nats
+    stored = read_credentials(credentials_path(nats.data_dir)) or LocalCredentials()
+    connect = ConnectOptions.from_mapping(msgspec.to_builtins(nats))
+    generated: list[str] = []
+    server: ServerAuth | None = None
+    if nats.embedded:
+        if nats.creds:
+            raise ConfigError(
+                "[nats] creds (JWT + NKey) needs an external NATS server with accounts; "
+                "for the embedded one use user/password or token, or leave them out"
+            )
+        if not (connect.user or connect.token):
+            if stored.user and stored.password:
+                user, password = stored.user, stored.password
+            else:
+                user, password = "actorq", generate_password()
+                generated.append("NATS password")
+            connect = msgspec.structs.replace(connect, user=user, password=password)
+        server = ServerAuth(
+            user=connect.user,
+            password=connect.password,
+            token=connect.token,
+            tls_cert=nats.server_tls_cert,
+            tls_key=nats.server_tls_key,
+        )
+    security = config.security
+    key: str | None = None
+    previous: list[str] = []
+    if security.signing_key_env:
+        key = env.get(security.signing_key_env, "").strip() or None
+        if security.previous_signing_keys_env:
+            raw = env.get(security.previous_signing_keys_env, "")
+            previous = [k.strip() for k in raw.split(",") if k.strip()]
+    elif "pickle" in security.codecs:
+        key = stored.signing_key
+        if key is None:
+            key = generate_signing_key()
+            generated.append("signing key")
+    return Secrets(
+        connect=connect,
+        server=server,
+        signing_key=key,
+        previous_signing_keys=previous,
+        generated=generated,
+    )
+
+
+def _save_secrets(config: Config, urls: list[str], secrets: Secrets) -> Path:
+    """Keep what local clients need in the data dir's credentials file (0600)."""
+    path = credentials_path(config.nats.data_dir)
+    connect = secrets.connect
+    write_credentials(
+        path,
+        LocalCredentials(
+            url=urls,
+            user=connect.user,
+            password=connect.password,
+            token=connect.token,
+            signing_key=secrets.signing_key,
+        ),
+    )
+    if secrets.generated:
+        log.info("generated %s, kept in %s", " and ".join(secrets.generated), path)
+        if "signing key" in secrets.generated and not config.nats.embedded:
+            log.warning(
+                "a signing key was generated for this host only; every host and client of "
+                "namespace %r needs the same one: set [security] signing_key_env everywhere "
+                "(see docs/security.md)",
+                config.namespace,
+            )
+    return path
+
+
+def _child_env(config: Config, secrets: Secrets) -> dict[str, str]:
     setup = {
         "logging": {"level": config.logging.level, "format": config.logging.format},
-        "nats": msgspec.to_builtins(config.nats),
-        "signing_key_env": config.security.signing_key_env,
-        "previous_signing_keys_env": config.security.previous_signing_keys_env,
+        "connect": msgspec.to_builtins(secrets.connect),
+        "signing_key": secrets.signing_key,
+        "previous_signing_keys": secrets.previous_signing_keys,
     }
     return {ENV_CHILD: json.dumps(setup)}
 
@@ -108,8 +218,12 @@ def _queue_settings(config: Config, urls: list[str], index: int) -> QueueActorSe
     )
 
 
-def build_children(config: Config, urls: list[str]) -> list[ChildSpec]:
-    """The root supervisor's children for ``config``, connecting to ``urls``."""
+def build_children(
+    config: Config, urls: list[str], secrets: Secrets | None = None
+) -> list[ChildSpec]:
+    """The root supervisor's children for ``config``, connecting to ``urls`` with
+    ``secrets`` (default: :func:`prepare_secrets`)."""
+    secrets = prepare_secrets(config) if secrets is None else secrets
     sup = config.supervisor
     children: list[ChildSpec] = [result_actor_spec(urls, config.namespace)]
     if config.scheduler.enabled:
@@ -143,27 +257,31 @@ def build_children(config: Config, urls: list[str]) -> list[ChildSpec]:
                 within=sup.within,
             )
         )
-    env = _child_env(config)
+    env = _child_env(config, secrets)
     return [_wrap(child, env) for child in children]
 
 
 @asynccontextmanager
-async def _nats_urls(config: Config) -> AsyncIterator[tuple[list[str], str]]:
+async def _nats_urls(config: Config, secrets: Secrets) -> AsyncIterator[tuple[list[str], str]]:
     """The URLs to use, starting the embedded server if there are none; and a note."""
     nats = config.nats
     if not nats.embedded:
         yield nats.urls, "external"
         return
     async with open_nats_server(
-        host=nats.host, port=nats.port or None, data_dir=nats.data_dir
+        host=nats.host,
+        port=nats.port or None,
+        data_dir=nats.data_dir,
+        auth=secrets.server,
+        allow_insecure_bind=nats.allow_insecure_bind,
     ) as server:
         yield [server.url], f"embedded nats-server pid {server.pid}, data dir {nats.data_dir}"
 
 
-async def _provision(config: Config, urls: list[str]) -> None:
+async def _provision(config: Config, urls: list[str], secrets: Secrets) -> None:
     """Create the streams and buckets with this config's settings (result TTL) and
     prove NATS is reachable, before any actor starts."""
-    options = connect_options(msgspec.to_builtins(config.nats))
+    options = secrets.connect.kwargs()
     async with open_nats(
         urls, name="actorq-up", connect_timeout=config.nats.connect_timeout, **options
     ) as conn:
@@ -246,9 +364,11 @@ async def _serve(
     tree_view: list[Callable[[], ChildSnapshot]],
 ) -> None:
     sup = config.supervisor
-    async with _nats_urls(config) as (urls, note):
-        await _provision(config, urls)
-        children = build_children(config, urls)
+    secrets = prepare_secrets(config)
+    async with _nats_urls(config, secrets) as (urls, note):
+        _save_secrets(config, urls, secrets)
+        await _provision(config, urls, secrets)
+        children = build_children(config, urls, secrets)
         async with open_supervisor(
             children,
             id="actorq",
@@ -262,14 +382,16 @@ async def _serve(
             log.info("ready in %.2fs", elapsed)
             async with trio.open_nursery() as nursery:
                 if config.dashboard.enabled:
-                    nursery.start_soon(_serve_dashboard, config, urls, echo)
-                await _publish_tree(config, urls, tree.snapshot)
+                    nursery.start_soon(_serve_dashboard, config, urls, secrets, echo)
+                await _publish_tree(config, urls, secrets, tree.snapshot)
 
 
-async def _publish_tree(config: Config, urls: list[str], snapshot: Callable[[], object]) -> None:
+async def _publish_tree(
+    config: Config, urls: list[str], secrets: Secrets, snapshot: Callable[[], object]
+) -> None:
     """Put the tree's snapshot in the heartbeat bucket until cancelled (see
     :func:`actorq.process.heartbeat.publish_tree`); without NATS, only wait to be cancelled."""
-    options = connect_options(msgspec.to_builtins(config.nats))
+    options = secrets.connect.kwargs()
     try:
         async with open_nats(
             urls, name="actorq-up", connect_timeout=config.nats.connect_timeout, **options
@@ -280,13 +402,15 @@ async def _publish_tree(config: Config, urls: list[str], snapshot: Callable[[], 
     await trio.sleep_forever()
 
 
-async def _serve_dashboard(config: Config, urls: list[str], echo: Callable[[str], None]) -> None:
+async def _serve_dashboard(
+    config: Config, urls: list[str], secrets: Secrets, echo: Callable[[str], None]
+) -> None:
     """``[dashboard]``: serve the web dashboard in this process's own Trio loop until
     cancelled; a failure (say, the port is taken) is logged, never stops the runtime."""
     from actorq.dashboard import serve_dashboard
     from actorq.jobs.client import open_client
 
-    options = connect_options(msgspec.to_builtins(config.nats))
+    options = secrets.connect.kwargs()
     try:
         async with (
             open_client(
@@ -311,7 +435,7 @@ async def run_up(
 
     ``echo`` receives the summary once every process reported ready. Raises
     :class:`~supervisors.RestartIntensityExceeded` when the tree gives up,
-    :class:`~actorq.ServerError` / :class:`~actorq.ConnectionFailed` when NATS is not
+    :class:`~actorq.exceptions.ServerError` / :class:`~actorq.ConnectionFailed` when NATS is not
     there, and the supervisors' ``StartError`` when a child cannot start.
     """
     started = time.monotonic() if started is None else started

@@ -21,7 +21,7 @@ from actorq.jobs.streams import JobStreams
 from actorq.nats.connection import open_nats
 from actorq.nats.embedded_server import free_port
 from tests.helpers import jobfuncs
-from tests.helpers.up_harness import ROOT, Up, run_up, up_env, wait_gone
+from tests.helpers.up_harness import ROOT, Up, local_auth, run_up, up_env, wait_gone
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -60,7 +60,7 @@ def _wait_for(predicate: object, timeout: float, what: str) -> None:
 
 def _provision_queue(url: str, queue: str) -> None:
     async def run() -> None:
-        async with open_nats(url) as conn:
+        async with open_nats(url, **local_auth()) as conn:
             await JobStreams().provision_queue(conn, queue)
 
     trio.run(run)
@@ -198,7 +198,10 @@ def test_schedules_are_listed_paused_resumed_and_deleted(up: Up) -> None:
     assert "cli-nightly" not in {s["name"] for s in remaining}
 
 
-def test_the_server_and_namespace_come_from_url_env_or_config(tmp_path: Path) -> None:
+def test_the_server_and_namespace_come_from_url_env_or_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACTORQ_CREDENTIALS_FILE", "")  # no local runtime to find
     config = tmp_path / "actorq.toml"
     config.write_text('namespace = "shop"\n[nats]\nurl = "nats://10.0.0.5:4222"\ntoken = "t0k"\n')
     from_config = cli_common.resolve(None, config, None)

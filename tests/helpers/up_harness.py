@@ -18,6 +18,11 @@ from pathlib import Path
 import psutil
 
 from actorq.nats.embedded_server import free_port
+from actorq.nats.local_credentials import (
+    ENV_CREDENTIALS_FILE,
+    credentials_path,
+    find_credentials,
+)
 from actorq.runtime.up import SUMMARY_READY
 from tests.helpers import paths
 
@@ -149,6 +154,14 @@ class Up:
         self._stderr.close()
 
 
+def local_auth() -> dict[str, str]:
+    """The user and password of the running ``actorq up`` (from its credentials file),
+    for raw :func:`actorq.nats.open_nats` connections, which never look for them."""
+    found = find_credentials()
+    assert found is not None, "no credentials file: is actorq up running under run_up?"
+    return found.auth()
+
+
 def gone(pid: int) -> bool:
     """Whether ``pid`` has exited (a zombie counts: PID 1 here reaps slowly)."""
     try:
@@ -183,10 +196,25 @@ def run_up(
     config: Path = EXAMPLE,
     name: str = "up",
     argv: Sequence[str] | None = None,
-    cwd: Path = ROOT,
+    cwd: Path | None = None,
 ) -> Iterator[Up]:
-    up = Up(config, env, tmp_path / f"{name}.stderr", argv=argv, cwd=cwd)
+    """Run ``actorq up`` (or ``argv``) from the repository root; its data dir (and
+    credentials file) is in ``tmp_path`` unless ``env`` says where. Meanwhile this
+    process's clients, and the commands it runs, find its credentials as a user's
+    would: through ``ACTORQ_CREDENTIALS_FILE``.
+
+    With ``cwd``, it runs from there with its config's own data dir, and nothing tells
+    clients where the credentials are: they must find them as a user's would."""
+    saved = os.environ.get(ENV_CREDENTIALS_FILE)
+    if cwd is None:
+        env = {"ACTORQ_NATS_DATA_DIR": str(tmp_path / "nats"), **env}
+        os.environ[ENV_CREDENTIALS_FILE] = str(credentials_path(env["ACTORQ_NATS_DATA_DIR"]))
+    up = Up(config, env, tmp_path / f"{name}.stderr", argv=argv, cwd=cwd or ROOT)
     try:
         yield up
     finally:
         up.close()
+        if saved is None:
+            os.environ.pop(ENV_CREDENTIALS_FILE, None)
+        else:
+            os.environ[ENV_CREDENTIALS_FILE] = saved

@@ -24,7 +24,7 @@ from actorq.cli.main import RET_CONFIG, RET_CONNECT, RET_GAVE_UP, RET_OK, RET_SE
 from actorq.nats import NatsServerProcess
 from actorq.nats.embedded_server import free_port
 from tests.helpers import jobfuncs, upactors, upfuncs
-from tests.helpers.up_harness import ROOT, gone, run_up, up_env, wait_gone
+from tests.helpers.up_harness import ROOT, gone, local_auth, run_up, up_env, wait_gone
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -170,7 +170,7 @@ def _config_with_actor(tmp_path: Path) -> Path:
 
 
 async def _ask_echo(url: str, n: int) -> list[int]:
-    async with actorq.nats.open_nats(url) as nc:
+    async with actorq.nats.open_nats(url, **local_auth()) as nc:
         reply: list[int] = await actorq.ref("echo", conn=nc).ask(upactors.Ping(n), timeout=20)
         return reply
 
@@ -234,10 +234,14 @@ def test_up_connects_with_a_token_and_workers_verify_the_signing_key(tmp_path: P
             old_signer = actorq.Signer(old_key, previous=[key])  # a client not yet rolled
             with SyncClient(nats.url, token="s3cret", signing_key=old_signer) as client:
                 assert client.enqueue(jobfuncs.add, 3, 3).result(timeout=30) == 6
-            with SyncClient(nats.url, token="s3cret") as unsigned:
+            # Jobs of a client without the key are dead-lettered unrun, no record.
+            with SyncClient(nats.url, token="s3cret", local_credentials=False) as unsigned:
                 job = unsigned.enqueue(jobfuncs.add, 1, 1)
-                with pytest.raises(actorq.JobError):
-                    job.result(timeout=30)
+                with pytest.raises(actorq.JobTimeout):
+                    job.result(timeout=2)
+                assert unsigned.get_record(job.id) is None
+                refused = [d for d in unsigned.dead_letters() if job.id in d.detail]
+                assert [d.reason for d in refused] == ["bad_signature"]
             # [security] codecs = ["pickle"]: a safe-codec job is refused, not run.
             with SyncClient(nats.url, token="s3cret", codec="safe", signing_key=key) as safe:
                 job = safe.enqueue(jobfuncs.add, 1, 2)
