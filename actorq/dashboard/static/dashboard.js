@@ -281,9 +281,14 @@ const pages = {
     document.getElementById("prev-page").addEventListener("click", () => { page -= 1; go(); });
     document.getElementById("next-page").addEventListener("click", () => { page += 1; go(); });
     await draw();
+    // Follow new records on the first page only, at most every 3 s: a browser left
+    // open on the jobs page costs the server one query per 3 s, not one per change.
+    let last = 0;
     live((data) => {
-      if (data.version !== seen) {
+      const now = Date.now();
+      if (data.version !== seen && page === 1 && now - last >= 3000) {
         seen = data.version;
+        last = now;
         draw().catch((e) => showError(e.message));
       }
     });
@@ -292,8 +297,11 @@ const pages = {
   async job() {
     const id = body.dataset.jobId;
     const path = "/api/jobs/" + encodeURIComponent(id);
+    const final = ["succeeded", "failed", "cancelled", "dead"];
+    let status = "";
     const draw = async () => {
       const data = await api(path);
+      status = data.status;
       const rec = data.record || {};
       const queued = data.queued || {};
       const facts = [
@@ -330,7 +338,10 @@ const pages = {
       await draw();
     }, { id: "requeue-job" }));
     await draw();
-    live(() => draw().catch((e) => showError(e.message)));
+    // Live while the job can still change; a finished job's page stays quiet.
+    live(() => {
+      if (!final.includes(status)) draw().catch((e) => showError(e.message));
+    });
   },
 
   async dead() {
