@@ -6,7 +6,7 @@ Usage::
     python bench/scheduler.py --n 20000 --json
 
 For each size S (``--small`` and ``--n``), on a fresh namespace of one embedded
-nats-server: one scheduler actor *process* (``actorq.jobs.scheduler_actor.main`` in a fresh
+nats-server: one scheduler actor *process* (``actorq.runtime.children.scheduler`` in a fresh
 interpreter) is started and takes the lease; then S one-shot schedules
 (``every=3600, start_at=<due>, max_runs=1``) are declared through the public client
 API (``client.schedule``, ``--tasks`` at a time): S - F of them due 15 to 25 minutes
@@ -56,8 +56,8 @@ import _jobs  # noqa: E402
 QUEUE = "bq"
 _RUNNER = (
     "import sys, time\n"
-    "from actorq.jobs.scheduler_actor import main\n"
-    "main(lambda: print('READY', time.time(), flush=True), sys.argv[1])\n"
+    "from actorq.runtime.children import scheduler\n"
+    "scheduler(lambda: print('READY', time.time(), flush=True), sys.argv[1])\n"
 )
 
 

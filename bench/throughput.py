@@ -13,7 +13,7 @@ puts a small result into a KV bucket per message (the batch's puts pipelined), t
 acks each message.
 
 actorq, on the same server: the async client enqueues N no-op jobs (``_jobs.noop``);
-then one queue actor *process* (``actorq.jobs.queue_actor.main`` in a fresh interpreter,
+then one queue actor *process* (``actorq.runtime.children.queue_actor`` in a fresh interpreter,
 ``--concurrency`` slots) runs them, and the result actor, a Trio task in this bench
 process, stores their records.
 
@@ -83,8 +83,8 @@ ENQ_QUEUE = "enq"  # enqueue-rate jobs go here: no consumer, purged after each m
 
 _RUNNER = (  # one line per statement; py-spy and ps show it whole
     "import sys, time\n"
-    "from actorq.jobs.queue_actor import main\n"
-    "main(lambda: print('READY', time.time(), flush=True), sys.argv[1])\n"
+    "from actorq.runtime.children import queue_actor\n"
+    "queue_actor(lambda: print('READY', time.time(), flush=True), sys.argv[1])\n"
 )
 
 

@@ -33,6 +33,7 @@ from typing import Annotated
 import trio
 import typer
 
+from actorq.cli import actors as _actors
 from actorq.cli import dashboard as _dashboard
 from actorq.cli import jobs as _jobs
 from actorq.cli import ops as _ops
@@ -184,3 +185,4 @@ _jobs.register(app)
 _ps.register(app)
 _top.register(app)
 _dashboard.register(app)
+_actors.register(app)

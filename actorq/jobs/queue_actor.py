@@ -28,7 +28,6 @@ import importlib
 import inspect
 import logging
 import os
-import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -39,7 +38,8 @@ import psutil
 import trio
 
 from actorq.constants import DEFAULT_NAMESPACE, DEFAULT_URL
-from actorq.exceptions import ActorqError, CodecError, ConfigError, SignatureError
+from actorq.exceptions import CodecError, ConfigError, SignatureError
+from actorq.jobs.outcome_reports import RECORD_ROOM, Action, OutcomeReporter
 from actorq.jobs.streams import (
     DEFAULT_ACK_WAIT,
     MAX_DELIVER,
@@ -50,10 +50,8 @@ from actorq.jobs.streams import (
 from actorq.jobs.thread_pool import SyncJobThreads
 from actorq.nats.connection import Connection, JsMsg, PullConsumer, open_nats
 from actorq.nats.kv import KeyValueStore
-from actorq.nats.loop import Settle
 from actorq.nats.options import ConnectOptions
 from actorq.process import faults
-from actorq.process.entry import default_logging
 from actorq.process.heartbeat import publish_heartbeats
 from actorq.wire.codec import Codec, Signer, get_codec
 from actorq.wire.messages import (
@@ -61,14 +59,13 @@ from actorq.wire.messages import (
     ErrorInfo,
     JobEnvelope,
     JobOutcome,
-    OutcomeBatch,
     decode_envelope,
     decode_record,
     encode,
 )
 from actorq.wire.signing import EnvelopeError, check_envelope, verify_envelope
 
-__all__ = ["QueueActorSettings", "asyncio_job", "main", "serve_queue_actor"]
+__all__ = ["QueueActor", "QueueActorSettings", "StopReason", "asyncio_job", "serve_queue_actor"]
 
 log = logging.getLogger("actorq.queue")
 
@@ -151,13 +148,6 @@ class _Slots:
             await self._changed.wait()
 
 
-class _Report(msgspec.Struct):
-    msg: JsMsg
-    outcome: JobOutcome | None
-    action: Literal["ack", "nak", "term", "none"]
-    delay: float | None = None
-
-
 class QueueActor:
     """The state of one running queue actor. Use :func:`serve_queue_actor`."""
 
@@ -177,10 +167,9 @@ class QueueActor:
         self.slots = _Slots(settings.concurrency)
         self.running: dict[str, tuple[trio.CancelScope, JsMsg]] = {}
         self.cancelled: set[str] = set()
-        self.reports: list[_Report] = []
-        self._reports_ready = trio.Event()
-        self._final_ready = trio.Event()
-        self._closing = False
+        self.reporter = OutcomeReporter(
+            conn, self.streams.outcome_subject(settings.queue), on_settled=self.slots.give
+        )
         self.jobs_done = 0
         self.worker = settings.name or f"{os.uname().nodename}:{os.getpid()}"
         self.stop_fetching = trio.Event()
@@ -413,85 +402,10 @@ class QueueActor:
         )
 
     def report(
-        self, msg: JsMsg, outcome: JobOutcome | None, action: Any, delay: float | None = None
+        self, msg: JsMsg, outcome: JobOutcome | None, action: Action, delay: float | None = None
     ) -> None:
-        self.reports.append(_Report(msg, outcome, action, delay))
-        self._reports_ready.set()
-        if action != "none":
-            self._final_ready.set()
-
-    async def report_loop(self) -> None:
-        """Publish outcomes in batches (durable), then ack/nak their jobs.
-
-        Returns once :meth:`close_reports` was called and everything is flushed; it is
-        never cancelled mid-batch on a graceful stop, so no finished job is lost.
-        """
-        while True:
-            await self._reports_ready.wait()
-            if not self._closing and all(r.action == "none" for r in self.reports):
-                # Only "running" reports: hold them a moment, so a job that finishes
-                # within it sends one outcome instead of two, and its final report
-                # does not queue behind a flush of the first.
-                with trio.move_on_after(_RUNNING_HOLD):
-                    await self._final_ready.wait()
-            self._reports_ready = trio.Event()
-            self._final_ready = trio.Event()
-            batch, self.reports = self.reports, []
-            if batch:
-                await self.flush_reports(batch)
-            if self._closing and not self.reports:
-                return
-
-    def close_reports(self) -> None:
-        """Ask the report loop to flush what is left and return."""
-        self._closing = True
-        self._reports_ready.set()
-        self._final_ready.set()
-
-    async def flush_reports(self, batch: list[_Report]) -> None:
-        """Publish the batch's outcomes, wait for their acks, then settle the jobs.
-
-        One crossing to the asyncio loop for the whole batch. A ``running`` report
-        whose job already finished within the same batch is dropped: the final
-        outcome carries ``started_at``, and it halves the messages for short jobs.
-        """
-        finished = {r.outcome.job_id for r in batch if r.outcome and r.action != "none"}
-        limit = self.payload_limit()
-        outcomes = [
-            _fit(r.outcome, limit)
-            for r in batch
-            if r.outcome is not None and not (r.action == "none" and r.outcome.job_id in finished)
-        ]
-        subject = self.streams.outcome_subject(self.settings.queue)
-        outs = [(subject, encode(OutcomeBatch(outcomes=chunk))) for chunk in _chunks(outcomes)]
-        settle: list[tuple[JsMsg, Settle, float | None]] = [
-            (r.msg, r.action, r.delay) for r in batch if r.action != "none"
-        ]
-        side = self.conn.loop
-
-        async def publish() -> None:
-            faults.hit("queue.publish_outcome")
-            for ack in await side.js_publish_batch([(s, d, None) for s, d in outs]):
-                if isinstance(ack, ActorqError):
-                    raise ack
-
-        async def run() -> None:
-            if outs:
-                # A publish that failed is tried again (a duplicate outcome is
-                # harmless: the result actor never lets a late copy undo a final one).
-                for attempt in range(_PUBLISH_TRIES):
-                    try:
-                        await publish()
-                        break
-                    except Exception as exc:
-                        if attempt == _PUBLISH_TRIES - 1:
-                            raise
-                        log.warning("publishing outcomes failed, trying again: %r", exc)
-                        await side.sleep(0.1 * 2**attempt)
-            await side.settle(settle)
-
-        await self.conn.bridge.run(run)
-        self.slots.give(len(settle))
+        """Queue ``outcome`` (if any) for publishing, then ``action`` on the job's message."""
+        self.reporter.report(msg, outcome, action, delay)
 
     async def heartbeat_loop(self) -> None:
         """Renew the lease of every running job every third of the ack wait."""
@@ -566,14 +480,10 @@ class QueueActor:
             self.report(msg, None, "term")
         log.warning("dead-lettered %s from %s: %s: %s", job_id, self.settings.queue, reason, detail)
 
-    def payload_limit(self) -> int:
-        """Largest message the server takes (its ``max_payload``)."""
-        return int(getattr(self.conn.nc, "max_payload", 0) or _DEFAULT_MAX_PAYLOAD)
-
     def result_limit(self) -> int:
         """Largest encoded result a job may return: the payload limit less room for
         the outcome and the record around it."""
-        return self.payload_limit() - _RECORD_ROOM
+        return self.reporter.payload_limit() - RECORD_ROOM
 
     def check_recycle(self) -> None:
         s = self.settings
@@ -608,13 +518,15 @@ async def serve_queue_actor(
     settings: QueueActorSettings,
     *,
     stop: trio.Event | None = None,
+    extra: Callable[[Connection, QueueActor], Awaitable[None]] | None = None,
     task_status: trio.TaskStatus[QueueActor] = trio.TASK_STATUS_IGNORED,
 ) -> StopReason:
     """Run a queue actor until ``stop`` is set, it recycles, or it is cancelled.
 
     On stop it fetches no more, lets in-flight jobs finish up to
     ``settings.shutdown_timeout``, reports them, and returns; jobs still running then
-    are left unacked for redelivery (nothing is lost).
+    are left unacked for redelivery (nothing is lost). ``extra(conn, actor)`` runs
+    beside it on its connection (the runtime serves its probe actor there).
     """
     for path in reversed(settings.sys_path):
         sys.path.insert(0, path)
@@ -643,30 +555,24 @@ async def serve_queue_actor(
             service.start_soon(publish_heartbeats, conn, settings.namespace, actor)
             await service.start(actor.cancel_watch, cancels)
             service.start_soon(_forward_stop, stop, actor)
+            if extra is not None:
+                service.start_soon(extra, conn, actor)
             async with trio.open_nursery() as reporter:
-                reporter.start_soon(actor.report_loop)
+                reporter.start_soon(actor.reporter.serve)
                 task_status.started(actor)
                 async with trio.open_nursery() as jobs:
                     await actor.fetch_loop(actor._consumer, jobs)
                     # Graceful: in-flight jobs get their time; past it they are nak'ed.
                     jobs.cancel_scope.deadline = trio.current_time() + settings.shutdown_timeout
                 # Report everything that finished, then stop.
-                actor.close_reports()
+                actor.reporter.close()
                 reporter.cancel_scope.deadline = trio.current_time() + 10
             service.cancel_scope.cancel()
         return actor.exit_reason
 
 
-#: Tries of an outcome publish before the actor gives up (and restarts).
-_PUBLISH_TRIES = 3
 #: A dead letter that could not be published is tried again after this many seconds.
 _DEAD_LETTER_RETRY = 1.0
-#: NATS's default ``max_payload``, if the server did not say.
-_DEFAULT_MAX_PAYLOAD = 1024 * 1024
-#: Bytes kept free in a message around a result (outcome, record, history, error).
-_RECORD_ROOM = 64 * 1024
-#: Longest error message and traceback an outcome carries (more is cut).
-_ERROR_TEXT = 16 * 1024
 
 
 def envelope_problem(env: JobEnvelope) -> str | None:
@@ -689,67 +595,6 @@ def _is_cancellation(exc: BaseException) -> bool:
     return isinstance(exc, BaseExceptionGroup) and exc.split(trio.Cancelled)[0] is not None
 
 
-def _fit(outcome: JobOutcome, limit: int) -> JobOutcome:
-    """``outcome``, made to fit in a message of ``limit`` bytes: an error's text is cut,
-    and one still too large loses its result and envelope and becomes a failure."""
-    err = outcome.error
-    weight = 512 + len(outcome.result or b"") + len(outcome.original or b"")
-    if err is not None:
-        weight += len(err.message) + len(err.traceback)
-    if weight <= limit - _RECORD_ROOM:
-        return outcome  # the usual case: no encoding to measure
-    if err is not None and len(err.message) + len(err.traceback) > 2 * _ERROR_TEXT:
-        err = msgspec.structs.replace(
-            err, message=err.message[:_ERROR_TEXT], traceback=err.traceback[-_ERROR_TEXT:]
-        )
-        outcome = msgspec.structs.replace(outcome, error=err)
-    size = len(encode(outcome))
-    if size <= limit - _RECORD_ROOM:
-        return outcome
-    log.error(
-        "outcome of job %s is %d bytes, over the limit: reported as failed", outcome.job_id, size
-    )
-    return msgspec.structs.replace(
-        outcome,
-        status="failed",
-        result=None,
-        signature=None,
-        original=None,
-        error=ErrorInfo(
-            type="actorq.oversize",
-            message=f"the job's outcome is {size} bytes, over the limit of "
-            f"{limit - _RECORD_ROOM} bytes (the server's max_payload less room for the record)",
-        ),
-    )
-
-
-#: How long "running" reports wait for their job's final outcome before going out.
-_RUNNING_HOLD = 0.005
-
-#: Outcomes per report message; well under NATS's 1 MB default payload limit unless
-#: results are large, which _chunks also watches.
-_OUTCOMES_PER_MESSAGE = 256
-_BYTES_PER_MESSAGE = 512 * 1024
-
-
-def _chunks(outcomes: list[JobOutcome]) -> list[list[JobOutcome]]:
-    chunks: list[list[JobOutcome]] = []
-    current: list[JobOutcome] = []
-    size = 0
-    for outcome in outcomes:
-        weight = 512 + len(outcome.result or b"") + len(outcome.original or b"")
-        if current and (
-            len(current) >= _OUTCOMES_PER_MESSAGE or size + weight > _BYTES_PER_MESSAGE
-        ):
-            chunks.append(current)
-            current, size = [], 0
-        current.append(outcome)
-        size += weight
-    if current:
-        chunks.append(current)
-    return chunks
-
-
 async def _close_threads_on_exit(threads: SyncJobThreads) -> None:
     try:
         await trio.sleep_forever()
@@ -770,54 +615,3 @@ async def _host_asyncio_loop(actor: QueueActor) -> None:
         assert actor._aio_ready is not None
         actor._aio_ready.set()
         await trio.sleep_forever()
-
-
-async def _stop_on_signal(stop: trio.Event, queue: str) -> None:
-    # Keeps receiving until the process ends: `actorq up` sends SIGTERM to every
-    # queue actor at once and the supervisor sends its own when it stops the child;
-    # a second signal must not kill a queue actor that is draining its jobs (its
-    # supervisor kills it when the shutdown timeout has passed).
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async for signum in signals:
-            if not stop.is_set():
-                log.info(
-                    "queue actor %s: %s, fetching no more", queue, signal.Signals(signum).name
-                )
-            stop.set()
-
-
-def main(ready: Callable[[], None], settings_json: str) -> None:
-    """Process entry point: a supervisor runs this in a fresh interpreter.
-
-    SIGTERM/SIGINT stop it gracefully; it exits 0 when stopped or recycled (a
-    ``permanent`` child is then started afresh by its supervisor).
-    """
-    settings = msgspec.json.decode(settings_json, type=QueueActorSettings)
-    default_logging()
-
-    async def run() -> None:
-        stop = trio.Event()
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_stop_on_signal, stop, settings.queue)
-
-            async def actor_task(task_status: trio.TaskStatus[None]) -> None:
-                reason = await serve_queue_actor(
-                    settings, stop=stop, task_status=_Relay(task_status)
-                )
-                log.info("queue actor %s exits: %s", settings.queue, reason)
-                nursery.cancel_scope.cancel()
-
-            await nursery.start(actor_task)
-            ready()
-
-    trio.run(run)
-
-
-class _Relay:
-    """Passes ``started()`` on without the actor object (which cannot cross processes)."""
-
-    def __init__(self, inner: trio.TaskStatus[None]) -> None:
-        self._inner = inner
-
-    def started(self, value: object = None) -> None:
-        self._inner.started()

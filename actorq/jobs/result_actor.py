@@ -56,7 +56,6 @@ from actorq.nats.errors import is_transient
 from actorq.nats.loop import LoopKv, LoopPull, LoopSide, Settle
 from actorq.nats.options import ConnectOptions
 from actorq.process import faults
-from actorq.process.entry import run_until_signalled
 from actorq.process.heartbeat import publish_heartbeats
 from actorq.wire.messages import (
     DeadLetter,
@@ -70,7 +69,7 @@ from actorq.wire.messages import (
 )
 from actorq.wire.signing import inbox_prefix
 
-__all__ = ["ResultActor", "ResultActorSettings", "main", "serve_result_actor"]
+__all__ = ["ResultActor", "ResultActorSettings", "serve_result_actor"]
 
 log = logging.getLogger("actorq.results")
 
@@ -419,6 +418,7 @@ async def serve_result_actor(
     *,
     namespace: str = DEFAULT_NAMESPACE,
     connect: ConnectOptions | None = None,
+    extra: Callable[[Connection, ResultActor], Awaitable[None]] | None = None,
     task_status: trio.TaskStatus[ResultActor] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the result actor until cancelled (it holds no state that needs draining)."""
@@ -438,6 +438,8 @@ async def serve_result_actor(
             nursery.start_soon(
                 functools.partial(publish_heartbeats, conn, namespace, role="results")
             )
+            if extra is not None:
+                nursery.start_soon(extra, conn, actor)
             await conn.bridge.run(actor.run)
             nursery.cancel_scope.cancel()
 
@@ -463,21 +465,3 @@ class ResultActorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unkn
     namespace: str = DEFAULT_NAMESPACE
     #: How to connect (auth, TLS); secrets filled in by ``actorq up`` from the environment.
     connect: ConnectOptions = ConnectOptions()
-
-
-def main(ready: Callable[[], None], settings_json: str) -> None:
-    """Process entry point: a supervisor runs this in a fresh interpreter.
-
-    Runs until SIGTERM/SIGINT; it holds nothing that needs draining (unacked
-    outcomes are simply delivered again).
-    """
-    settings = msgspec.json.decode(settings_json, type=ResultActorSettings)
-    run_until_signalled(
-        ready,
-        functools.partial(
-            serve_result_actor,
-            settings.url,
-            namespace=settings.namespace,
-            connect=settings.connect,
-        ),
-    )

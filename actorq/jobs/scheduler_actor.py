@@ -32,7 +32,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import msgspec
 import trio
@@ -47,7 +47,6 @@ from actorq.nats.kv import KeyValueStore
 from actorq.nats.loop import LoopKv, LoopSide
 from actorq.nats.options import ConnectOptions
 from actorq.nats.provisioning import KvSpec, ensure_kv
-from actorq.process.entry import run_until_signalled
 from actorq.process.heartbeat import publish_heartbeats
 from actorq.wire.messages import (
     JobEnvelope,
@@ -58,7 +57,7 @@ from actorq.wire.messages import (
 )
 from actorq.wire.messages import decode_schedule_fire as _decode_fire
 
-__all__ = ["Lease", "SchedulerActor", "SchedulerSettings", "main", "serve_scheduler_actor"]
+__all__ = ["Lease", "SchedulerActor", "SchedulerSettings", "serve_scheduler_actor"]
 
 log = logging.getLogger("actorq.scheduler")
 
@@ -277,6 +276,7 @@ async def serve_scheduler_actor(
     name: str = "",
     clock: Callable[[], float] = time.time,
     connect: ConnectOptions | None = None,
+    extra: Callable[[Connection, SchedulerActor], Awaitable[None]] | None = None,
     task_status: trio.TaskStatus[SchedulerActor] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run a scheduler until cancelled: chase the lease, and fire schedules while leading.
@@ -301,6 +301,8 @@ async def serve_scheduler_actor(
                 nursery.start_soon(
                     functools.partial(publish_heartbeats, conn, namespace, role="scheduler")
                 )
+                if extra is not None:
+                    nursery.start_soon(extra, conn, actor)
                 task_status.started(actor)
                 await _fire_loop(conn, streams, actor, lease)
         finally:
@@ -324,21 +326,3 @@ async def _fire_loop(
         # Never cancelled mid-fetch (fetched fires would wait a whole ack wait); a
         # round lasts about a second, well inside the lease's renewal margin.
         await conn.bridge.run(one_round)
-
-
-def main(ready: Callable[[], None], settings_json: str) -> None:
-    """Process entry point: a supervisor runs this in a fresh interpreter.
-
-    Runs until SIGTERM/SIGINT, then gives its lease up.
-    """
-    settings = msgspec.json.decode(settings_json, type=SchedulerSettings)
-    serve = functools.partial(
-        serve_scheduler_actor,
-        settings.url,
-        namespace=settings.namespace,
-        lease_ttl=settings.lease_ttl,
-        ack_wait=settings.ack_wait,
-        name=settings.name,
-        connect=settings.connect,
-    )
-    run_until_signalled(ready, serve)

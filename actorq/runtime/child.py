@@ -1,7 +1,7 @@
 """The entry point of every process ``actorq up`` starts: set up, then run the real target.
 
-``actorq up`` wraps each child's target (``actorq.jobs.queue_actor:main``,
-``actorq.jobs.result_actor:main``, ...) as ``actorq.runtime.child:main TARGET *ARGS``. Before
+``actorq up`` wraps each child's target (``actorq.runtime.children:queue_actor``,
+``actorq.runtime.children:result_actor``, ...) as ``actorq.runtime.child:main TARGET *ARGS``. Before
 calling the target this:
 
 1. configures logging from the config's ``[logging]`` (text or JSON lines), so every
@@ -33,13 +33,13 @@ __all__ = ["ENV_CHILD", "JsonFormatter", "configure_logging", "main"]
 
 #: Environment variable carrying the child's setup (JSON) from ``actorq up``.
 
-_QUEUE_TARGET = "actorq.jobs.queue_actor:main"
+_QUEUE_TARGET = "actorq.runtime.children:queue_actor"
 #: Targets whose first argument is a settings struct (JSON) with a ``connect`` field.
 _SETTINGS_TARGETS = frozenset(
     {
         _QUEUE_TARGET,
-        "actorq.jobs.result_actor:main",
-        "actorq.jobs.scheduler_actor:main",
+        "actorq.runtime.children:result_actor",
+        "actorq.runtime.children:scheduler",
         "actorq.actors.host:main",
     }
 )

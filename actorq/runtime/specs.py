@@ -1,7 +1,7 @@
 """Supervisor child specs for the job queue's actors, as processes.
 
 The queue and result actors run as fresh interpreters under :mod:`supervisors`
-(``python -m supervisors.child_runtime actorq.jobs.queue_actor:main SETTINGS_JSON``), so a
+(``python -m supervisors.child_runtime actorq.runtime.children:queue_actor SETTINGS_JSON``), so a
 crashed or recycled one is restarted under OTP rules and none outlives its
 supervisor. ``actorq up`` builds its tree from these; they are usable directly too::
 
@@ -44,7 +44,7 @@ def queue_supervisor_spec(
     children = tuple(
         ProcessSpec(
             id=f"{settings.queue}-{i}",
-            target="actorq.jobs.queue_actor:main",
+            target="actorq.runtime.children:queue_actor",
             args=(payload,),
             shutdown=settings.shutdown_timeout + 5,
             start_timeout=30.0,
@@ -65,7 +65,7 @@ def result_actor_spec(url: list[str], namespace: str = DEFAULT_NAMESPACE) -> Pro
     settings = ResultActorSettings(url=url, namespace=namespace)
     return ProcessSpec(
         id="results",
-        target="actorq.jobs.result_actor:main",
+        target="actorq.runtime.children:result_actor",
         args=(msgspec.json.encode(settings).decode(),),
         shutdown=5.0,
         start_timeout=30.0,
@@ -84,7 +84,7 @@ def scheduler_actor_spec(
     settings = SchedulerSettings(url=url, namespace=namespace, lease_ttl=lease_ttl)
     return ProcessSpec(
         id="scheduler",
-        target="actorq.jobs.scheduler_actor:main",
+        target="actorq.runtime.children:scheduler",
         args=(msgspec.json.encode(settings).decode(),),
         shutdown=5.0,
         start_timeout=30.0,

@@ -222,3 +222,19 @@ def test_the_server_and_namespace_come_from_url_env_or_config(
     out = actorq_cli("queues", "--config", str(bad))
     assert out.returncode == cli.RET_CONFIG
     assert out.stderr.startswith("error:")
+
+
+def test_actor_asks_any_runtime_actor_what_it_is_and_names_one_nobody_serves(up: Up) -> None:
+    out = actorq_cli("actor", "_queue-default", "--json", url=up.url)
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    assert info["role"] == "queue"
+    assert info["pid"] in {up.pids["default-0"], up.pids["default-1"]}
+    assert info["stats"]["capacity"] == 10
+    text = actorq_cli("actor", "_scheduler", url=up.url)
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.startswith("_scheduler  scheduler  pid ")
+    assert "leading" in text.stdout
+    missing = actorq_cli("actor", "nobody-here", "--timeout", "2", url=up.url)
+    assert missing.returncode == cli_common.RET_NOT_FOUND
+    assert "nobody-here" in missing.stderr

@@ -15,7 +15,10 @@ from tests.helpers import jobfuncs, paths
 from tests.helpers.jobs_harness import open_runtime, wait_for_status
 
 ROOT = str(paths.ROOT)
-RUN = "import sys; from actorq.jobs.queue_actor import main; main(lambda: None, sys.argv[1])"
+RUN = (
+    "import sys; from actorq.runtime.children import queue_actor; "
+    "queue_actor(lambda: None, sys.argv[1])"
+)
 
 
 async def test_a_killed_workers_job_is_redelivered_and_yields_one_result(

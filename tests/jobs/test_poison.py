@@ -26,7 +26,10 @@ from tests.helpers import jobfuncs, paths
 from tests.helpers.jobs_harness import open_runtime
 
 ROOT = str(paths.ROOT)
-RUN = "import sys; from actorq.jobs.queue_actor import main; main(lambda: None, sys.argv[1])"
+RUN = (
+    "import sys; from actorq.runtime.children import queue_actor; "
+    "queue_actor(lambda: None, sys.argv[1])"
+)
 OVER = 2 * 1024 * 1024  # twice the server's default max_payload
 
 

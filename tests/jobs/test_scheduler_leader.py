@@ -21,7 +21,10 @@ from tests.helpers.jobs_harness import Runtime, open_runtime
 from tests.helpers.scheduler_harness import eventually
 
 ROOT = str(paths.ROOT)
-RUN = "import sys; from actorq.jobs.scheduler_actor import main; main(lambda: None, sys.argv[1])"
+RUN = (
+    "import sys; from actorq.runtime.children import scheduler; "
+    "scheduler(lambda: None, sys.argv[1])"
+)
 LEASE_TTL = 1.5
 
 

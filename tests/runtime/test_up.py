@@ -23,6 +23,7 @@ from actorq import SyncClient
 from actorq.cli.main import RET_CONFIG, RET_CONNECT, RET_GAVE_UP, RET_OK, RET_SERVER
 from actorq.nats import NatsServerProcess
 from actorq.nats.embedded_server import free_port
+from actorq.wire.messages import ActorInfo
 from tests.helpers import jobfuncs, upactors, upfuncs
 from tests.helpers.up_harness import ROOT, gone, local_auth, run_up, up_env, wait_gone
 
@@ -61,6 +62,15 @@ def test_up_runs_jobs_sent_with_the_sync_helper_and_the_example_script(tmp_path:
         )
         assert script.returncode == 0, script.stderr
         assert "result: 5" in script.stdout
+        # The runtime's own processes answer the actor protocol, as user actors do.
+        infos = trio.run(_introspect_runtime, up.url)
+        assert infos["_queue-default"].role == "queue"
+        assert infos["_queue-default"].pid in {up.pids["default-0"], up.pids["default-1"]}
+        assert infos["_queue-default"].stats["capacity"] == 10  # examples/config.toml
+        assert infos["_results"].pid == up.pids["results"]
+        assert int(infos["_results"].stats["outcomes"] or 0) >= 1
+        assert infos["_scheduler"].pid == up.pids["scheduler"]
+        assert infos["_scheduler"].stats["leading"] is True
         up.signal(signal.SIGTERM)
         assert up.wait() == RET_OK, up.stderr()
         assert wait_gone(up.seen) == set()
@@ -157,6 +167,17 @@ def test_up_refuses_a_bad_config_before_starting_anything(tmp_path: Path) -> Non
         assert up.wait(60) == RET_CONFIG
         assert f"{bad}:3: queues[0].processes" in up.stderr()
         assert not (tmp_path / "nats").exists()
+
+
+async def _introspect_runtime(url: str) -> dict[str, ActorInfo]:
+    infos: dict[str, ActorInfo] = {}
+    with trio.fail_after(30):
+        async with actorq.nats.open_nats(url, **local_auth()) as nc:
+            for name in ("_queue-default", "_results", "_scheduler"):
+                ref = actorq.ref(name, conn=nc)
+                assert (await ref.ping(timeout=10)).name == name
+                infos[name] = await ref.introspect(timeout=10)
+    return infos
 
 
 def _config_with_actor(tmp_path: Path) -> Path:
