@@ -36,6 +36,7 @@ __all__ = [
     "overview",
     "processes",
     "queues",
+    "runtime_actor_name",
     "schedules",
     "tree",
 ]
@@ -268,21 +269,35 @@ async def schedules(client: Client) -> list[dict[str, Any]]:
     return [msgspec.to_builtins(s) for s in await client.schedules()]
 
 
+def runtime_actor_name(report: ProcReport) -> str | None:
+    """The actor a runtime process serves beside its work (``actorq actor NAME``):
+    ``_queue-<queue>``, ``_results`` or ``_scheduler``; ``None`` for other roles."""
+    if report.role == "queue" and report.queue:
+        return f"_queue-{report.queue}"
+    if report.role in ("results", "scheduler"):
+        return f"_{report.role}"
+    return None
+
+
 async def actors(client: Client, procs: ProcessIndex | None = None) -> list[dict[str, Any]]:
-    """Every named actor that reports heartbeats, with what it answers to
-    ``introspect`` and its durable mailbox's depth (``None``: at-most-once mailbox)."""
+    """Every named actor that reports heartbeats — user actors, and the actors the
+    runtime's processes serve (``_queue-<queue>``, ``_results``, ``_scheduler``) — with
+    what it answers to ``introspect`` and its durable mailbox's depth (``None``:
+    at-most-once mailbox)."""
     now = time.time()
     reports, _ = await processes(client, procs)
     names: dict[str, list[ProcReport]] = {}
     for r in reports:
-        if r.role == "actor" and r.name:
-            names.setdefault(r.name, []).append(r)
+        name = runtime_actor_name(r) if r.role != "actor" else r.name
+        if name:
+            names.setdefault(name, []).append(r)
     ns = client.streams.ns.name
     out: dict[str, dict[str, Any]] = {}
 
     async def look(name: str, members: list[ProcReport]) -> None:
         row: dict[str, Any] = {
             "name": name,
+            "kind": "runtime" if name.startswith("_") else "user",
             "processes": [
                 {"pid": p.pid, "host": p.host, "state": state_of(p, now)} for p in members
             ],

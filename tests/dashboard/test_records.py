@@ -67,3 +67,17 @@ def test_summaries_are_bounded_and_never_unpickle() -> None:
     evil = b"cos\nsystem\n(S'touch /tmp/actorq-pwned'\ntR."
     assert "touch" in summarize("pickle", evil)
     assert summarize("pickle", b"\x80\x05garbage").startswith("pickle, ")
+
+
+def test_runtime_actor_names_are_the_ones_the_runtime_serves() -> None:
+    from actorq.dashboard.gather import runtime_actor_name
+    from actorq.process.heartbeat import ProcReport
+    from actorq.runtime.probes import RESULTS_PROBE, SCHEDULER_PROBE, queue_probe
+
+    def report(role: str, queue: str | None = None) -> ProcReport:
+        return ProcReport(pid=1, host="h", role=role, queue=queue, at=0.0, started_at=0.0)
+
+    assert runtime_actor_name(report("queue", "emails")) == queue_probe("emails")
+    assert runtime_actor_name(report("results")) == RESULTS_PROBE
+    assert runtime_actor_name(report("scheduler")) == SCHEDULER_PROBE
+    assert runtime_actor_name(report("actor")) is None

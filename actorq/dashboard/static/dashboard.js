@@ -418,7 +418,8 @@ const pages = {
     fill("actors-table", data.map((a) => row([
       a.name, a.processes.map((p) => p.pid + " (" + p.state + ")").join(", "),
       a.answers ? "yes" : "no", a.role, a.mailbox,
-      a.mailbox_depth === null ? "-" : a.mailbox_depth, JSON.stringify(a.stats),
+      a.mailbox_depth === null ? "-" : a.mailbox_depth,
+      Object.entries(a.stats).map(([k, v]) => k + " " + v).join(" · ") || "-",
     ])), "no named actors report heartbeats");
   },
 };
