@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -71,6 +72,8 @@ __all__ = [
 log = logging.getLogger("actorq.actors.actor")
 
 DEFAULT_ACK_WAIT = 5.0
+#: Environment variable carrying an actor process's connect options (JSON).
+ENV_CONNECT = "ACTORQ_ACTOR_CONNECT"
 _IN_PROGRESS = b"+WPI"
 DEFAULT_MAX_IN_FLIGHT = 512
 
@@ -317,6 +320,12 @@ def main(ready: Any, settings_json: str) -> None:
     it exit 1, so its supervisor restarts it by its restart type.
     """
     settings = msgspec.json.decode(settings_json, type=ActorHostSettings)
+    secret = os.environ.pop(ENV_CONNECT, None)
+    if secret:
+        # Credentials come through the environment, never the command line (ps).
+        settings = msgspec.structs.replace(
+            settings, connect=msgspec.json.decode(secret, type=ConnectOptions)
+        )
     for entry in reversed(settings.sys_path):
         if entry not in sys.path:
             sys.path.insert(0, entry)
@@ -387,6 +396,7 @@ def actor_process_spec(
     start_timeout: float = 30.0,
     max_restarts: int | None = None,
     within: float = 5.0,
+    connect: ConnectOptions | None = None,
 ) -> ProcessSpec | SupervisorSpec:
     """The supervisor child spec of a process actor (``actorq up``'s ``[[actors]]``).
 
@@ -396,6 +406,7 @@ def actor_process_spec(
     consumer); ``restart`` applies to each process, and the nested supervisor allows
     ``max_restarts`` (default 3 per process) within ``within`` seconds.
     ``args``/``kwargs`` go to the class's ``__init__`` and must be JSON values.
+    ``connect`` (credentials, TLS) reaches the processes through their environment.
     """
     check_actor_name(name)
     if processes < 1:
@@ -421,11 +432,14 @@ def actor_process_spec(
     except (TypeError, msgspec.EncodeError) as exc:
         raise ConfigError(f"actor {name!r}: args/kwargs must be JSON values: {exc}") from exc
 
+    env = {ENV_CONNECT: msgspec.json.encode(connect).decode()} if connect else {}
+
     def child(child_id: str) -> ProcessSpec:
         return ProcessSpec(
             id=child_id,
             target="actorq.actors.host:main",
             args=(payload,),
+            env=env,
             restart=Restart(restart),
             shutdown=shutdown,
             start_timeout=start_timeout,

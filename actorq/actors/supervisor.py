@@ -22,6 +22,8 @@ import functools
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import msgspec
+
 import supervisors
 from actorq.actors.actor import Actor, dispatch_table
 from actorq.actors.host import (
@@ -36,6 +38,8 @@ from actorq.constants import DEFAULT_NAMESPACE, DEFAULT_URL
 from actorq.exceptions import ConfigError, SpawnError
 from actorq.nats.actor_transport import close_transport
 from actorq.nats.connection import Connection, open_nats
+from actorq.nats.local_credentials import resolve_local
+from actorq.nats.options import ConnectOptions
 from supervisors import Backoff, Restart, Strategy, Supervisor, TaskSpec
 from supervisors.serve import open_supervisor as _open_tree
 
@@ -46,7 +50,12 @@ class ActorSupervisor:
     """A running tree of actors; get one from :func:`open_actor_supervisor`."""
 
     def __init__(
-        self, supervisor: Supervisor, conn: Connection, namespace: str, url: list[str]
+        self,
+        supervisor: Supervisor,
+        conn: Connection,
+        namespace: str,
+        url: list[str],
+        connect: ConnectOptions | None = None,
     ) -> None:
         #: The underlying :class:`supervisors.Supervisor` (snapshots, events, ...).
         self.supervisor = supervisor
@@ -54,6 +63,7 @@ class ActorSupervisor:
         self.conn = conn
         self.namespace = namespace
         self._url = url
+        self._connect = connect
 
     async def spawn(
         self,
@@ -92,7 +102,7 @@ class ActorSupervisor:
             spec = actor_process_spec(
                 name, path, processes, restart, mailbox, self._url, self.namespace,
                 args=args, kwargs=kwargs, sys_path=sys_path, ack_wait=ack_wait,
-                shutdown=shutdown,
+                shutdown=shutdown, connect=self._connect,
             )  # fmt: skip
         else:
             if processes != 1:
@@ -157,6 +167,8 @@ async def open_actor_supervisor(
     within: float = 5.0,
     backoff: Backoff | None = None,
     id: str = "actors",
+    connect: ConnectOptions | None = None,
+    local_credentials: bool = True,
 ) -> AsyncIterator[ActorSupervisor]:
     """Supervise actors for the duration of the block (Trio).
 
@@ -164,11 +176,21 @@ async def open_actor_supervisor(
     ``within`` and ``backoff`` are the OTP options of :func:`supervisors.open_supervisor`.
     Leaving the block stops every actor in reverse spawn order. If restart intensity
     is exceeded, :class:`supervisors.RestartIntensityExceeded` comes out of the block.
+
+    ``connect`` (credentials, TLS) is used by this connection and every actor process;
+    without credentials, those of a local ``actorq up`` serving ``url`` are used (see
+    :func:`actorq.open_client`) unless ``local_credentials`` is false.
     """
     urls = [url] if isinstance(url, str) else list(url)
+    connect = connect or ConnectOptions()
+    if local_credentials and conn is None and not connect.has_auth:
+        _, found, _ = resolve_local(urls, {}, None)
+        connect = msgspec.structs.replace(connect, **found)
     async with contextlib.AsyncExitStack() as stack:
         if conn is None:
-            conn = await stack.enter_async_context(open_nats(urls, name=f"actorq-{id}"))
+            conn = await stack.enter_async_context(
+                open_nats(urls, name=f"actorq-{id}", **connect.kwargs())
+            )
             # Runs after the tree has stopped, before the connection closes.
             stack.push_async_callback(close_transport, conn)
         else:
@@ -181,4 +203,4 @@ async def open_actor_supervisor(
             within=within,
             backoff=backoff or Backoff(),
         ) as tree:
-            yield ActorSupervisor(tree, conn, namespace, urls)
+            yield ActorSupervisor(tree, conn, namespace, urls, connect)

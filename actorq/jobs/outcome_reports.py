@@ -39,8 +39,6 @@ Action = Literal["ack", "nak", "term", "none"]
 
 #: Tries of an outcome publish before the actor gives up (and restarts).
 _PUBLISH_TRIES = 3
-#: NATS's default ``max_payload``, if the server did not say.
-_DEFAULT_MAX_PAYLOAD = 1024 * 1024
 #: Bytes kept free in a message around a result (outcome, record, history, error).
 RECORD_ROOM = 64 * 1024
 #: Longest error message and traceback an outcome carries (more is cut).
@@ -88,7 +86,7 @@ class OutcomeReporter:
 
     def payload_limit(self) -> int:
         """Largest message the server takes (its ``max_payload``)."""
-        return int(getattr(self.conn.nc, "max_payload", 0) or _DEFAULT_MAX_PAYLOAD)
+        return self.conn.max_payload
 
     async def serve(self) -> None:
         """Publish outcomes in batches (durable), then ack/nak their jobs.

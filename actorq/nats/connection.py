@@ -45,6 +45,9 @@ __all__ = ["Connection", "JsMsg", "Message", "OutMsg", "PubAck", "PullConsumer",
 
 log = logging.getLogger("actorq.nats")
 
+#: NATS's default ``max_payload``, if the server did not say.
+DEFAULT_MAX_PAYLOAD = 1024 * 1024
+
 
 def _headers(headers: Mapping[str, str] | None, msg_id: str | None) -> dict[str, str] | None:
     if msg_id is None:
@@ -273,6 +276,11 @@ class Connection:
         return cur.geturl() if cur is not None else ""
 
     @property
+    def max_payload(self) -> int:
+        """The largest message the server takes (its ``max_payload``; 1 MiB by default)."""
+        return int(getattr(self.nc, "max_payload", 0) or DEFAULT_MAX_PAYLOAD)
+
+    @property
     def server_info(self) -> dict[str, Any]:
         """The INFO the server sent on connect (``version``, ``jetstream``, ...).
 
@@ -408,6 +416,13 @@ async def open_nats(
             await nc.publish("greet", b"hi")
     """
     server_list = [servers] if isinstance(servers, str) else list(servers)
+    refused: list[Exception] = []  # authorization errors seen while connecting
+
+    async def on_error(exc: Exception) -> None:
+        if "authorization" in str(exc).lower():
+            refused.append(exc)
+        await _log_error(exc)
+
     kwargs: dict[str, Any] = {
         "servers": server_list,
         "user": user,
@@ -419,7 +434,7 @@ async def open_nats(
         "name": name,
         "connect_timeout": connect_timeout,
         "max_reconnect_attempts": max_reconnect_attempts,
-        "error_cb": _log_error,
+        "error_cb": on_error,
         **options,
     }
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
@@ -443,13 +458,22 @@ async def open_nats(
                 contextlib.suppress(Exception),
             ):
                 await bridge.run(nc.close)
-            if isinstance(exc, trio.TooSlowError | OSError | nats.errors.Error):
+            if not isinstance(exc, trio.TooSlowError | OSError | nats.errors.Error):
+                raise
+            if refused or "authorization" in str(exc).lower():
                 raise ConnectionFailed(
-                    f"could not connect to NATS at {', '.join(server_list)}: "
-                    f"{str(exc) or type(exc).__name__}. Is the server running (try "
-                    "`actorq server`) and are the URL and credentials right?"
+                    f"NATS at {', '.join(server_list)} refused these credentials "
+                    f"({refused[-1] if refused else exc}). "
+                    "`actorq up` keeps those of its embedded server in its data dir "
+                    "(credentials.json): run from the directory it runs in, or set "
+                    "ACTORQ_CREDENTIALS_FILE or ACTORQ_NATS_DATA_DIR, or pass user and "
+                    "password (see docs/security.md)."
                 ) from exc
-            raise
+            raise ConnectionFailed(
+                f"could not connect to NATS at {', '.join(server_list)}: "
+                f"{str(exc) or type(exc).__name__}. Is the server running (try "
+                "`actorq server`) and are the URL and credentials right?"
+            ) from exc
         try:
             async with _open_service_nursery() as service:
                 conn = Connection(bridge, nc, request_timeout=request_timeout, service=service)

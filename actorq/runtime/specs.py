@@ -18,6 +18,7 @@ from actorq.constants import DEFAULT_NAMESPACE
 from actorq.jobs.queue_actor import QueueActorSettings
 from actorq.jobs.result_actor import ResultActorSettings
 from actorq.jobs.scheduler_actor import SchedulerSettings
+from actorq.nats.options import ConnectOptions
 from supervisors import Backoff, ProcessSpec, SupervisorSpec
 
 __all__ = ["queue_supervisor_spec", "result_actor_spec", "scheduler_actor_spec"]
@@ -60,9 +61,18 @@ def queue_supervisor_spec(
     )
 
 
-def result_actor_spec(url: list[str], namespace: str = DEFAULT_NAMESPACE) -> ProcessSpec:
-    """The result actor as a ``permanent`` process child."""
-    settings = ResultActorSettings(url=url, namespace=namespace)
+def result_actor_spec(
+    url: list[str], namespace: str = DEFAULT_NAMESPACE, *, connect: ConnectOptions | None = None
+) -> ProcessSpec:
+    """The result actor as a ``permanent`` process child.
+
+    ``connect`` (credentials, TLS) travels in its settings, on its command line: keep
+    secrets out of it, as ``actorq up`` does (its children get them from their
+    environment, see :mod:`actorq.runtime.child`).
+    """
+    settings = ResultActorSettings(
+        url=url, namespace=namespace, connect=connect or ConnectOptions()
+    )
     return ProcessSpec(
         id="results",
         target="actorq.runtime.children:result_actor",
@@ -73,15 +83,21 @@ def result_actor_spec(url: list[str], namespace: str = DEFAULT_NAMESPACE) -> Pro
 
 
 def scheduler_actor_spec(
-    url: list[str], namespace: str = DEFAULT_NAMESPACE, *, lease_ttl: float = 5.0
+    url: list[str],
+    namespace: str = DEFAULT_NAMESPACE,
+    *,
+    lease_ttl: float = 5.0,
+    connect: ConnectOptions | None = None,
 ) -> ProcessSpec:
     """The scheduler actor as a ``permanent`` process child.
 
     Run one per runtime: when several runtimes share a NATS, their schedulers elect
     one leader (a KV lease), and another takes over within about ``lease_ttl * 4/3``
-    seconds when it dies.
+    seconds when it dies. ``connect`` as for :func:`result_actor_spec`.
     """
-    settings = SchedulerSettings(url=url, namespace=namespace, lease_ttl=lease_ttl)
+    settings = SchedulerSettings(
+        url=url, namespace=namespace, lease_ttl=lease_ttl, connect=connect or ConnectOptions()
+    )
     return ProcessSpec(
         id="scheduler",
         target="actorq.runtime.children:scheduler",

@@ -89,6 +89,10 @@ class Secrets(msgspec.Struct, frozen=True, kw_only=True):
     previous_signing_keys: list[str] = []
     generated: list[str] = []
 
+    def __repr__(self) -> str:
+        # Never show a key, even in a traceback's locals.
+        return f"Secrets(connect={self.connect!r}, server={self.server!r}, keys=***)"
+
 
 def prepare_secrets(config: Config, environ: Mapping[str, str] | None = None) -> Secrets:
     """The credentials and signing keys ``actorq up`` runs with.

@@ -27,6 +27,11 @@ async def _connects(url: str, **options: Any) -> bool:
         return False
 
 
+async def _open(url: str) -> None:
+    async with open_nats(url, connect_timeout=2, max_reconnect_attempts=0):
+        pass
+
+
 def test_an_unauthenticated_client_is_refused_and_the_password_stays_off_argv(
     tmp_path: Path,
 ) -> None:
@@ -36,6 +41,8 @@ def test_an_unauthenticated_client_is_refused_and_the_password_stays_off_argv(
         assert not trio.run(lambda: _connects(server.url, user="app", password="wrong"))
         assert trio.run(lambda: _connects(server.url, user="app", password="pa55-word"))
         assert "pa55-word" not in " ".join(psutil.Process(server.pid).cmdline())
+        with pytest.raises(ConnectionFailed, match=r"credentials\.json"):
+            trio.run(_open, server.url)
     conf = tmp_path / "nats-server.conf"
     assert stat.S_IMODE(conf.stat().st_mode) == 0o600
 
