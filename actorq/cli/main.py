@@ -34,6 +34,7 @@ import trio
 import typer
 
 from actorq.cli import actors as _actors
+from actorq.cli import dashboard as _dashboard
 from actorq.cli import jobs as _jobs
 from actorq.cli import ops as _ops
 from actorq.cli import ps as _ps
@@ -203,4 +204,5 @@ _ops.register(app)
 _jobs.register(app)
 _ps.register(app)
 _top.register(app)
+_dashboard.register(app)
 _actors.register(app)

@@ -4,7 +4,6 @@ emptying one, and whether the server and the runtime are in working order."""
 from __future__ import annotations
 
 import contextlib
-import time
 from typing import Annotated, Any
 
 import msgspec
@@ -25,76 +24,14 @@ from actorq.cli.common import (
     sync_client,
     table,
 )
-from actorq.cli.ps import read_reports
 from actorq.exceptions import ActorqError, NotFound
-from actorq.process.heartbeat import state_of
+from actorq.jobs.stats import QueueStats as QueueStats
+from actorq.jobs.stats import queue_stats as queue_stats
 
 queue_app = typer.Typer(help="Act on one queue.", no_args_is_help=True)
 
-#: Queues are the durable consumers named ``q-<queue>`` on the jobs stream.
-_PREFIX = "q-"
 #: Oldest JetStream server with message schedules (delayed jobs and schedules need it).
 MIN_SERVER = (2, 12)
-
-
-class QueueStats(msgspec.Struct, frozen=True):
-    """One queue's figures, from its consumer's info."""
-
-    queue: str
-    pending: int
-    in_flight: int
-    redelivered: int
-    consumers: int
-    oldest_pending_age: float | None
-    #: Sum of the live queue actors' rates from their last heartbeats.
-    jobs_per_s: float = 0.0
-
-
-async def queue_stats(client: Any) -> list[QueueStats]:
-    """Figures of every queue of the client's namespace, by name."""
-    streams = client.streams
-    conn = client.conn
-    infos = await conn.jsm("consumers_info", streams.jobs_stream)
-    rates: dict[str, float] = {}
-    now = time.time()
-    for report in await read_reports(client):
-        if report.role == "queue" and report.queue and state_of(report, now) != "lost":
-            rates[report.queue] = rates.get(report.queue, 0.0) + report.jobs_per_s
-    out: list[QueueStats] = []
-    for info in sorted(infos, key=lambda i: i.name):
-        if not info.name.startswith(_PREFIX):
-            continue
-        queue = info.name[len(_PREFIX) :]
-        oldest: float | None = None
-        if info.num_pending:
-            # The first message past what the consumer delivered is the oldest waiting.
-            start = (info.delivered.stream_seq or 0) + 1
-            try:
-                msg = await conn.jsm(
-                    "get_msg",
-                    streams.jobs_stream,
-                    seq=start,
-                    subject=streams.queue_filter(queue),
-                    next=True,
-                )
-            except NotFound:
-                pass
-            else:
-                if msg.time is not None:
-                    oldest = time.time() - msg.time.timestamp()
-        out.append(
-            QueueStats(
-                queue=queue,
-                pending=int(info.num_pending or 0),
-                in_flight=int(info.num_ack_pending or 0),
-                redelivered=int(info.num_redelivered or 0),
-                # Pull requests waiting: one per fetch loop of every live process.
-                consumers=int(info.num_waiting or 0),
-                oldest_pending_age=oldest,
-                jobs_per_s=round(rates.get(queue, 0.0), 2),
-            )
-        )
-    return out
 
 
 def queues(

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import msgspec
 import typer
@@ -19,59 +18,11 @@ from actorq.cli.common import (
     resolve,
     sync_client,
 )
-from actorq.exceptions import ActorqError
-from actorq.process.heartbeat import ProcReport, is_tree_key, procs_bucket, state_of
-from supervisors import ChildSnapshot
-
-
-class TreeNode(msgspec.Struct, frozen=True):
-    """Where a process sits in a published supervision tree."""
-
-    path: str
-    supervisor: str
-    restarts: int
-
-
-async def read_all(client: Any) -> tuple[list[ProcReport], list[ChildSnapshot]]:
-    """Every report and supervision tree in the namespace's heartbeat bucket (none if
-    it does not exist yet)."""
-    try:
-        kv = await client.conn.kv(procs_bucket(client.streams.ns.name))
-        keys = await kv.keys()
-    except ActorqError:
-        return [], []
-    reports = []
-    trees = []
-    for key in keys:
-        entry = await kv.get(key)
-        if entry is None or not entry.value:
-            continue
-        if is_tree_key(key):
-            trees.append(msgspec.json.decode(entry.value, type=ChildSnapshot))
-        else:
-            reports.append(msgspec.json.decode(entry.value, type=ProcReport))
-    return reports, trees
-
-
-async def read_reports(client: Any) -> list[ProcReport]:
-    """Every report in the namespace's heartbeat bucket (none if it does not exist yet)."""
-    return (await read_all(client))[0]
-
-
-def tree_nodes(trees: list[ChildSnapshot]) -> dict[int, TreeNode]:
-    """The process children of ``trees`` by pid: path, supervisor path, restarts."""
-    nodes: dict[int, TreeNode] = {}
-
-    def add(node: ChildSnapshot, parent: str) -> None:
-        path = f"{parent}/{node.id}" if parent else node.id
-        if node.kind != "supervisor" and node.pid is not None:
-            nodes[node.pid] = TreeNode(path=path, supervisor=parent, restarts=node.restarts)
-        for child in node.children:
-            add(child, path)
-
-    for tree in trees:
-        add(tree, "")
-    return nodes
+from actorq.jobs.stats import TreeNode as TreeNode
+from actorq.jobs.stats import read_all as read_all
+from actorq.jobs.stats import read_reports as read_reports
+from actorq.jobs.stats import tree_nodes as tree_nodes
+from actorq.process.heartbeat import state_of
 
 
 def _mb(n: int) -> str:

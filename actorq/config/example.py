@@ -137,4 +137,16 @@ format = "text"                       # text | json (one JSON object per line)
 codecs = ["pickle", "safe"]
 # Packages the safe codec may import job functions from (default: anything importable).
 # safe_allow = ["myapp.tasks"]
+
+[dashboard]
+# The web dashboard (docs/dashboard.md), served by `actorq up` when enabled.
+enabled = false
+# Loopback by default; put a TLS proxy in front before exposing it.
+host = "127.0.0.1"
+port = 8765
+# Token for viewing and actions: prefer ACTORQ_DASHBOARD_TOKEN to writing it here.
+# Without one, a random token is made at start and printed in the login URL.
+# token = "..."
+# true: anyone who reaches it may view without a token (actions still need it).
+read_only = false
 """

@@ -44,6 +44,7 @@ __all__ = [
     "ENV_PREFIX",
     "ActorConfig",
     "Config",
+    "DashboardConfig",
     "LoggingConfig",
     "NatsConfig",
     "QueueConfig",
@@ -211,6 +212,20 @@ class SecurityConfig(_Section, frozen=True, kw_only=True):
     safe_allow: list[str] | None = None
 
 
+class DashboardConfig(_Section, frozen=True, kw_only=True):
+    """``[dashboard]``: the web dashboard, served inside ``actorq up`` when enabled."""
+
+    enabled: bool = False
+    #: Loopback by default: put a proxy with TLS in front before exposing it.
+    host: str = "127.0.0.1"
+    port: Port = 8765
+    #: The token for viewing and actions; prefer ``ACTORQ_DASHBOARD_TOKEN``. Without
+    #: one, a random token is made at start and printed in the login URL.
+    token: str | None = None
+    #: Viewing needs no token (actions still do).
+    read_only: bool = False
+
+
 class Config(_Section, frozen=True, kw_only=True):
     """A whole ``actorq up`` configuration."""
 
@@ -227,6 +242,7 @@ class Config(_Section, frozen=True, kw_only=True):
     actors: list[ActorConfig] = []
     logging: LoggingConfig = LoggingConfig()
     security: SecurityConfig = SecurityConfig()
+    dashboard: DashboardConfig = DashboardConfig()
 
     def queue(self, name: str) -> QueueConfig:
         """The queue called ``name``; :class:`KeyError` if there is none."""

@@ -571,6 +571,25 @@ class Client(ScheduleVerbs):
             seq += 1
         return out
 
+    async def delete_dead_letter(self, job_id: str) -> None:
+        """Delete the dead letter of ``job_id`` without running the job again;
+        raises :class:`~actorq.NotFound` when there is none."""
+        try:
+            msg = await self.conn.jsm(
+                "get_last_msg", self.streams.dead_stream, self.streams.dead_subject(job_id)
+            )
+        except NotFound:
+            raise NotFound(
+                f"no dead letter for job {job_id!r}; list them with dead_letters()"
+            ) from None
+        await self.conn.jsm("delete_msg", self.streams.dead_stream, msg.seq)
+
+    async def trigger_schedule(self, name: str) -> Job:
+        """Run schedule ``name`` once now, as job ``<name>-<unix ms>``, outside its plan
+        (its next due time and run count are unchanged; a paused one runs too)."""
+        job_id, queue = await self._book.trigger(name)
+        return Job(self, job_id, queue)
+
     async def purge(self, queue: str) -> int:
         """Remove every waiting job of ``queue``; returns how many were removed."""
         check_queue_name(queue)

@@ -43,6 +43,7 @@ from actorq.exceptions import (
 from actorq.jobs.large_payloads import message_room
 from actorq.jobs.streams import JobStreams, check_job_id, check_queue_name
 from actorq.wire.messages import (
+    JobEnvelope,
     JobOptions,
     ScheduleEntry,
     ScheduleFire,
@@ -390,6 +391,32 @@ class ScheduleBook:
         await self.client.conn.jsm(
             "purge_stream", self.streams.jobs_stream, subject=self.streams.timers_filter(name)
         )
+
+
+    async def trigger(self, name: str) -> tuple[str, str]:
+        """Enqueue one run of ``name`` now, outside its plan (its run count and next
+        due time stay as they are); returns the job id and queue.
+
+        The id is ``<name>-<unix ms>``: the shape of a run's id, so the schedule's own
+        signature covers it (no key needed here), and never a due time's id, which
+        counts seconds."""
+        entry, _ = await self.get(name)
+        now = self.clock()
+        job_id = f"{name}-{int(now * 1000)}"
+        env = JobEnvelope(
+            id=job_id,
+            queue=entry.queue,
+            function=entry.function,
+            codec=entry.codec,
+            payload=entry.payload,
+            signature=entry.signature,
+            options=entry.options,
+            enqueued_at=now,
+        )
+        await self.client.conn.js_publish(
+            self.streams.job_subject(entry.queue, job_id), encode(env), msg_id=job_id
+        )
+        return job_id, entry.queue
 
 
 class ScheduleVerbs:

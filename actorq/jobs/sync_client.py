@@ -436,6 +436,10 @@ class SyncClient:
         """Up to ``limit`` dead letters, oldest first."""
         return self.run(Client.dead_letters, limit)
 
+    def delete_dead_letter(self, job_id: str) -> None:
+        """Delete the dead letter of ``job_id`` without running the job again."""
+        self.run(Client.delete_dead_letter, job_id)
+
     # -- recurring schedules -------------------------------------------------------------
 
     def schedule(
@@ -482,6 +486,10 @@ class SyncClient:
     def delete_schedule(self, name: str) -> None:
         """Delete ``name`` and its pending timer."""
         self.run(Client.delete_schedule, name)
+
+    def trigger_schedule(self, name: str) -> SyncJob:
+        """Run schedule ``name`` once now, outside its plan."""
+        return self._wrap(self.run(Client.trigger_schedule, name))
 
     # -- lifecycle ---------------------------------------------------------------------
 

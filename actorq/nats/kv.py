@@ -113,14 +113,16 @@ class KeyValueStore:
 
     @contextlib.asynccontextmanager
     async def watch(
-        self, keys: str = ">", *, include_history: bool = False
+        self, keys: str = ">", *, include_history: bool = False, max_pending: int = 10_000
     ) -> AsyncIterator[trio.MemoryReceiveChannel[KvEntry | None]]:
         """Watch keys matching ``keys`` (wildcards allowed) for the block's duration.
 
         The channel first yields the current values, then ``None`` once caught up,
-        then every later change as it happens (push, no polling).
+        then every later change as it happens (push, no polling). Entries beyond
+        ``max_pending`` unread ones are dropped with a warning: a watcher of a whole
+        large bucket (the dashboard's job index) raises it.
         """
-        send, receive = trio.open_memory_channel[KvEntry | None](10_000)
+        send, receive = trio.open_memory_channel[KvEntry | None](max_pending)
         token = trio.lowlevel.current_trio_token()
         kv = self._kv
 

@@ -387,7 +387,10 @@ async def _serve(
             elapsed = time.monotonic() - started
             echo(summary(tree.snapshot(), urls, note, config.namespace, elapsed))
             log.info("ready in %.2fs", elapsed)
-            await _publish_tree(config, urls, secrets, tree.snapshot)
+            async with trio.open_nursery() as nursery:
+                if config.dashboard.enabled:
+                    nursery.start_soon(_serve_dashboard, config, urls, secrets, echo)
+                await _publish_tree(config, urls, secrets, tree.snapshot)
 
 
 async def _publish_tree(
@@ -404,6 +407,29 @@ async def _publish_tree(
     except (ActorqError, OSError) as exc:
         log.warning("supervision tree not published: %s", exc)
     await trio.sleep_forever()
+
+
+async def _serve_dashboard(
+    config: Config, urls: list[str], secrets: Secrets, echo: Callable[[str], None]
+) -> None:
+    """``[dashboard]``: serve the web dashboard in this process's own Trio loop until
+    cancelled; a failure (say, the port is taken) is logged, never stops the runtime."""
+    from actorq.dashboard import serve_dashboard
+    from actorq.jobs.client import open_client
+
+    options = secrets.connect.kwargs()
+    try:
+        async with (
+            open_client(
+                urls, namespace=config.namespace, name="actorq-dashboard",
+                connect_timeout=config.nats.connect_timeout, **options,
+            ) as client,
+            trio.open_nursery() as nursery,
+        ):  # fmt: skip
+            info = await nursery.start(serve_dashboard, client, config.dashboard)
+            echo(f"dashboard at {info.login_url if info.generated else info.url}")
+    except (ActorqError, OSError) as exc:
+        log.error("dashboard not served: %s", exc)
 
 
 async def run_up(
