@@ -31,6 +31,7 @@ import trio
 from actorq.constants import DEFAULT_NAMESPACE, DEFAULT_QUEUE, DEFAULT_URL
 from actorq.exceptions import (
     ActorqError,
+    BrokerError,
     CodecError,
     JobCancelled,
     JobFailed,
@@ -49,6 +50,7 @@ from actorq.jobs.options import (
 from actorq.jobs.schedules import ScheduleBook, ScheduleVerbs, at_header, to_timestamp
 from actorq.jobs.streams import DEFAULT_MAX_BYTES, JobStreams, check_job_id, check_queue_name
 from actorq.nats.connection import Connection, OutMsg, open_nats
+from actorq.nats.errors import is_transient
 from actorq.nats.kv import KeyValueStore
 from actorq.nats.local_credentials import resolve_local
 from actorq.nats.objects import ObjectStore
@@ -474,7 +476,14 @@ class Client(ScheduleVerbs):
                 # is always seen.
                 pause = _RECHECK_FIRST
                 while True:
-                    record = await self.get_record(job_id)
+                    try:
+                        record = await self.get_record(job_id)
+                    except BrokerError as exc:
+                        # NATS in trouble (reconnecting, a cluster electing a leader):
+                        # keep waiting; the wake-up or the next read will tell.
+                        if not is_transient(exc):
+                            raise
+                        record = None
                     if record is not None and record.done:
                         return record
                     with trio.move_on_after(pause):
