@@ -39,6 +39,7 @@ from actorq.nats.delivery import JsMsg, PubAck
 from actorq.nats.errors import translate_errors
 from actorq.nats.kv import KvEntry, entry_of
 from actorq.nats.publisher import Item, JsPublisher, RawAck
+from actorq.nats.pull_fetch import fetch_batch
 
 __all__ = ["LoopKv", "LoopPull", "LoopSide", "Settle"]
 
@@ -150,11 +151,8 @@ class LoopPull:
 
     async def fetch(self, batch: int, *, expires: float = 1.0) -> list[JsMsg]:
         """Up to ``batch`` messages; an empty list when none came within ``expires``."""
-        try:
-            with translate_errors(f"fetch from {self.stream}/{self.durable}"):
-                raw = await self._psub.fetch(batch, timeout=expires)
-        except BrokerTimeout:
-            return []
+        with translate_errors(f"fetch from {self.stream}/{self.durable}"):
+            raw = await fetch_batch(self._psub, batch, expires)
         return [JsMsg(m) for m in raw]
 
 
