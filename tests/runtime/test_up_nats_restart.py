@@ -17,12 +17,14 @@ from typing import Any
 
 import psutil
 import pytest
+import trio
 
 from actorq import SyncClient
 from actorq.cli.main import RET_GAVE_UP, RET_OK
 from actorq.nats.embedded_server import find_nats_server
 from tests.helpers import jobfuncs
 from tests.helpers.up_harness import ROOT, Up, gone, run_up, up_env, wait_gone
+from tests.runtime.test_up import _introspect_runtime
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -109,6 +111,11 @@ def test_a_killed_embedded_server_is_back_within_2s_and_jobs_and_heartbeats_carr
             up.pids["default-0"],
             up.pids["default-1"],
         }, "a queue actor was restarted: it should have reconnected instead"
+        # The actors' own Trio links reconnected too: they answer the actor protocol.
+        infos = trio.run(_introspect_runtime, up.url)
+        assert infos["_results"].pid == up.pids["results"]
+        assert infos["_scheduler"].pid == up.pids["scheduler"]
+        assert infos["_queue-default"].pid in {up.pids["default-0"], up.pids["default-1"]}
         assert up.proc.poll() is None
         up.signal(signal.SIGTERM)
         assert up.wait() == RET_OK, up.stderr()
