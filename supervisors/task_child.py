@@ -19,7 +19,7 @@ __all__ = ["run_task"]
 
 
 class _StartReporter(trio.TaskStatus[object]):
-    def __init__(self, outer: trio.TaskStatus[None], start_scope: trio.CancelScope) -> None:
+    def __init__(self, outer: trio.TaskStatus[object], start_scope: trio.CancelScope) -> None:
         self._outer = outer
         self._start_scope = start_scope
         self.is_started = False
@@ -29,15 +29,17 @@ class _StartReporter(trio.TaskStatus[object]):
             raise RuntimeError("task_status.started() called twice")
         self.is_started = True
         self._start_scope.deadline = math.inf
-        self._outer.started(None)
+        # An int is the pid of a process the task owns: snapshots show it.
+        self._outer.started(value if isinstance(value, int) else None)
 
 
 async def run_task(
     spec: TaskSpec,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    task_status: trio.TaskStatus[object] = trio.TASK_STATUS_IGNORED,
 ) -> ExitReason:
     """Run ``spec.target`` until it returns; report ready when it calls ``started()``.
 
+    A task that runs a process of its own may report its pid (``started(pid)``).
     Returns a ``normal`` exit reason; exceptions from the target after it is ready
     propagate unchanged. Raises :class:`StartTimeout` or :class:`StartFailed` when it
     does not get ready.

@@ -19,10 +19,13 @@ nothing scans them. Fires that arrive while no scheduler runs wait in the stream
 
 Leadership is a lease: key ``scheduler`` in the ``<ns>_leader`` bucket, whose TTL is
 the lease time. The holder renews it (compare-and-set on its revision) every third
-of that; the others try to create it as often. A leader that cannot renew stops
-fetching fires before its lease can run out; a dead leader's key expires, and another
-scheduler holds the lease within about ``lease_ttl * 4/3``. A fire half-handled by a
-dead leader is redelivered after ``ack_wait``, and the steps above are idempotent.
+of that; the others try to create it as often. A renewal is bounded by what is left
+of the lease (counted from the sending of the last renewal that succeeded), and a
+leader whose renewal does not succeed in time stops acting a sixth of the TTL before
+its lease can run out, and handles no fetched fire past that point. A dead leader's
+key expires, and another scheduler holds the lease within about ``lease_ttl * 4/3``.
+A fire half-handled by a dead leader is redelivered after ``ack_wait``, and the steps
+above are idempotent.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import msgspec
 import trio
 
 from actorq.constants import DEFAULT_NAMESPACE, DEFAULT_URL, SCHEDULER_DURABLE
-from actorq.exceptions import BrokerError, Conflict, KeyExists
+from actorq.exceptions import BrokerError, Conflict
 from actorq.jobs.schedules import next_due, timer_headers
 from actorq.jobs.streams import LEASE_TTL, JobStreams
 from actorq.nats.connection import Connection, open_nats
@@ -83,15 +86,25 @@ class SchedulerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
 
 
 class Lease:
-    """A leadership lease in a KV bucket with a TTL (Trio side)."""
+    """A leadership lease in a KV bucket with a TTL (Trio side).
+
+    The lease is valid until ``ttl`` after the *sending* of the last renewal that
+    succeeded (the server starts the key's TTL when it stores it, later than that),
+    less a ``margin`` for the fire round in progress. A renewal is cancelled once it
+    would end past that point, and the holder stops leading then, so it never acts
+    after its lease could have passed to another scheduler, however long NATS takes to
+    answer (a request may otherwise block for ``request_timeout``, as long as the TTL).
+    """
 
     def __init__(self, kv: KeyValueStore, holder: str, ttl: float) -> None:
         self.kv = kv
         self.holder = holder
         self.ttl = ttl
+        #: Seconds before expiry at which a leader stops acting.
+        self.margin = ttl / 6
         self.leading = False
         self._revision = 0
-        self._renewed_at = 0.0
+        self._expires_at = 0.0
         self.changed = trio.Event()
         self.terms = 0
 
@@ -104,6 +117,12 @@ class Lease:
             self.changed.set()
             self.changed = trio.Event()
 
+    def remaining(self) -> float:
+        """Seconds this holder may still act (<= 0: none); safe to read from any thread."""
+        if not self.leading:
+            return 0.0
+        return self._expires_at - self.margin - time.monotonic()
+
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Hold or chase the lease forever; started after the first attempt."""
         started = False
@@ -115,24 +134,39 @@ class Lease:
             await trio.sleep(self.ttl / 3)
 
     async def step(self) -> None:
-        """One renewal (when leading) or one attempt to take the lease."""
-        now = time.monotonic()
+        """One renewal (when leading) or one attempt to take the lease, each bounded:
+        a leader's by what is left of its lease, a follower's by ``ttl * 2/3``."""
+        sent = time.monotonic()
         value = self.holder.encode()
+        budget = self.remaining() if self.leading else self.ttl * 2 / 3
         try:
-            if self.leading:
-                self._revision = await self.kv.update(_LEASE_KEY, value, self._revision)
-            else:
-                self._revision = await self.kv.create(_LEASE_KEY, value)
-            self._renewed_at = now
-            self._set(True)
-        except KeyExists:
-            self._set(False)
-        except BrokerError as exc:
-            # Someone else holds it (wrong revision), or NATS is unreachable: either
-            # way stop acting well before the lease could pass to another scheduler.
-            if not self.leading or now - self._renewed_at > self.ttl * 2 / 3:
+            with trio.move_on_after(max(0.0, budget)) as bound:
                 if self.leading:
-                    log.warning("scheduler %s lost its lease: %s", self.holder, exc)
+                    revision = await self.kv.update(_LEASE_KEY, value, self._revision)
+                else:
+                    revision = await self.kv.create(_LEASE_KEY, value)
+            if bound.cancelled_caught:
+                if self.leading:
+                    log.warning(
+                        "scheduler %s: lease renewal got no answer in the %.2fs left of the "
+                        "lease; it stops leading",
+                        self.holder,
+                        budget,
+                    )
+                self._set(False)
+                return
+            self._revision = revision
+            self._expires_at = sent + self.ttl
+            self._set(True)
+        except Conflict:
+            self._set(False)  # someone else holds it (KeyExists, or a wrong revision)
+        except BrokerError as exc:
+            # NATS is unreachable or slow: stop acting unless enough of the lease is
+            # left to try again in time (the next try is bounded by what is left).
+            if self.leading and self.remaining() < self.ttl / 3:
+                log.warning("scheduler %s lost its lease: %s", self.holder, exc)
+                self._set(False)
+            elif not self.leading:
                 self._set(False)
 
     async def release(self) -> None:
@@ -317,8 +351,14 @@ async def _fire_loop(
 
     async def one_round() -> None:
         msgs = await pull.fetch(_BATCH, expires=1.0)
-        if msgs:
-            await actor.process(msgs)
+        if not msgs:
+            return
+        if lease.remaining() <= 0:
+            # The lease ran short during the fetch: leave these fires to the next
+            # leader (or to this one, once renewed).
+            await conn.loop.settle([(m, "nak", 1.0) for m in msgs])
+            return
+        await actor.process(msgs)
 
     while True:
         while not lease.leading:

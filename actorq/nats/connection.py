@@ -40,6 +40,7 @@ from actorq.nats.errors import FETCH_RETRY, is_transient, translate_errors
 from actorq.nats.kv import KeyValueStore
 from actorq.nats.loop import LoopSide
 from actorq.nats.publisher import JsPublisher
+from actorq.nats.pull_fetch import fetch_batch
 
 __all__ = ["Connection", "JsMsg", "Message", "OutMsg", "PubAck", "PullConsumer", "open_nats"]
 
@@ -309,12 +310,8 @@ class PullConsumer:
         psub = self._psub
 
         async def run() -> list[_NatsMsg]:
-            try:
-                msgs: list[_NatsMsg] = await psub.fetch(batch, timeout=expires)
-            except TimeoutError:
-                # nats-py raises its own TimeoutError or, when the server's answer
-                # crosses the deadline, a plain asyncio one: both mean "nothing came".
-                return []
+            # One request per fetch, waited for until the server ends it: see pull_fetch.
+            msgs: list[_NatsMsg] = await fetch_batch(psub, batch, expires)
             return msgs
 
         try:

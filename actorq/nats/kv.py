@@ -42,6 +42,11 @@ def entry_of(raw: Any) -> KvEntry:
     return KvEntry(raw.key, raw.value or b"", int(raw.revision or 0), op)
 
 
+#: Seconds the server keeps a watch's consumer once nobody listens (a watch whose
+#: delete was lost, e.g. across a reconnect); nats-py's default is 5 minutes.
+_WATCH_INACTIVE = 30.0
+
+
 class KeyValueStore:
     """A KV bucket. Get one from :meth:`actorq.nats.connection.Connection.kv`."""
 
@@ -136,7 +141,9 @@ class KeyValueStore:
                 pass
 
         async def start() -> Any:
-            watcher = await kv.watch(keys, include_history=include_history)
+            watcher = await kv.watch(
+                keys, include_history=include_history, inactive_threshold=_WATCH_INACTIVE
+            )
 
             async def forward() -> None:
                 while True:
@@ -158,6 +165,12 @@ class KeyValueStore:
                 task.cancel()
                 with contextlib.suppress(Exception):
                     await watcher.stop()
+                # Each watch is a consumer on the bucket's stream: delete it now, not
+                # when its inactivity threshold passes, or a burst of short watches
+                # (one per job.result()) runs into the server's consumer limit.
+                with contextlib.suppress(Exception):
+                    sub = watcher._sub
+                    await sub._js.delete_consumer(sub._stream, sub._consumer)
 
             with (
                 trio.CancelScope(shield=True),

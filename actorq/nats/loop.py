@@ -40,6 +40,7 @@ from actorq.nats.delivery import JsMsg, PubAck
 from actorq.nats.errors import FETCH_RETRY, is_transient, translate_errors
 from actorq.nats.kv import KvEntry, entry_of
 from actorq.nats.publisher import Item, JsPublisher, RawAck
+from actorq.nats.pull_fetch import fetch_batch
 
 __all__ = ["LoopKv", "LoopPull", "LoopSide", "Settle"]
 
@@ -155,7 +156,7 @@ class LoopPull:
         """Up to ``batch`` messages; an empty list when none came within ``expires``."""
         try:
             with translate_errors(f"fetch from {self.stream}/{self.durable}"):
-                raw = await self._psub.fetch(batch, timeout=expires)
+                raw = await fetch_batch(self._psub, batch, expires)
         except BrokerTimeout:
             return []
         except BrokerError as exc:

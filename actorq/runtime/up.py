@@ -3,7 +3,8 @@
 The tree, started in this order and stopped in reverse::
 
     actorq up                         (this process)
-     ├── nats-server                  embedded, when [nats] has no url
+     ├── nats supervisor              when [nats] has no url (runtime/nats_child.py)
+     │    └── nats-server             embedded; restarted on the same port and data dir
      └── root supervisor              [supervisor] strategy, intensity
           ├── results                 result actor process
           ├── scheduler               scheduler actor process ([scheduler] enabled)
@@ -11,8 +12,10 @@ The tree, started in this order and stopped in reverse::
           │    └── <name>-0 ... N-1   queue actor processes
           └── <actor> / actor-<name>  user actors ([[actors]])
 
-The nats-server is not a supervised child: it must outlive every actor, including
-during their shutdown, so it is opened around the supervisor and closed after it.
+The nats-server has a supervisor of its own, opened around the root supervisor and
+closed after it, so it outlives every actor, including during their shutdown. When it
+dies it is started again at once; if it cannot be, ``actorq up`` exits non-zero
+(:class:`~supervisors.RestartIntensityExceeded` naming the server's last error).
 
 Signals: the first SIGINT/SIGTERM stops the tree gracefully: every queue actor is
 sent SIGTERM at once, so all of them stop fetching at the same moment (not one after
@@ -43,7 +46,7 @@ from actorq.exceptions import ActorqError, ConfigError
 from actorq.jobs.queue_actor import QueueActorSettings
 from actorq.jobs.streams import JobStreams
 from actorq.nats.connection import open_nats
-from actorq.nats.embedded_server import ServerAuth, open_nats_server
+from actorq.nats.embedded_server import ServerAuth
 from actorq.nats.local_credentials import (
     LocalCredentials,
     credentials_path,
@@ -55,6 +58,7 @@ from actorq.nats.local_credentials import (
 from actorq.nats.options import ConnectOptions
 from actorq.process.heartbeat import publish_tree
 from actorq.runtime.child import ENV_CHILD, configure_logging
+from actorq.runtime.nats_child import open_supervised_server
 from actorq.runtime.specs import queue_supervisor_spec, result_actor_spec, scheduler_actor_spec
 from supervisors import ChildSnapshot, ChildSpec, ProcessSpec, SupervisorSpec, open_supervisor
 from supervisors.process_child import kill_all_children
@@ -268,19 +272,20 @@ def build_children(
 
 @asynccontextmanager
 async def _nats_urls(config: Config, secrets: Secrets) -> AsyncIterator[tuple[list[str], str]]:
-    """The URLs to use, starting the embedded server if there are none; and a note."""
+    """The URLs to use, starting the embedded server (supervised: restarted on the same
+    port and data dir when it dies) if there are none; and a note."""
     nats = config.nats
     if not nats.embedded:
         yield nats.urls, "external"
         return
-    async with open_nats_server(
+    async with open_supervised_server(
         host=nats.host,
         port=nats.port or None,
         data_dir=nats.data_dir,
         auth=secrets.server,
         allow_insecure_bind=nats.allow_insecure_bind,
     ) as server:
-        yield [server.url], f"embedded nats-server pid {server.pid}, data dir {nats.data_dir}"
+        yield [server.url], f"embedded nats-server pid {server.pid()}, data dir {nats.data_dir}"
 
 
 async def _provision(config: Config, urls: list[str], secrets: Secrets) -> None:
@@ -366,31 +371,32 @@ async def _kill_after(grace: float) -> None:
 
 async def _serve(
     config: Config,
+    secrets: Secrets,
+    nats: tuple[list[str], str],
     started: float,
     echo: Callable[[str], None],
     tree_view: list[Callable[[], ChildSnapshot]],
 ) -> None:
     sup = config.supervisor
-    secrets = prepare_secrets(config)
-    async with _nats_urls(config, secrets) as (urls, note):
-        _save_secrets(config, urls, secrets)
-        await _provision(config, urls, secrets)
-        children = build_children(config, urls, secrets)
-        async with open_supervisor(
-            children,
-            id="actorq",
-            strategy=sup.strategy,
-            max_restarts=sup.max_restarts,
-            within=sup.within,
-        ) as tree:
-            tree_view.append(tree.snapshot)
-            elapsed = time.monotonic() - started
-            echo(summary(tree.snapshot(), urls, note, config.namespace, elapsed))
-            log.info("ready in %.2fs", elapsed)
-            async with trio.open_nursery() as nursery:
-                if config.dashboard.enabled:
-                    nursery.start_soon(_serve_dashboard, config, urls, secrets, echo)
-                await _publish_tree(config, urls, secrets, tree.snapshot)
+    urls, note = nats
+    _save_secrets(config, urls, secrets)
+    await _provision(config, urls, secrets)
+    children = build_children(config, urls, secrets)
+    async with open_supervisor(
+        children,
+        id="actorq",
+        strategy=sup.strategy,
+        max_restarts=sup.max_restarts,
+        within=sup.within,
+    ) as tree:
+        tree_view.append(tree.snapshot)
+        elapsed = time.monotonic() - started
+        echo(summary(tree.snapshot(), urls, note, config.namespace, elapsed))
+        log.info("ready in %.2fs", elapsed)
+        async with trio.open_nursery() as nursery:
+            if config.dashboard.enabled:
+                nursery.start_soon(_serve_dashboard, config, urls, secrets, echo)
+            await _publish_tree(config, urls, secrets, tree.snapshot)
 
 
 async def _publish_tree(
@@ -450,15 +456,20 @@ async def run_up(
     sup = config.supervisor
     got: list[int] = []
     tree_view: list[Callable[[], ChildSnapshot]] = []
+    secrets = prepare_secrets(config)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as receiver:
         try:
             async with trio.open_nursery() as nursery:
-                with trio.CancelScope() as body:
-                    nursery.start_soon(
-                        _watch_signals, receiver, body, got, sup.shutdown_timeout, nursery,
-                        tree_view,
-                    )  # fmt: skip
-                    await _serve(config, started, echo, tree_view)
+                body = trio.CancelScope()
+                nursery.start_soon(
+                    _watch_signals, receiver, body, got, sup.shutdown_timeout, nursery,
+                    tree_view,
+                )  # fmt: skip
+                # The server's block is outside the body's scope: a stop cancels the
+                # actors, which drain while the server still runs; it stops after them.
+                async with _nats_urls(config, secrets) as nats:
+                    with body:
+                        await _serve(config, secrets, nats, started, echo, tree_view)
                 nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
             raise_single(group)  # the caller wants the lone cause, not a group

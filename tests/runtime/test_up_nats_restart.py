@@ -1,0 +1,145 @@
+"""The embedded nats-server is a supervised child of `actorq up`: `kill -9` of it is
+repaired within 2 s on the same port and data dir; jobs sent before and after complete,
+heartbeats go on; a server that cannot come back ends `up` non-zero with the reason."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import trio
+
+from actorq import SyncClient
+from actorq.cli.main import RET_GAVE_UP, RET_OK
+from actorq.nats.embedded_server import find_nats_server
+from tests.helpers import jobfuncs
+from tests.helpers.up_harness import ROOT, Up, gone, run_up, up_env, wait_gone
+from tests.runtime.test_up import _introspect_runtime
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def _wait_for(predicate: Any, timeout: float, what: str, every: float = 0.02) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(every)
+    return value
+
+
+def _server_pid(up: Up) -> int | None:
+    """The pid of the live nats-server child of ``up`` (``None``: none right now)."""
+    for pid in up.descendants():
+        try:
+            proc = psutil.Process(pid)
+            if proc.name() == "nats-server" and proc.status() != psutil.STATUS_ZOMBIE:
+                return pid
+        except psutil.NoSuchProcess:
+            continue
+    return None
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            return sock.recv(5) == b"INFO "
+    except OSError:
+        return False
+
+
+def _ps_rows(url: str) -> list[dict[str, Any]]:
+    out = subprocess.run(
+        [sys.executable, "-m", "actorq", "ps", "--json", "--url", url],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    rows: list[dict[str, Any]] = json.loads(out.stdout)
+    return rows
+
+
+def test_a_killed_embedded_server_is_back_within_2s_and_jobs_and_heartbeats_carry_on(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "nats"
+    env = up_env(data)
+    port = int(env["ACTORQ_NATS_PORT"])
+    with run_up(tmp_path, env) as up:
+        up.ready()
+        first = up.pids["nats-server"]
+        assert _server_pid(up) == first
+        with SyncClient(up.url) as client:
+            before = [client.enqueue(jobfuncs.add, i, 1) for i in range(20)]
+            assert [job.result(timeout=30) for job in before] == [i + 1 for i in range(20)]
+            queued = [client.enqueue(jobfuncs.add, i, 100) for i in range(20)]
+
+            os.kill(first, signal.SIGKILL)
+            killed_at = time.monotonic()
+            _wait_for(lambda: gone(first), 10, "the server to die")
+            second = _wait_for(lambda: _server_pid(up), 10, "a new nats-server")
+            _wait_for(lambda: _accepts(port), 10, "the new server to accept on the same port")
+            back_in = time.monotonic() - killed_at
+            assert back_in < 2.0, f"the server took {back_in:.2f}s to come back"
+            assert second != first
+            restarted_at = time.time()
+
+            # The same client carries on: jobs sent before the kill and after it.
+            after = [client.enqueue(jobfuncs.add, i, 1000) for i in range(20)]
+            assert [job.result(timeout=60) for job in queued] == [i + 100 for i in range(20)]
+            assert [job.result(timeout=60) for job in after] == [i + 1000 for i in range(20)]
+            # A job sent before is still known by id (the data dir was kept).
+            assert client.job(before[0].id).result(timeout=30) == 1
+
+        # Heartbeats resume: every runtime process reports again after the restart.
+        def fresh() -> list[dict[str, Any]]:
+            rows = [r for r in _ps_rows(up.url) if r["at"] > restarted_at]
+            roles = {r["role"] for r in rows}
+            return rows if {"queue", "results", "scheduler"} <= roles else []
+
+        rows = _wait_for(fresh, 60, "heartbeats after the restart", every=0.5)
+        assert {r["pid"] for r in rows if r["role"] == "queue"} == {
+            up.pids["default-0"],
+            up.pids["default-1"],
+        }, "a queue actor was restarted: it should have reconnected instead"
+        # The actors' own Trio links reconnected too: they answer the actor protocol.
+        infos = trio.run(_introspect_runtime, up.url)
+        assert infos["_results"].pid == up.pids["results"]
+        assert infos["_scheduler"].pid == up.pids["scheduler"]
+        assert infos["_queue-default"].pid in {up.pids["default-0"], up.pids["default-1"]}
+        assert up.proc.poll() is None
+        up.signal(signal.SIGTERM)
+        assert up.wait() == RET_OK, up.stderr()
+        up.seen.add(second)
+        assert wait_gone(up.seen) == set(), f"left running: {up.seen}"
+    assert "starting it again" in up.stderr()
+
+
+def test_up_exits_non_zero_with_the_reason_when_its_server_cannot_come_back(
+    tmp_path: Path,
+) -> None:
+    # The binary goes away while the server runs: no restart can succeed.
+    binary = tmp_path / "bin" / "nats-server"
+    binary.parent.mkdir()
+    shutil.copy2(find_nats_server(), binary)
+    env = up_env(tmp_path / "nats", ACTORQ_NATS_SERVER=str(binary))
+    with run_up(tmp_path, env) as up:
+        up.ready()
+        first = up.pids["nats-server"]
+        binary.unlink()
+        os.kill(first, signal.SIGKILL)
+        code = up.wait(60)
+        assert code == RET_GAVE_UP, up.stderr()
+        err = up.stderr()
+        assert "supervisor 'nats' gave up" in err, err[-3000:]
+        assert "not an executable file" in err, err[-3000:]
+        assert wait_gone(up.seen) == set()
