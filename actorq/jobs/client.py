@@ -41,7 +41,7 @@ from actorq.exceptions import (
     UsageError,
 )
 from actorq.jobs.dependencies import check_parents
-from actorq.jobs.large_payloads import load_result, message_room, needs_object, offload_payload
+from actorq.jobs.large_payloads import LargePayloads
 from actorq.jobs.options import (
     BoundEnqueue,
     EnqueueOptions,
@@ -53,7 +53,6 @@ from actorq.nats.connection import Connection, OutMsg, open_nats
 from actorq.nats.errors import is_transient
 from actorq.nats.kv import KeyValueStore
 from actorq.nats.local_credentials import resolve_local
-from actorq.nats.objects import ObjectStore
 from actorq.process import faults
 from actorq.wire.codec import Codec, Signer, as_signer, function_path, get_codec
 from actorq.wire.messages import (
@@ -145,7 +144,8 @@ class Client(ScheduleVerbs):
         self.codec = codec
         #: Largest encoded arguments an enqueue sends (through the object store).
         self.max_bytes = max_bytes
-        self._objects: ObjectStore | None = None
+        #: Arguments and results too large for a message, in the object store.
+        self.large = LargePayloads(conn, streams)
         self._signing_key = signing_key
         #: Signs every envelope this client sends (``None``: unsigned).
         self.signer = as_signer(signing_key)
@@ -308,21 +308,9 @@ class Client(ScheduleVerbs):
                 # The claim stays: a retry reports deduplicated; say why in the log.
                 log.warning("could not release the claim on job id %s: %s", job_id, exc)
 
-    async def objects(self) -> ObjectStore:
-        """The object store of large arguments and results (opened on first use)."""
-        if self._objects is None:
-            self._objects = await self.streams.objects(self.conn)
-        return self._objects
-
-    async def _fit(self, env: JobEnvelope) -> JobEnvelope:
-        """``env``, its payload moved to the object store if too large for a message."""
-        if not needs_object(env, message_room(self.conn)):
-            return env
-        return await offload_payload(env, await self.objects(), max_bytes=self.max_bytes)
-
     async def _publish_job(self, env: JobEnvelope, due: float | None, *, explicit_id: bool) -> Job:
         """Publish an envelope (held for its parents, delayed, or to its queue)."""
-        env = await self._fit(env)
+        env = await self.large.fit_envelope(env, max_bytes=self.max_bytes)
         if env.options.depends_on:
             return await self._hold(env)
         faults.hit("client.publish_job")
@@ -377,7 +365,7 @@ class Client(ScheduleVerbs):
         envs = [
             self.build_envelope(opts, fn, a, k, job_options=job_options) for fn, a, k in calls
         ]
-        envs = [await self._fit(e) for e in envs]
+        envs = [await self.large.fit_envelope(e, max_bytes=self.max_bytes) for e in envs]
         await self.conn.js_publish_many(
             [OutMsg(self.streams.job_subject(e.queue, e.id), encode(e)) for e in envs]
         )
@@ -440,9 +428,7 @@ class Client(ScheduleVerbs):
         result kept in the object store is read into the record's ``result``.
         """
         record = await self._wait_final(job_id, timeout, via_inbox=via_inbox)
-        if record.result_ref is None:
-            return record
-        return await load_result(record, await self.objects())
+        return await self.large.load_result(record)
 
     async def _wait_final(
         self, job_id: str, timeout: float | None, *, via_inbox: bool  # noqa: ASYNC109

@@ -24,20 +24,13 @@ from msgspec.structs import replace
 
 from actorq.exceptions import CodecError, NotFound, PayloadTooLarge
 from actorq.jobs.outcome_reports import RECORD_ROOM
+from actorq.jobs.streams import JobStreams
 from actorq.nats.connection import Connection
 from actorq.nats.objects import ObjectStore
 from actorq.wire.messages import JobEnvelope, JobRecord
 
-__all__ = [
-    "args_object",
-    "load_payload",
-    "load_result",
-    "message_room",
-    "needs_object",
-    "offload_payload",
-    "result_object",
-    "too_large",
-]
+__all__ = ["LargePayloads", "args_object", "message_room", "result_object", "too_large"]
+
 
 def message_room(conn: Connection) -> int:
     """Largest payload or result that travels inside a message on ``conn``'s server."""
@@ -56,54 +49,71 @@ def result_object(job_id: str) -> str:
 
 def too_large(what: str, size: int, limit: int, advice: str) -> str:
     """The error text for ``what`` of ``size`` bytes over ``limit``."""
-    return (
-        f"{what} is {size} bytes, over the limit of {limit} bytes ([results] max_bytes): {advice}"
-    )
+    limit_text = f"over the limit of {limit} bytes ([results] max_bytes)"
+    return f"{what} is {size} bytes, {limit_text}: {advice}"
 
 
-def needs_object(env: JobEnvelope, room: int) -> bool:
-    """Whether the envelope's payload is too large to travel inside it."""
-    return len(env.payload) > room
+class LargePayloads:
+    """A namespace's object store of large arguments and results, opened on first use."""
 
+    def __init__(self, conn: Connection, streams: JobStreams) -> None:
+        self.conn = conn
+        self.streams = streams
+        self._store: ObjectStore | None = None
 
-async def offload_payload(env: JobEnvelope, store: ObjectStore, *, max_bytes: int) -> JobEnvelope:
-    """``env`` with its payload moved to the object store; raises
-    :class:`PayloadTooLarge` above ``max_bytes``. Call it after signing."""
-    size = len(env.payload)
-    if size > max_bytes:
-        raise PayloadTooLarge(
-            too_large(
-                "the job's encoded arguments", size, max_bytes,
-                "pass less, or store the data elsewhere and pass a reference",
+    async def store(self) -> ObjectStore:
+        """The object store bucket (made if missing, with the default TTL)."""
+        if self._store is None:
+            self._store = await self.streams.objects(self.conn)
+        return self._store
+
+    def fits(self, data: bytes) -> bool:
+        """Whether ``data`` travels inside a message (no object needed)."""
+        return len(data) <= message_room(self.conn)
+
+    async def fit_envelope(self, env: JobEnvelope, *, max_bytes: int) -> JobEnvelope:
+        """``env``, its payload moved to the object store when it is too large for a
+        message; raises :class:`PayloadTooLarge` above ``max_bytes``. Call it after
+        signing."""
+        size = len(env.payload)
+        if self.fits(env.payload):
+            return env
+        if size > max_bytes:
+            advice = "pass less, or store the data elsewhere and pass a reference"
+            raise PayloadTooLarge(too_large("the job's encoded arguments", size, max_bytes, advice))
+        name = args_object(env.id)
+        await (await self.store()).put(name, env.payload)
+        return replace(env, payload=b"", payload_ref=name)
+
+    async def load_envelope(self, env: JobEnvelope) -> JobEnvelope:
+        """``env`` with the payload its ``payload_ref`` names put back; raises
+        :class:`CodecError` when the object is gone (expired or deleted)."""
+        assert env.payload_ref is not None
+        store = await self.store()
+        data = await store.get(env.payload_ref)
+        if data is None:
+            raise CodecError(
+                f"the job's arguments (object {env.payload_ref!r} of {store.bucket}) are "
+                "gone: expired with the results' TTL, or deleted"
             )
-        )  # fmt: skip
-    name = args_object(env.id)
-    await store.put(name, env.payload)
-    return replace(env, payload=b"", payload_ref=name)
+        return replace(env, payload=data, payload_ref=None)
 
+    async def put_result(self, job_id: str, data: bytes) -> str:
+        """Store a job's encoded result; returns the object's name."""
+        name = result_object(job_id)
+        await (await self.store()).put(name, data)
+        return name
 
-async def load_payload(env: JobEnvelope, store: ObjectStore) -> JobEnvelope:
-    """``env`` with the payload its ``payload_ref`` names put back; raises
-    :class:`CodecError` when the object is gone (expired or deleted)."""
-    assert env.payload_ref is not None
-    data = await store.get(env.payload_ref)
-    if data is None:
-        raise CodecError(
-            f"the job's arguments (object {env.payload_ref!r} of {store.bucket}) are gone: "
-            "expired with the results' TTL, or deleted"
-        )
-    return replace(env, payload=data, payload_ref=None)
-
-
-async def load_result(record: JobRecord, store: ObjectStore) -> JobRecord:
-    """``record`` with the result its ``result_ref`` names filled in; raises
-    :class:`NotFound` when the object is gone."""
-    if record.result_ref is None or record.result is not None:
-        return record
-    data = await store.get(record.result_ref)
-    if data is None:
-        raise NotFound(
-            f"the result of job {record.id} (object {record.result_ref!r} of "
-            f"{store.bucket}) is gone: it expired with the results' TTL, or was deleted"
-        )
-    return replace(record, result=data)
+    async def load_result(self, record: JobRecord) -> JobRecord:
+        """``record`` with the result its ``result_ref`` names filled in; raises
+        :class:`NotFound` when the object is gone."""
+        if record.result_ref is None or record.result is not None:
+            return record
+        store = await self.store()
+        data = await store.get(record.result_ref)
+        if data is None:
+            raise NotFound(
+                f"the result of job {record.id} (object {record.result_ref!r} of "
+                f"{store.bucket}) is gone: it expired with the results' TTL, or was deleted"
+            )
+        return replace(record, result=data)

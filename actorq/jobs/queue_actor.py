@@ -41,13 +41,11 @@ import msgspec
 import psutil
 import trio
 
-from actorq.constants import DEFAULT_NAMESPACE, DEFAULT_URL
 from actorq.exceptions import ActorqError, CodecError, ConfigError, SignatureError
-from actorq.jobs.large_payloads import load_payload, result_object, too_large
+from actorq.jobs.large_payloads import LargePayloads, too_large
 from actorq.jobs.outcome_reports import RECORD_ROOM, Action, OutcomeReporter
+from actorq.jobs.queue_settings import QueueActorSettings as QueueActorSettings
 from actorq.jobs.streams import (
-    DEFAULT_ACK_WAIT,
-    DEFAULT_MAX_BYTES,
     MAX_DELIVER,
     JobStreams,
     check_job_id,
@@ -56,8 +54,6 @@ from actorq.jobs.streams import (
 from actorq.jobs.thread_pool import SyncJobThreads
 from actorq.nats.connection import Connection, JsMsg, PullConsumer, open_nats
 from actorq.nats.kv import KeyValueStore
-from actorq.nats.objects import ObjectStore
-from actorq.nats.options import ConnectOptions
 from actorq.process import faults
 from actorq.process.heartbeat import publish_heartbeats
 from actorq.wire.codec import Codec, Signer, get_codec
@@ -77,47 +73,6 @@ __all__ = ["QueueActor", "QueueActorSettings", "StopReason", "asyncio_job", "ser
 log = logging.getLogger("actorq.queue")
 
 StopReason = Literal["stopped", "recycle"]
-
-
-class QueueActorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Everything a queue actor process needs, passed to it as JSON."""
-
-    queue: str
-    url: list[str] = msgspec.field(default_factory=lambda: [DEFAULT_URL])
-    namespace: str = DEFAULT_NAMESPACE
-    concurrency: int = 10
-    ack_wait: float = DEFAULT_ACK_WAIT
-    #: Report a ``running`` status when a job starts (one extra message per job).
-    track_started: bool = True
-    #: Exit gracefully (to be restarted fresh) after this many jobs.
-    recycle_after_jobs: int | None = None
-    #: Exit gracefully when the process's RSS passes this many MB.
-    recycle_above_rss_mb: float | None = None
-    #: How to connect (auth, TLS); ``actorq up`` fills its secrets in from the
-    #: environment, never from the command line.
-    connect: ConnectOptions = ConnectOptions()
-    #: Hex-encoded HMAC key; envelopes without a valid signature are dead-lettered
-    #: (``bad_signature``) and never run.
-    signing_key_hex: str | None = None
-    #: Hex keys still accepted (never used to sign) while a key is being rotated.
-    previous_signing_keys_hex: list[str] = []
-    #: Codecs whose jobs this worker decodes (``None``: every registered one); jobs
-    #: in others are dead-lettered.
-    codecs: list[str] | None = None
-    #: Packages the ``safe`` codec may import from (``None``: any importable callable).
-    safe_allow: list[str] | None = None
-    #: Modules imported at start (where job functions live).
-    imports: list[str] = []
-    #: Seconds one attempt may run when the job sets no timeout of its own.
-    default_timeout: float | None = None
-    #: Prepended to ``sys.path`` at start.
-    sys_path: list[str] = []
-    #: Seconds in-flight jobs get to finish on shutdown before being left for redelivery.
-    shutdown_timeout: float = 30.0
-    #: Largest encoded result (``[results] max_bytes``); one over the server's
-    #: ``max_payload`` goes through the object store, one over this fails ``oversize``.
-    max_bytes: int = DEFAULT_MAX_BYTES
-    name: str = ""
 
 
 def asyncio_job(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -193,7 +148,8 @@ class QueueActor:
         self.last_error = ""
         self._process = psutil.Process()
         self.threads = SyncJobThreads(max_threads=settings.concurrency)
-        self._objects: ObjectStore | None = None
+        #: Arguments and results too large for a message, in the object store.
+        self.large = LargePayloads(conn, self.streams)
 
     def codec(self, name: str) -> Codec:
         codec = self._codecs.get(name)
@@ -533,17 +489,11 @@ class QueueActor:
         room for the outcome and the record around it."""
         return self.reporter.payload_limit() - RECORD_ROOM
 
-    async def objects(self) -> ObjectStore:
-        """The object store of large arguments and results (opened on first use)."""
-        if self._objects is None:
-            self._objects = await self.streams.objects(self.conn)
-        return self._objects
-
     async def load_payload(self, msg: JsMsg, env: JobEnvelope) -> JobEnvelope | None:
         """The envelope with its payload read back from the object store, or ``None``
         when the job was settled instead (object gone: dead letter; NATS trouble: nak)."""
         try:
-            return await load_payload(env, await self.objects())
+            return await self.large.load_envelope(env)
         except CodecError as exc:
             # Unverified yet when envelopes are signed: then no record is touched.
             known = env if self._signer is None else None
@@ -565,13 +515,11 @@ class QueueActor:
             detail = too_large("the job's encoded result", len(result), limit, advice)
             await self.dead_letter(msg, env, "oversize", detail, status="failed")
             return None
-        name = result_object(env.id)
         try:
-            await (await self.objects()).put(name, result)
+            return await self.large.put_result(env.id, result)
         except ActorqError as exc:
             self.fail(msg, env, started, exc)
             return None
-        return name
 
     def check_recycle(self) -> None:
         s = self.settings

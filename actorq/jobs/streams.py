@@ -161,13 +161,20 @@ class JobStreams:
         return self.ns.subject(f"dead.{job_id}")
 
     async def objects(
-        self, conn: Connection, *, ttl: float = DEFAULT_RESULT_TTL, update_existing: bool = False
+        self,
+        conn: Connection,
+        *,
+        ttl: float = DEFAULT_RESULT_TTL,
+        replicas: int | None = None,
+        update_existing: bool = False,
+        update_ttl: bool = True,
     ) -> ObjectStore:
         """The object store of large payloads and results (made if missing); its TTL
         is the results' so an object goes with the record that points at it."""
         return await ensure_object_store(
-            conn, self.objects_bucket, ttl=ttl, update_existing=update_existing
-        )
+            conn, self.objects_bucket, ttl=ttl, replicas=replicas,
+            update_existing=update_existing, update_ttl=update_ttl,
+        )  # fmt: skip
 
     @staticmethod
     def consumer_name(queue: str) -> str:
@@ -239,7 +246,11 @@ class JobStreams:
                 KvSpec(bucket=self.leader_bucket, ttl=LEASE_TTL, replicas=replicas),
                 update_ttl=False,
             )
-        await self.objects(conn, ttl=ttl, update_existing=result_ttl is not None)
+        await self.objects(
+            conn, ttl=ttl, replicas=replicas,
+            update_existing=result_ttl is not None or replicas is not None,
+            update_ttl=result_ttl is not None,
+        )  # fmt: skip
         await self._ensure_consumer(
             conn,
             self.outcomes_stream,

@@ -17,6 +17,7 @@ from actorq.exceptions import BrokerError, IncompatibleStream, NotFound
 from actorq.nats.bridge import AsyncioBridge
 from actorq.nats.connection import Connection
 from actorq.nats.errors import translate_errors
+from actorq.nats.provisioning import _await_replicas
 
 __all__ = ["ObjectStore", "ensure_object_store"]
 
@@ -76,27 +77,47 @@ class ObjectStore:
 
 
 async def ensure_object_store(
-    conn: Connection, bucket: str, *, ttl: float | None = None, update_existing: bool = True
+    conn: Connection,
+    bucket: str,
+    *,
+    ttl: float | None = None,
+    replicas: int | None = None,
+    update_existing: bool = True,
+    update_ttl: bool = True,
 ) -> ObjectStore:
-    """Create the bucket, or bring an existing one's TTL in line (``update_existing``)."""
+    """Create the bucket, or bring an existing one's TTL and replicas in line
+    (``update_existing``; ``update_ttl=False`` keeps its TTL, as its owner set it)."""
     stream_name = f"OBJ_{bucket}"
     try:
         info: _api.StreamInfo = await conn.jsm("stream_info", stream_name)
     except NotFound:
-        cfg = _api.ObjectStoreConfig(bucket=bucket, ttl=ttl, storage=_api.StorageType.FILE)
+        cfg = _api.ObjectStoreConfig(
+            bucket=bucket, ttl=ttl, storage=_api.StorageType.FILE, replicas=replicas or 1
+        )
         with translate_errors(f"create object store {bucket!r}"):
             store = await conn.bridge.run(conn.js.create_object_store, bucket, cfg)
         return ObjectStore(conn.bridge, store, bucket)
-    if update_existing and round(float(info.config.max_age or 0), 3) != round(ttl or 0, 3):
-        scfg = info.config
-        scfg.max_age = ttl or 0
-        try:
-            await conn.jsm("update_stream", scfg)
-        except BrokerError as exc:
-            raise IncompatibleStream(
-                f"object store {bucket!r} exists with another TTL; updating it to "
-                f"{ttl}s failed: {exc}. Delete the bucket or choose another namespace."
-            ) from exc
+    if update_existing:
+        have_ttl = round(float(info.config.max_age or 0), 3)
+        want_ttl = round(float(ttl or 0), 3) if update_ttl else have_ttl
+        have_replicas = info.config.num_replicas or 1
+        want_replicas = replicas or have_replicas
+        if have_ttl != want_ttl or have_replicas != want_replicas:
+            scfg = info.config
+            scfg.max_age = want_ttl
+            scfg.num_replicas = want_replicas
+            try:
+                await conn.jsm("update_stream", scfg)
+            except BrokerError as exc:
+                raise IncompatibleStream(
+                    f"object store {bucket!r} exists with ttl={have_ttl}s "
+                    f"replicas={have_replicas}; updating it to ttl={want_ttl}s "
+                    f"replicas={want_replicas} failed: {exc}. Delete the bucket, choose "
+                    "another namespace, or check that the cluster has as many nodes as "
+                    "replicas."
+                ) from exc
+            if have_replicas != want_replicas:
+                await _await_replicas(conn, stream_name)
     with translate_errors(f"open object store {bucket!r}"):
         store = await conn.bridge.run(conn.js.object_store, bucket)
     return ObjectStore(conn.bridge, store, bucket)

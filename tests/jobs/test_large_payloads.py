@@ -37,7 +37,7 @@ async def test_a_5_mib_result_and_a_5_mib_argument_round_trip(
             assert record is not None
             assert record.result is None
             assert record.result_ref == result_object(made.id)
-            objects = await client.objects()
+            objects = await client.large.store()
             assert await objects.get(args_object(sent.id)) is not None
             # The sync helper's path reads the object too.
             assert client.unwrap(await client.wait(made.id, timeout=10)) == b"x" * (5 * MiB)
@@ -104,7 +104,7 @@ async def test_stored_objects_go_with_their_record(nats_url: str) -> None:
             made = await client.enqueue(jobfuncs.big_result, 2 * MiB)
             await job.result(timeout=30)
             assert await made.result(timeout=30) == b"x" * (2 * MiB)
-            objects = await client.objects()
+            objects = await client.large.store()
             names = [args_object(job.id), result_object(made.id)]
             assert all([await objects.get(name) is not None for name in names])
 

@@ -279,7 +279,7 @@ async def test_the_exit_handler_closes_every_client_still_open(nats_url: str) ->
 # -- the sync surface mirrors the async one ------------------------------------------------
 
 #: Async-only: bucket handles and the envelope encoder, plumbing for the async side.
-ASYNC_ONLY = {"results", "deps", "schedules_kv", "objects", "build_envelope"}
+ASYNC_ONLY = {"results", "deps", "schedules_kv", "build_envelope"}
 #: Sync-only: the lifecycle (async code uses the open_client block) and the runner.
 SYNC_ONLY = {"close", "closed", "run"}
 

@@ -47,12 +47,14 @@ async def test_jobs_on_r3_streams_survive_a_node_killed_and_restarted(tmp_path: 
                     streams.outcomes_stream,
                     f"KV_{streams.results_bucket}",
                     f"KV_{streams.leader_bucket}",
+                    f"OBJ_{streams.objects_bucket}",
                 ):
                     assert await _replicas(cluster.urls, name) == 3, name
                 # A client's provisioning (no replicas) leaves the owner's choice alone.
                 async with open_nats(cluster.urls) as conn:
                     await streams.provision(conn)
                 assert await _replicas(cluster.urls, streams.jobs_stream) == 3
+                assert await _replicas(cluster.urls, f"OBJ_{streams.objects_bucket}") == 3
 
                 before = [await rt.client.enqueue(jobfuncs.add, i, 1) for i in range(10)]
                 assert [await j.result(timeout=30) for j in before] == list(range(1, 11))
