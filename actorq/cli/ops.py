@@ -44,7 +44,9 @@ class QueueStats(msgspec.Struct, frozen=True):
     pending: int
     in_flight: int
     redelivered: int
-    consumers: int
+    #: Live queue actor processes serving it, from their heartbeats (steady, unlike
+    #: the consumer's waiting pull requests, which come and go with every fetch).
+    workers: int
     oldest_pending_age: float | None
     #: Sum of the live queue actors' rates from their last heartbeats.
     jobs_per_s: float = 0.0
@@ -56,10 +58,12 @@ async def queue_stats(client: Any) -> list[QueueStats]:
     conn = client.conn
     infos = await conn.jsm("consumers_info", streams.jobs_stream)
     rates: dict[str, float] = {}
+    workers: dict[str, int] = {}
     now = time.time()
     for report in await read_reports(client):
         if report.role == "queue" and report.queue and state_of(report, now) != "lost":
             rates[report.queue] = rates.get(report.queue, 0.0) + report.jobs_per_s
+            workers[report.queue] = workers.get(report.queue, 0) + 1
     out: list[QueueStats] = []
     for info in sorted(infos, key=lambda i: i.name):
         if not info.name.startswith(_PREFIX):
@@ -88,8 +92,7 @@ async def queue_stats(client: Any) -> list[QueueStats]:
                 pending=int(info.num_pending or 0),
                 in_flight=int(info.num_ack_pending or 0),
                 redelivered=int(info.num_redelivered or 0),
-                # Pull requests waiting: one per fetch loop of every live process.
-                consumers=int(info.num_waiting or 0),
+                workers=workers.get(queue, 0),
                 oldest_pending_age=oldest,
                 jobs_per_s=round(rates.get(queue, 0.0), 2),
             )
@@ -103,7 +106,7 @@ def queues(
     config: ConfigOpt = None,
     namespace: NamespaceOpt = None,
 ) -> None:
-    """Per queue: pending, in flight (ack pending), redelivered, consumers, jobs/s,
+    """Per queue: pending, in flight (ack pending), redelivered, workers, jobs/s,
     oldest pending."""
     target = resolve(url, config, namespace)
     with sync_client(target) as client:
@@ -112,12 +115,12 @@ def queues(
         print_json(stats)
         return
     rows = [
-        [s.queue, str(s.pending), str(s.in_flight), str(s.redelivered), str(s.consumers),
+        [s.queue, str(s.pending), str(s.in_flight), str(s.redelivered), str(s.workers),
          f"{s.jobs_per_s:.1f}", age(s.oldest_pending_age)]
         for s in stats
     ]  # fmt: skip
     table(
-        ["QUEUE", "PENDING", "IN FLIGHT", "REDELIVERED", "CONSUMERS", "JOBS/S", "OLDEST"], rows
+        ["QUEUE", "PENDING", "IN FLIGHT", "REDELIVERED", "WORKERS", "JOBS/S", "OLDEST"], rows
     )
 
 

@@ -68,7 +68,7 @@ concurrency = 10
 # Seconds one attempt may run when the job sets no timeout itself. No limit by default.
 # timeout = 60.0
 # Retry policy: a job's own is chosen when it is enqueued; enqueuers that load this
-# config apply these with `config.queue("default").job_options()`.
+# config apply these with `client.options(**config.queue("default").enqueue_options())`.
 max_retries = 3
 backoff = { kind = "exponential", base = 1.0, cap = 300.0, jitter = true }
 # Restart a worker process fresh after this many jobs, or above this RSS (MB).

@@ -31,6 +31,7 @@ import trio
 from actorq.constants import DEFAULT_NAMESPACE, DEFAULT_QUEUE, DEFAULT_URL
 from actorq.exceptions import (
     ActorqError,
+    BrokerError,
     CodecError,
     ConfigError,
     JobCancelled,
@@ -195,6 +196,8 @@ class Client(ScheduleVerbs):
         self._codecs: dict[str, Codec] = {codec.name: codec}
         self._inbox: str | None = None
         self._waiters: dict[str, list[_Waiter]] = {}
+        #: Queues known to have a consumer (checked once each, see :meth:`served`).
+        self._served: set[str] = set()
 
     async def _setup(self) -> None:
         await self.streams.provision(self.conn)
@@ -321,6 +324,8 @@ class Client(ScheduleVerbs):
                     "depends_on, or make a delayed job one of its parents"
                 )
             await check_parents(self, env.id, list(opts.depends_on))
+        if env.queue not in self._served:
+            await self.served(env.queue, warn=True)
         if opts.job_id is None:
             return await self._publish_job(env, due, explicit_id=False)
         assert self._claims is not None
@@ -335,6 +340,36 @@ class Client(ScheduleVerbs):
             # retry would be "deduplicated" against a job that does not exist.
             await self._release_claim(env.id)
             raise
+
+    async def served(self, queue: str, *, warn: bool = False) -> bool:
+        """Whether ``queue`` has a consumer, i.e. a queue actor served it at least once.
+
+        A job sent to a queue nobody serves waits, invisible to ``actorq queues``, until
+        a worker for it starts; with ``warn`` that is logged (once per queue and client).
+        """
+        if queue in self._served:
+            return True
+        try:
+            await self.conn.jsm(
+                "consumer_info", self.streams.jobs_stream, self.streams.consumer_name(queue)
+            )
+        except NotFound:
+            if warn:
+                self._served.add(queue)  # warn once, not on every job
+                log.warning(
+                    "queue %r has no worker in namespace %r yet: its jobs wait until one "
+                    "serves it (a [[queues]] entry of `actorq up`)",
+                    queue, self.streams.ns.name,
+                )  # fmt: skip
+                # Its consumer makes the waiting jobs visible (`actorq queues` lists
+                # consumers); the first worker to start updates its settings.
+                with contextlib.suppress(BrokerError):
+                    await self.streams.provision_queue(self.conn, queue)
+            return False
+        except BrokerError:
+            pass  # not allowed to look (least privilege): assume it is served
+        self._served.add(queue)
+        return True
 
     async def _release_claim(self, job_id: str) -> None:
         assert self._claims is not None
