@@ -62,9 +62,10 @@ async def open_runtime(
     queues: dict[str, int] | None = None,
     signing_key: bytes | None = None,
     client_signing_key: bytes | None = None,
+    namespace: str | None = None,
     **settings: Any,
 ) -> AsyncIterator[Runtime]:
-    namespace = f"t{uuid.uuid4().hex[:10]}"
+    namespace = namespace or f"t{uuid.uuid4().hex[:10]}"
     async with trio.open_nursery() as nursery:
         result_actor = await nursery.start(
             lambda task_status: serve_result_actor(
