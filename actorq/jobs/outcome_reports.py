@@ -23,6 +23,7 @@ import msgspec
 import trio
 
 from actorq.exceptions import ActorqError
+from actorq.jobs.job_log import log_outcomes
 from actorq.nats.connection import Connection
 from actorq.nats.delivery import JsMsg
 from actorq.nats.loop import Settle
@@ -155,6 +156,7 @@ class OutcomeReporter:
 
         await self.conn.bridge.run(run)
         self._on_settled(len(settle))
+        log_outcomes(r.outcome for r in batch if r.outcome is not None and r.action != "none")
 
 
 def fit_outcome(outcome: JobOutcome, limit: int) -> JobOutcome:

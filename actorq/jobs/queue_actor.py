@@ -478,7 +478,11 @@ class QueueActor:
             self.report(msg, out, "term")
         else:
             self.report(msg, None, "term")
-        log.warning("dead-lettered %s from %s: %s: %s", job_id, self.settings.queue, reason, detail)
+            # No outcome, so no job line (actorq.jobs.job_log) either: say it here.
+            log.error(
+                "dead-lettered %s from %s: %s: %s", job_id, self.settings.queue, reason, detail,
+                extra={"queue": self.settings.queue, "job_id": job_id, "outcome": "dead"},
+            )  # fmt: skip
 
     def result_limit(self) -> int:
         """Largest encoded result a job may return: the payload limit less room for

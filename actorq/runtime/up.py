@@ -55,6 +55,7 @@ from actorq.nats.local_credentials import (
 from actorq.nats.options import ConnectOptions
 from actorq.process.heartbeat import publish_tree
 from actorq.runtime.child import ENV_CHILD, configure_logging
+from actorq.runtime.child_log import log_child_events
 from actorq.runtime.specs import queue_supervisor_spec, result_actor_spec, scheduler_actor_spec
 from supervisors import ChildSnapshot, ChildSpec, ProcessSpec, SupervisorSpec, open_supervisor
 from supervisors.process_child import kill_all_children
@@ -379,12 +380,17 @@ async def _serve(
             strategy=sup.strategy,
             max_restarts=sup.max_restarts,
             within=sup.within,
-        ) as tree:
+        ) as tree, trio.open_nursery() as logs:
+            # Every child exit and restart, one line each (actorq.runtime.child_log).
+            logs.start_soon(log_child_events, tree.subscribe())
             tree_view.append(tree.snapshot)
             elapsed = time.monotonic() - started
             echo(summary(tree.snapshot(), urls, note, config.namespace, elapsed))
             log.info("ready in %.2fs", elapsed)
-            await _publish_tree(config, urls, secrets, tree.snapshot)
+            try:
+                await _publish_tree(config, urls, secrets, tree.snapshot)
+            finally:
+                logs.cancel_scope.cancel()
 
 
 async def _publish_tree(
