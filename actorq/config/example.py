@@ -115,6 +115,11 @@ shutdown_timeout = 60.0
 level = "INFO"                        # DEBUG, INFO, WARNING, ERROR, CRITICAL
 format = "text"                       # text | json (one JSON object per line)
 
+[metrics]
+# Prometheus metrics of the whole runtime at http://HOST:PORT/metrics; off without a port.
+# port = 9464
+host = "127.0.0.1"                    # loopback; "0.0.0.0" to let other hosts scrape
+
 [security]
 # Every job is signed (its whole envelope, HMAC-SHA256) and workers run only jobs with
 # a valid signature. Without signing_key_env, the key is generated on the first start

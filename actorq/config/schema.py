@@ -203,6 +203,15 @@ class LoggingConfig(_Section, frozen=True, kw_only=True):
     format: Literal["text", "json"] = "text"
 
 
+class MetricsConfig(_Section, frozen=True, kw_only=True):
+    """``[metrics]``: the Prometheus endpoint of ``actorq up`` (off without a port)."""
+
+    #: Serve ``/metrics`` on this port; none: no endpoint.
+    port: Port | None = None
+    #: The address it listens on: loopback unless set (e.g. ``"0.0.0.0"``).
+    host: str = "127.0.0.1"
+
+
 class SecurityConfig(_Section, frozen=True, kw_only=True):
     """``[security]``: the HMAC key for pickled payloads, by reference, never inline."""
 
@@ -234,6 +243,7 @@ class Config(_Section, frozen=True, kw_only=True):
     supervisor: SupervisorConfig = SupervisorConfig()
     actors: list[ActorConfig] = []
     logging: LoggingConfig = LoggingConfig()
+    metrics: MetricsConfig = MetricsConfig()
     security: SecurityConfig = SecurityConfig()
 
     def queue(self, name: str) -> QueueConfig:

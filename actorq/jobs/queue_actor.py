@@ -53,6 +53,7 @@ from actorq.nats.kv import KeyValueStore
 from actorq.nats.options import ConnectOptions
 from actorq.process import faults
 from actorq.process.heartbeat import publish_heartbeats
+from actorq.process.job_counts import JobCounts
 from actorq.wire.codec import Codec, Signer, get_codec
 from actorq.wire.messages import (
     DeadLetter,
@@ -168,8 +169,9 @@ class QueueActor:
         self.running: dict[str, tuple[trio.CancelScope, JsMsg]] = {}
         self.cancelled: set[str] = set()
         self.reporter = OutcomeReporter(
-            conn, self.streams.outcome_subject(settings.queue), on_settled=self.slots.give
-        )
+            conn, self.streams.outcome_subject(settings.queue), on_settled=self.slots.give,
+            counts=JobCounts(settings.queue),
+        )  # fmt: skip
         self.jobs_done = 0
         self.worker = settings.name or f"{os.uname().nodename}:{os.getpid()}"
         self.stop_fetching = trio.Event()
@@ -282,6 +284,7 @@ class QueueActor:
             return
         if self.settings.track_started:
             self.report(msg, self.outcome(env, msg, "running", started), "none")
+        self.reporter.counts.start(env.function)
         scope = trio.CancelScope()
         self.running[env.id] = (scope, msg)
         error: BaseException | None = None

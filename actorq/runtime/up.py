@@ -32,6 +32,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 import msgspec
@@ -56,6 +57,7 @@ from actorq.nats.options import ConnectOptions
 from actorq.process.heartbeat import publish_tree
 from actorq.runtime.child import ENV_CHILD, configure_logging
 from actorq.runtime.child_log import log_child_events
+from actorq.runtime.metrics import serve_metrics
 from actorq.runtime.specs import queue_supervisor_spec, result_actor_spec, scheduler_actor_spec
 from supervisors import ChildSnapshot, ChildSpec, ProcessSpec, SupervisorSpec, open_supervisor
 from supervisors.process_child import kill_all_children
@@ -380,9 +382,16 @@ async def _serve(
             strategy=sup.strategy,
             max_restarts=sup.max_restarts,
             within=sup.within,
-        ) as tree, trio.open_nursery() as logs:
+        ) as tree, trio.open_nursery() as side:
             # Every child exit and restart, one line each (actorq.runtime.child_log).
-            logs.start_soon(log_child_events, tree.subscribe())
+            side.start_soon(log_child_events, tree.subscribe())
+            if config.metrics.port is not None:
+                await side.start(
+                    partial(
+                        serve_metrics, urls, secrets.connect.kwargs(), config.namespace,
+                        tree.snapshot, host=config.metrics.host, port=config.metrics.port,
+                    )
+                )  # fmt: skip
             tree_view.append(tree.snapshot)
             elapsed = time.monotonic() - started
             echo(summary(tree.snapshot(), urls, note, config.namespace, elapsed))
@@ -390,7 +399,7 @@ async def _serve(
             try:
                 await _publish_tree(config, urls, secrets, tree.snapshot)
             finally:
-                logs.cancel_scope.cancel()
+                side.cancel_scope.cancel()
 
 
 async def _publish_tree(
