@@ -44,6 +44,7 @@ from actorq.exceptions import (
 from actorq.jobs.dependencies import check_parents
 from actorq.jobs.schedules import ScheduleBook, ScheduleVerbs, at_header, to_timestamp
 from actorq.jobs.streams import MAX_DELIVER, JobStreams, check_job_id, check_queue_name
+from actorq.jobs.tracing import enqueue_span
 from actorq.nats.connection import Connection, OutMsg, open_nats
 from actorq.nats.kv import KeyValueStore
 from actorq.nats.local_credentials import resolve_local
@@ -398,11 +399,13 @@ class Client(ScheduleVerbs):
             return Job(self, env.id, env.queue, deduplicated=ack.duplicate, via_inbox=True)
         # Nats-Msg-Id only for ids of the caller's: a generated id is unique already,
         # and the header costs ~10% of publish throughput.
-        ack = await self.conn.js_publish(
-            self.streams.job_subject(env.queue, env.id),
-            encode(env),
-            msg_id=env.id if explicit_id else None,
-        )
+        with enqueue_span(env.queue, env.id, env.function) as trace_headers:
+            ack = await self.conn.js_publish(
+                self.streams.job_subject(env.queue, env.id),
+                encode(env),
+                msg_id=env.id if explicit_id else None,
+                headers=trace_headers,
+            )
         return Job(self, env.id, env.queue, deduplicated=ack.duplicate, via_inbox=True)
 
     async def _hold(self, env: JobEnvelope) -> Job:

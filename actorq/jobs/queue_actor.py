@@ -48,6 +48,7 @@ from actorq.jobs.streams import (
     subject_problem,
 )
 from actorq.jobs.thread_pool import SyncJobThreads
+from actorq.jobs.tracing import AttemptSpans
 from actorq.nats.connection import Connection, JsMsg, PullConsumer, open_nats
 from actorq.nats.kv import KeyValueStore
 from actorq.nats.options import ConnectOptions
@@ -183,6 +184,7 @@ class QueueActor:
         self.last_error = ""
         self._process = psutil.Process()
         self.threads = SyncJobThreads(max_threads=settings.concurrency)
+        self.spans = AttemptSpans()
 
     def codec(self, name: str) -> Codec:
         codec = self._codecs.get(name)
@@ -285,6 +287,7 @@ class QueueActor:
         if self.settings.track_started:
             self.report(msg, self.outcome(env, msg, "running", started), "none")
         self.reporter.counts.start(env.function)
+        self.spans.start(msg, env)  # OpenTelemetry, when on (actorq.jobs.tracing)
         scope = trio.CancelScope()
         self.running[env.id] = (scope, msg)
         error: BaseException | None = None
@@ -409,6 +412,7 @@ class QueueActor:
     ) -> None:
         """Queue ``outcome`` (if any) for publishing, then ``action`` on the job's message."""
         self.reporter.report(msg, outcome, action, delay)
+        self.spans.finish(outcome)
 
     async def heartbeat_loop(self) -> None:
         """Renew the lease of every running job every third of the ack wait."""
