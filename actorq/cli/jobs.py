@@ -343,7 +343,7 @@ def send(
 
     With --wait, prints the result (exit 0) or the remote traceback (exit 9).
     """
-    from actorq.jobs.client import EnqueueOptions
+    from actorq.jobs.options import EnqueueOptions
 
     if in_ is not None and at is not None:
         fail("give --in or --at, not both", RET_CONFIG)

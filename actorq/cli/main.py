@@ -47,6 +47,7 @@ from actorq.cli.common import RET_SERVER as RET_SERVER
 from actorq.cli.common import RET_START as RET_START
 from actorq.cli.common import RET_USAGE as RET_USAGE
 from actorq.cli.common import expected_errors, fail
+from actorq.nats.cluster import open_nats_cluster
 from actorq.nats.embedded_server import open_nats_server
 
 __all__ = [
@@ -95,15 +96,34 @@ def server(
         bool,
         typer.Option(help="Allow a --host beyond loopback (no auth, no TLS: trusted networks)."),
     ] = False,
+    cluster: Annotated[
+        int,
+        typer.Option(help="Run a local cluster of N routed nodes (free ports) instead."),
+    ] = 0,
 ) -> None:
     """Run an embedded nats-server with JetStream in the foreground until Ctrl-C.
 
     Prints the URL clients connect to, e.g. ``nats://127.0.0.1:4222``. A development
     server: no auth, so it refuses a --host beyond loopback unless told otherwise
-    (``actorq up`` runs its own server with auth).
+    (``actorq up`` runs its own server with auth). ``--cluster 3`` runs three nodes
+    on loopback, routed into one JetStream cluster (for R3 streams), each with its
+    own data dir, stopped together.
     """
 
+    async def serve_cluster() -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with open_nats_cluster(cluster, data_dir=data_dir) as nodes:
+                for node in nodes:
+                    _echo_flush(f"{node.url}  pid {node.pid}, data dir {node.data_dir}")
+                _echo_flush(f"cluster of {len(nodes)} nodes; Ctrl-C to stop")
+                async for _ in signals:
+                    break
+        typer.echo("stopped")
+
     async def serve() -> None:
+        if cluster:
+            await serve_cluster()
+            return
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with open_nats_server(
                 host=host,

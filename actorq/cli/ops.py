@@ -181,13 +181,39 @@ async def _diagnose(target: Target) -> list[Check]:
                 )
             )  # fmt: skip
             if js:
-                checks.extend(await _resource_checks(conn, JobStreams(target.namespace)))
+                streams = JobStreams(target.namespace)
+                checks.extend(await _resource_checks(conn, streams))
+                if info.get("cluster"):
+                    checks.append(await _replica_check(conn, streams))
     except ConnectionFailed as exc:
         checks.append(
             Check("nats", False, f"cannot connect to {where}: {exc}",
                   "start the server (`actorq up` or `actorq server`), or pass --url")
         )  # fmt: skip
     return checks
+
+
+async def _replica_check(conn: Any, streams: Any) -> Check:
+    """On a clustered server, R1 streams and buckets lose their data with their node."""
+    from actorq.exceptions import BrokerError
+
+    single: list[str] = []
+    names = [streams.jobs_stream, streams.outcomes_stream, streams.dead_stream] + [
+        f"KV_{b}" for b in (streams.results_bucket, streams.cancels_bucket,
+                            streams.claims_bucket, streams.deps_bucket, streams.schedules_bucket)
+    ]  # fmt: skip
+    for name in names:
+        with contextlib.suppress(NotFound, BrokerError):
+            info = await conn.jsm("stream_info", name)
+            if (info.config.num_replicas or 1) < 2:
+                single.append(name)
+    return Check(
+        "replicas", not single,
+        "single-copy (R1) on a cluster: " + ", ".join(single) if single
+        else "every stream and bucket is replicated",
+        "set [nats] replicas = 3 and restart `actorq up` (it moves them in place)"
+        if single else "",
+    )  # fmt: skip
 
 
 def _version_check(version: str) -> Check:

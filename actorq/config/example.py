@@ -57,6 +57,9 @@ allow_insecure_bind = false
 # tls_key = "/etc/actorq/client-key.pem"
 # tls_hostname = "nats.internal"
 connect_timeout = 5.0
+# Copies of every stream and bucket on a NATS cluster: 1 or 3 (unset: new ones get 1,
+# existing ones keep theirs). See docs/deployment.md.
+# replicas = 3
 
 # One table per queue. Each gets its own supervisor of `processes` worker processes,
 # each running up to `concurrency` jobs at once. With no [[queues]] at all, one queue

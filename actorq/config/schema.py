@@ -94,6 +94,9 @@ class NatsConfig(_Section, frozen=True, kw_only=True):
     tls_ca: str | None = None
     tls_hostname: str | None = None
     connect_timeout: Seconds = 5.0
+    #: Copies of every stream and bucket on a NATS cluster (1 or 3); unset: new ones
+    #: get 1 and existing ones keep theirs. ``actorq up`` moves R1 to R3 in place.
+    replicas: Literal[1, 3] | None = None
 
     @property
     def urls(self) -> list[str]:

@@ -33,7 +33,6 @@ from actorq.exceptions import (
     ActorqError,
     BrokerError,
     CodecError,
-    ConfigError,
     JobCancelled,
     JobFailed,
     JobTimeout,
@@ -42,8 +41,13 @@ from actorq.exceptions import (
     UsageError,
 )
 from actorq.jobs.dependencies import check_parents
+from actorq.jobs.options import (
+    BoundEnqueue,
+    EnqueueOptions,
+    due_in,
+)
 from actorq.jobs.schedules import ScheduleBook, ScheduleVerbs, at_header, to_timestamp
-from actorq.jobs.streams import MAX_DELIVER, JobStreams, check_job_id, check_queue_name
+from actorq.jobs.streams import JobStreams, check_job_id, check_queue_name
 from actorq.jobs.tracing import enqueue_span
 from actorq.nats.connection import Connection, OutMsg, open_nats
 from actorq.nats.kv import KeyValueStore
@@ -57,7 +61,6 @@ from actorq.wire.messages import (
     JobOptions,
     JobRecord,
     JobStatus,
-    RetryBackoff,
     WaitForParents,
     WaitingJob,
     decode_dead_letter,
@@ -69,55 +72,7 @@ from actorq.wire.signing import sign_envelope
 
 log = logging.getLogger("actorq.client")
 
-__all__ = ["MAX_RETRIES", "Client", "EnqueueOptions", "Job", "check_max_retries", "open_client"]
-
-#: The most retries a job may ask for: attempts (retries + 1) stay below the queue
-#: consumer's delivery limit, whose last delivery is kept for the dead letter.
-MAX_RETRIES = MAX_DELIVER - 2
-
-
-class EnqueueOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """How to enqueue: which queue, which id, retries, timeout, result TTL, metadata.
-
-    ``job_id``: give one to make the enqueue idempotent: a second enqueue with the same
-    id returns the first job (``Job.deduplicated`` is true) and never runs it twice.
-    ``depends_on``: ids of jobs that must all succeed first; the job waits (status
-    ``waiting``) and fails with "dependency failed" if one of them fails for good.
-    """
-
-    queue: str = DEFAULT_QUEUE
-    job_id: str | None = None
-    max_retries: int = 3
-    backoff: RetryBackoff = RetryBackoff()
-    timeout: float | None = None
-    result_ttl: float | None = None
-    metadata: dict[str, str] = {}
-    depends_on: list[str] = []
-
-    def job_options(self) -> JobOptions:
-        """The per-job options carried in the envelope."""
-        check_max_retries(self.max_retries)
-        return JobOptions(
-            max_retries=self.max_retries,
-            backoff=self.backoff,
-            timeout=self.timeout,
-            result_ttl=self.result_ttl,
-            metadata=dict(self.metadata),
-            depends_on=list(self.depends_on),
-        )
-
-
-def check_max_retries(max_retries: int) -> int:
-    """Return ``max_retries`` if the queue's delivery limit leaves room for it, else
-    raise :class:`~actorq.ConfigError` (the last delivery is kept for dead-lettering)."""
-    if not 0 <= max_retries <= MAX_RETRIES:
-        raise ConfigError(
-            f"max_retries={max_retries} is out of range: a job is delivered at most "
-            f"{MAX_DELIVER} times, so it may be retried at most {MAX_RETRIES} times; "
-            "for longer, let the job re-enqueue itself or use a schedule"
-        )
-    return max_retries
-
+__all__ = ["Client", "Job", "open_client"]
 
 class Job:
     """A handle on an enqueued job. Cheap: holds only its id and queue."""
@@ -243,7 +198,7 @@ class Client(ScheduleVerbs):
 
     # -- enqueue ---------------------------------------------------------------------
 
-    def options(self, **options: Any) -> _BoundEnqueue:
+    def options(self, **options: Any) -> BoundEnqueue:
         """Enqueue with options: ``await client.options(queue="q").enqueue(fn, x=1)``.
 
         Accepts the fields of :class:`EnqueueOptions`.
@@ -252,7 +207,7 @@ class Client(ScheduleVerbs):
             opts = msgspec.convert(options, EnqueueOptions)
         except msgspec.ValidationError as exc:
             raise UsageError(f"invalid enqueue option: {exc}") from None
-        return _BoundEnqueue(self, opts)
+        return BoundEnqueue(self, opts)
 
     async def enqueue(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
         """Enqueue ``fn(*args, **kwargs)`` on the default queue with default options."""
@@ -276,7 +231,7 @@ class Client(ScheduleVerbs):
         self, delay: dt.timedelta | float, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
     ) -> Job:
         """Enqueue ``fn(*args, **kwargs)`` to run after ``delay`` (timedelta or seconds)."""
-        return await self.enqueue_with(EnqueueOptions(), fn, args, kwargs, at=_in(delay))
+        return await self.enqueue_with(EnqueueOptions(), fn, args, kwargs, at=due_in(delay))
 
     def build_envelope(
         self, opts: EnqueueOptions, fn: Callable[..., Any], args: Sequence[Any],
@@ -649,41 +604,6 @@ class _Waiter:
     def __init__(self) -> None:
         self.event = trio.Event()
         self.record: JobRecord | None = None
-
-
-class _BoundEnqueue:
-    """``client.options(...)``: enqueue with fixed options."""
-
-    def __init__(self, client: Client, opts: EnqueueOptions) -> None:
-        self._client = client
-        self._opts = opts
-
-    async def enqueue(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
-        """Enqueue ``fn(*args, **kwargs)`` with the bound options."""
-        return await self._client.enqueue_with(self._opts, fn, args, kwargs)
-
-    async def enqueue_at(
-        self, when: dt.datetime | float, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
-    ) -> Job:
-        """Enqueue with the bound options, to run at ``when`` (see :meth:`Client.enqueue_at`)."""
-        return await self._client.enqueue_with(self._opts, fn, args, kwargs, at=when)
-
-    async def enqueue_in(
-        self, delay: dt.timedelta | float, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
-    ) -> Job:
-        """Enqueue with the bound options, to run after ``delay``."""
-        return await self._client.enqueue_with(self._opts, fn, args, kwargs, at=_in(delay))
-
-    async def enqueue_many(
-        self, calls: Sequence[tuple[Callable[..., Any], Sequence[Any], Mapping[str, Any]]]
-    ) -> list[Job]:
-        """Enqueue many ``(fn, args, kwargs)`` calls with the bound options, pipelined."""
-        return await self._client.enqueue_many(calls, self._opts)
-
-
-def _in(delay: dt.timedelta | float) -> float:
-    seconds = delay.total_seconds() if isinstance(delay, dt.timedelta) else float(delay)
-    return time.time() + seconds
 
 
 @contextlib.asynccontextmanager

@@ -16,6 +16,7 @@ size and the limit; it never fails its batch.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Literal
 
@@ -26,6 +27,7 @@ from actorq.exceptions import ActorqError
 from actorq.jobs.job_log import log_outcomes
 from actorq.nats.connection import Connection
 from actorq.nats.delivery import JsMsg
+from actorq.nats.errors import is_transient
 from actorq.nats.loop import Settle
 from actorq.process import faults
 from actorq.process.job_counts import JobCounts
@@ -41,8 +43,8 @@ Action = Literal["ack", "nak", "term", "none"]
 
 #: Tries of an outcome publish before the actor gives up (and restarts).
 _PUBLISH_TRIES = 3
-#: NATS's default ``max_payload``, if the server did not say.
-_DEFAULT_MAX_PAYLOAD = 1024 * 1024
+#: Seconds an outcome publish keeps being tried while NATS itself is in trouble.
+_TRANSIENT_PATIENCE = 30.0
 #: Bytes kept free in a message around a result (outcome, record, history, error).
 RECORD_ROOM = 64 * 1024
 #: Longest error message and traceback an outcome carries (more is cut).
@@ -97,7 +99,7 @@ class OutcomeReporter:
 
     def payload_limit(self) -> int:
         """Largest message the server takes (its ``max_payload``)."""
-        return int(getattr(self.conn.nc, "max_payload", 0) or _DEFAULT_MAX_PAYLOAD)
+        return self.conn.max_payload
 
     async def serve(self) -> None:
         """Publish outcomes in batches (durable), then ack/nak their jobs.
@@ -150,16 +152,25 @@ class OutcomeReporter:
         async def run() -> None:
             if outs:
                 # A publish that failed is tried again (a duplicate outcome is
-                # harmless: the result actor never lets a late copy undo a final one).
-                for attempt in range(_PUBLISH_TRIES):
+                # harmless: the result actor never lets a late copy undo a final one):
+                # a few times for an error of its own, for up to _TRANSIENT_PATIENCE
+                # seconds while NATS is in trouble (reconnecting, a cluster electing
+                # the stream's leader), after which the actor gives up and restarts.
+                started = time.monotonic()
+                attempt = 0
+                while True:
                     try:
                         await publish()
                         break
                     except Exception as exc:
-                        if attempt == _PUBLISH_TRIES - 1:
+                        attempt += 1
+                        patient = is_transient(exc) and (
+                            time.monotonic() - started < _TRANSIENT_PATIENCE
+                        )
+                        if attempt >= _PUBLISH_TRIES and not patient:
                             raise
                         log.warning("publishing outcomes failed, trying again: %r", exc)
-                        await side.sleep(0.1 * 2**attempt)
+                        await side.sleep(min(0.1 * 2 ** (attempt - 1), 2.0))
             await side.settle(settle)
 
         await self.conn.bridge.run(run)

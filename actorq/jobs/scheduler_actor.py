@@ -40,7 +40,7 @@ import trio
 from actorq.constants import DEFAULT_NAMESPACE, DEFAULT_URL, SCHEDULER_DURABLE
 from actorq.exceptions import BrokerError, Conflict, KeyExists
 from actorq.jobs.schedules import next_due, timer_headers
-from actorq.jobs.streams import JobStreams
+from actorq.jobs.streams import LEASE_TTL, JobStreams
 from actorq.nats.connection import Connection, open_nats
 from actorq.nats.delivery import JsMsg
 from actorq.nats.kv import KeyValueStore
@@ -74,7 +74,7 @@ class SchedulerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     url: list[str] = msgspec.field(default_factory=lambda: [DEFAULT_URL])
     namespace: str = DEFAULT_NAMESPACE
     #: Seconds a leader's lease lasts without renewal: the takeover bound.
-    lease_ttl: float = 5.0
+    lease_ttl: float = LEASE_TTL
     #: Seconds before an unacked fire (its leader died mid-way) is delivered again.
     ack_wait: float = 10.0
     name: str = ""
@@ -271,7 +271,7 @@ async def serve_scheduler_actor(
     url: str | list[str],
     *,
     namespace: str = DEFAULT_NAMESPACE,
-    lease_ttl: float = 5.0,
+    lease_ttl: float = LEASE_TTL,
     ack_wait: float = 10.0,
     name: str = "",
     clock: Callable[[], float] = time.time,

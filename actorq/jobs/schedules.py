@@ -40,7 +40,7 @@ from actorq.wire.messages import (
 from actorq.wire.signing import canonical_options, schedule_signature
 
 if TYPE_CHECKING:
-    from actorq.jobs.client import EnqueueOptions
+    from actorq.jobs.options import EnqueueOptions
 
 __all__ = [
     "ScheduleBook",

@@ -69,6 +69,10 @@ DEFAULT_ACK_WAIT = 15.0
 MAX_DELIVER = 20
 #: Consumer settings provisioning keeps as it wants them.
 
+#: Seconds a scheduler leader's lease lasts without renewal (its default).
+LEASE_TTL = 5.0
+
+
 def check_queue_name(name: str) -> str:
     """Return ``name`` if usable as a queue name, else raise :class:`ConfigError`."""
     if not _TOKEN_RE.match(name):
@@ -153,15 +157,22 @@ class JobStreams:
         """Durable consumer of ``queue``."""
         return f"q-{queue}"
 
-    async def provision(self, conn: Connection, *, result_ttl: float | None = None) -> None:
+    async def provision(
+        self,
+        conn: Connection,
+        *,
+        result_ttl: float | None = None,
+        replicas: int | None = None,
+    ) -> None:
         """Create (or check) every stream and bucket; idempotent.
 
-        ``result_ttl`` is for the runtime's owner (``actorq up`` passes ``[results]
-        ttl``): given, it sets the TTL of the results, cancels and dependencies
-        buckets, existing or not. Left out (clients, actors), a missing bucket is made
-        with the default and an existing one is left as its owner set it.
+        ``result_ttl`` and ``replicas`` are for the runtime's owner (``actorq up`` passes
+        ``[results] ttl`` and ``[nats] replicas``): given, they set the TTL of the
+        results, cancels and dependencies buckets and the replica count of every
+        stream and bucket, existing or not (a cluster moves R1 to R3 in place). Left
+        out (clients, actors), what is missing is made with the defaults (R1) and what
+        exists is left as its owner set it.
         """
-        owner = result_ttl is not None
         ttl = DEFAULT_RESULT_TTL if result_ttl is None else result_ttl
         n = self.ns
         await ensure_stream(
@@ -174,6 +185,7 @@ class JobStreams:
                 retention="workqueue",
                 # Lets `enqueue_at` hand delays to the server (nats-server >= 2.12).
                 allow_msg_schedules=True,
+                num_replicas=replicas,
             ),
         )
         await ensure_stream(
@@ -184,13 +196,32 @@ class JobStreams:
                 # The result actor's consumer is made right here, before anyone can
                 # publish an outcome, so none is dropped for lack of interest.
                 retention="interest",
+                num_replicas=replicas,
             ),
         )
-        await ensure_stream(conn, StreamSpec(name=self.dead_stream, subjects=[n.subject("dead.>")]))
+        await ensure_stream(
+            conn,
+            StreamSpec(
+                name=self.dead_stream, subjects=[n.subject("dead.>")], num_replicas=replicas
+            ),
+        )
         for bucket in (self.results_bucket, self.cancels_bucket, self.deps_bucket):
-            await ensure_kv(conn, KvSpec(bucket=bucket, ttl=ttl), update_existing=owner)
-        await ensure_kv(conn, KvSpec(bucket=self.claims_bucket, ttl=CLAIM_TTL))
-        await ensure_kv(conn, KvSpec(bucket=self.schedules_bucket))
+            await ensure_kv(
+                conn,
+                KvSpec(bucket=bucket, ttl=ttl, replicas=replicas),
+                update_existing=result_ttl is not None or replicas is not None,
+                update_ttl=result_ttl is not None,
+            )
+        await ensure_kv(conn, KvSpec(bucket=self.claims_bucket, ttl=CLAIM_TTL, replicas=replicas))
+        await ensure_kv(conn, KvSpec(bucket=self.schedules_bucket, replicas=replicas))
+        if replicas is not None:
+            # The scheduler's lease too, so a leader survives the loss of a node; the
+            # scheduler creates it when missing and owns its TTL.
+            await ensure_kv(
+                conn,
+                KvSpec(bucket=self.leader_bucket, ttl=LEASE_TTL, replicas=replicas),
+                update_ttl=False,
+            )
         await self._ensure_consumer(
             conn,
             self.outcomes_stream,

@@ -42,10 +42,8 @@ import contextlib
 import datetime as dt
 import functools
 import logging
-import os
 import queue
 import threading
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
@@ -56,16 +54,15 @@ import trio
 from actorq.constants import (
     DEFAULT_NAMESPACE,
     DEFAULT_QUEUE,
-    ENV_NAMESPACE,
-    ENV_NATS_URL,
 )
 from actorq.exceptions import ActorqError, BrokerTimeout, ClientClosed, ConnectionFailed, UsageError
-from actorq.jobs.client import Client, EnqueueOptions, Job, open_client
+from actorq.jobs.client import Client, Job, open_client
+from actorq.jobs.options import EnqueueOptions, due_in
 from actorq.jobs.schedules import DEFAULT_MISFIRE_GRACE, ScheduleInfo
 from actorq.wire.codec import Codec, Signer
 from actorq.wire.messages import DeadLetter, JobRecord, JobStatus
 
-__all__ = ["SyncClient", "SyncJob", "configure", "default_client", "send"]
+__all__ = ["SyncBoundEnqueue", "SyncClient", "SyncJob"]
 
 log = logging.getLogger("actorq.sync")
 
@@ -380,7 +377,7 @@ class SyncClient:
         self, delay: dt.timedelta | float, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
     ) -> SyncJob:
         """Enqueue to run after ``delay`` (timedelta or seconds)."""
-        return self.enqueue_with(_DEFAULT_OPTIONS, fn, args, kwargs, at=_due_in(delay))
+        return self.enqueue_with(_DEFAULT_OPTIONS, fn, args, kwargs, at=due_in(delay))
 
     def enqueue_many(
         self, calls: Sequence[tuple[Callable[..., Any], Sequence[Any], Mapping[str, Any]]],
@@ -540,13 +537,7 @@ class SyncBoundEnqueue:
         self, delay: dt.timedelta | float, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
     ) -> SyncJob:
         """Enqueue with the bound options, to run after ``delay``."""
-        return self._client.enqueue_with(self._opts, fn, args, kwargs, at=_due_in(delay))
-
-
-def _due_in(delay: dt.timedelta | float) -> float:
-    # Taken in the caller's thread, so the delay counts from the call.
-    seconds = delay.total_seconds() if isinstance(delay, dt.timedelta) else float(delay)
-    return time.time() + seconds
+        return self._client.enqueue_with(self._opts, fn, args, kwargs, at=due_in(delay))
 
 
 # Options are immutable; building them once per queue keeps send() cheap.
@@ -578,90 +569,3 @@ def _close_all() -> None:
             client.close(timeout=5)
         except ActorqError as exc:  # exiting anyway; the thread is a daemon
             log.warning("%s", exc)
-
-
-# -- the process-wide default client ---------------------------------------------------
-
-_default: SyncClient | None = None
-_default_settings: dict[str, Any] | None = None
-_default_lock = threading.Lock()
-
-
-def configure(
-    url: str | Sequence[str] | None = None,
-    *,
-    namespace: str | None = None,
-    codec: str | Codec = "pickle",
-    signing_key: bytes | Signer | None = None,
-    **connect_options: Any,
-) -> None:
-    """Set how the default client (used by :func:`send`) connects.
-
-    ``url`` and ``namespace`` default to ``$ACTORQ_NATS_URL`` / ``$ACTORQ_NAMESPACE``.
-    Connecting is lazy (on the next :func:`send`); a default client already open is
-    closed, so the new settings apply from the next call on. Example::
-
-        actorq.configure(url="nats://queue.internal:4222", namespace="shop",
-                         signing_key=os.environb[b"ACTORQ_KEY"])
-        actorq.send("emails", send_mail, to="a@b.example")
-    """
-    global _default, _default_settings
-    settings: dict[str, Any] = {
-        "url": url if url is not None else _env_urls(),
-        "namespace": namespace if namespace is not None else _env_namespace(),
-        "codec": codec,
-        "signing_key": signing_key,
-        **connect_options,
-    }
-    with _default_lock:
-        old, _default, _default_settings = _default, None, settings
-    if old is not None:
-        old.close()
-
-
-def default_client() -> SyncClient:
-    """The process-wide default :class:`SyncClient`, connected on first use.
-
-    Settings come from :func:`configure`, else ``$ACTORQ_NATS_URL`` and
-    ``$ACTORQ_NAMESPACE`` (default ``actorq``). What is left unset (the URL, the
-    credentials, the signing key) comes from a local ``actorq up``'s credentials file
-    (see :func:`actorq.open_client`), else the URL is ``nats://127.0.0.1:4222``.
-    """
-    global _default
-    client = _default
-    if client is not None and not client.closed:
-        return client
-    with _default_lock:
-        # Checked again under the lock: only one thread connects.
-        if _default is None or _default.closed:
-            settings = _default_settings
-            if settings is None:
-                settings = {"url": _env_urls(), "namespace": _env_namespace()}
-            _default = SyncClient(**settings)
-        return _default
-
-
-def send(queue: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> SyncJob:
-    """Enqueue ``fn(*args, **kwargs)`` on ``queue`` with the default client; blocking.
-
-    Example::
-
-        import actorq
-        job = actorq.send("emails", send_mail, to="a@b.example")
-        job.result(timeout=30)   # optional: wait for the outcome
-
-    For options (retries, timeout, job id) use
-    ``actorq.jobs.sync_client.default_client().options(queue=..., max_retries=...).enqueue(...)``.
-    """
-    return default_client().send(queue, fn, *args, **kwargs)
-
-
-def _env_urls() -> list[str] | None:
-    # Comma-separated, like `actorq up`'s ACTORQ_NATS_URL. Unset or empty: None, so a
-    # local runtime's credentials file (or the default URL) decides.
-    urls = [u.strip() for u in os.environ.get(ENV_NATS_URL, "").split(",") if u.strip()]
-    return urls or None
-
-
-def _env_namespace() -> str:
-    return os.environ.get(ENV_NAMESPACE) or DEFAULT_NAMESPACE

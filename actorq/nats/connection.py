@@ -36,7 +36,7 @@ from actorq.constants import DEFAULT_URL
 from actorq.exceptions import BrokerError, ConnectionFailed
 from actorq.nats.bridge import AsyncioBridge, open_bridge
 from actorq.nats.delivery import JsMsg, Message, OutMsg, PubAck
-from actorq.nats.errors import translate_errors
+from actorq.nats.errors import FETCH_RETRY, is_transient, translate_errors
 from actorq.nats.kv import KeyValueStore
 from actorq.nats.loop import LoopSide
 from actorq.nats.publisher import JsPublisher
@@ -44,6 +44,9 @@ from actorq.nats.publisher import JsPublisher
 __all__ = ["Connection", "JsMsg", "Message", "OutMsg", "PubAck", "PullConsumer", "open_nats"]
 
 log = logging.getLogger("actorq.nats")
+
+#: NATS's default ``max_payload``, if the server did not say.
+DEFAULT_MAX_PAYLOAD = 1024 * 1024
 
 
 def _headers(headers: Mapping[str, str] | None, msg_id: str | None) -> dict[str, str] | None:
@@ -273,6 +276,11 @@ class Connection:
         return cur.geturl() if cur is not None else ""
 
     @property
+    def max_payload(self) -> int:
+        """The largest message the server takes (its ``max_payload``; 1 MiB by default)."""
+        return int(getattr(self.nc, "max_payload", 0) or DEFAULT_MAX_PAYLOAD)
+
+    @property
     def server_info(self) -> dict[str, Any]:
         """The INFO the server sent on connect (``version``, ``jetstream``, ...).
 
@@ -309,8 +317,16 @@ class PullConsumer:
                 return []
             return msgs
 
-        with translate_errors(f"fetch from {self.stream}/{self.durable}"):
-            raw = await self._bridge.run(run)
+        try:
+            with translate_errors(f"fetch from {self.stream}/{self.durable}"):
+                raw = await self._bridge.run(run)
+        except BrokerError as exc:
+            if not is_transient(exc):
+                raise
+            # Reconnecting, or a cluster electing the stream's leader: nothing came.
+            log.warning("%s; fetching again in %.1fs", exc, FETCH_RETRY)
+            await trio.sleep(FETCH_RETRY)
+            return []
         return [JsMsg(m) for m in raw]
 
     async def ack_many(self, msgs: Sequence[JsMsg]) -> None:

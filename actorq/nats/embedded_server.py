@@ -389,6 +389,8 @@ class NatsServerProcess(_ServerBase):
         if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
+        if getattr(self, "_log", None) is not None:
+            self._log.close()
 
     def close(self) -> None:
         """Stop the server and remove an owned temporary data dir."""

@@ -18,7 +18,11 @@ from actorq.exceptions import (
     NotFound,
 )
 
-__all__ = ["is_transient", "translate_errors"]
+__all__ = ["FETCH_RETRY", "is_transient", "translate_errors"]
+
+#: Seconds before a pull that failed for NATS trouble (reconnecting, a cluster electing
+#: a stream leader) is tried again; the fetch reports "nothing came" meanwhile.
+FETCH_RETRY = 0.5
 
 
 @contextlib.contextmanager

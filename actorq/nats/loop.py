@@ -27,6 +27,7 @@ Example (what the result actor does)::
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Sequence
 from typing import Any, Literal
 
@@ -36,11 +37,13 @@ import nats.js.errors
 from actorq.exceptions import ActorqError, BrokerError, BrokerTimeout
 from actorq.exceptions import NotFound as _Missing  # KV "not found" and "deleted" alike
 from actorq.nats.delivery import JsMsg, PubAck
-from actorq.nats.errors import translate_errors
+from actorq.nats.errors import FETCH_RETRY, is_transient, translate_errors
 from actorq.nats.kv import KvEntry, entry_of
 from actorq.nats.publisher import Item, JsPublisher, RawAck
 
 __all__ = ["LoopKv", "LoopPull", "LoopSide", "Settle"]
+
+log = logging.getLogger("actorq.nats")
 
 #: What to do with a consumed message: ack it, ask for redelivery, or drop it for good.
 Settle = Literal["ack", "nak", "term"]
@@ -154,6 +157,13 @@ class LoopPull:
             with translate_errors(f"fetch from {self.stream}/{self.durable}"):
                 raw = await self._psub.fetch(batch, timeout=expires)
         except BrokerTimeout:
+            return []
+        except BrokerError as exc:
+            if not is_transient(exc):
+                raise
+            # Reconnecting, or a cluster electing the stream's leader: nothing came.
+            log.warning("%s; fetching again in %.1fs", exc, FETCH_RETRY)
+            await asyncio.sleep(FETCH_RETRY)
             return []
         return [JsMsg(m) for m in raw]
 

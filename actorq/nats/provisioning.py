@@ -15,16 +15,20 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any, Literal
 
 import msgspec
+import trio
 from nats.js import api as _api
 
 from actorq.constants import DEFAULT_NAMESPACE
 from actorq.exceptions import BrokerError, ConfigError, IncompatibleStream, NotFound
 from actorq.nats.connection import Connection
 from actorq.nats.kv import KeyValueStore
+
+log = logging.getLogger("actorq.nats")
 
 __all__ = ["KvSpec", "Namespace", "StreamSpec", "ensure_kv", "ensure_stream"]
 
@@ -79,7 +83,9 @@ class StreamSpec(msgspec.Struct, frozen=True, kw_only=True):
     duplicate_window: float | None = None
     allow_msg_schedules: bool | None = None
     allow_msg_ttl: bool | None = None
-    num_replicas: int = 1
+    #: Copies of the stream in a cluster; ``None``: 1 for a new stream, and an existing
+    #: one keeps its count (only the runtime's owner changes it).
+    num_replicas: int | None = None
     description: str | None = None
 
     def to_config(self) -> _api.StreamConfig:
@@ -89,7 +95,7 @@ class StreamSpec(msgspec.Struct, frozen=True, kw_only=True):
             subjects=list(self.subjects),
             retention=_api.RetentionPolicy(self.retention),
             storage=_api.StorageType(self.storage),
-            num_replicas=self.num_replicas,
+            num_replicas=self.num_replicas or 1,
             description=self.description,
         )
         for field in ("max_age", "max_msgs", "max_bytes", "allow_msg_schedules", "allow_msg_ttl"):
@@ -137,7 +143,7 @@ def _differences(
         want = getattr(wanted, field)
         if want is None:
             continue
-        if field == "duplicate_window" and spec.duplicate_window is None:
+        if field in ("duplicate_window", "num_replicas") and getattr(spec, field) is None:
             continue
         have = getattr(existing, field)
         if _norm(field, want) != _norm(field, have):
@@ -179,7 +185,28 @@ async def ensure_stream(conn: Connection, spec: StreamSpec) -> _api.StreamInfo:
             f"stream {spec.name!r} exists with other settings ({detail}) and the server "
             f"refused to update it: {exc}. Delete the stream or choose another namespace."
         ) from exc
+    if "num_replicas" in changed:
+        await _await_replicas(conn, spec.name)
     return updated
+
+
+async def _await_replicas(conn: Connection, stream: str, within: float = 60.0) -> None:
+    """Wait until a stream whose replica count changed has a leader and every replica
+    caught up: until then the cluster answers its publishes late or not at all."""
+    with trio.move_on_after(within):
+        while True:
+            try:
+                info = await conn.jsm("stream_info", stream)
+            except BrokerError:
+                info = None
+            cluster = getattr(info, "cluster", None)
+            if info is not None and cluster is not None and cluster.leader:
+                peers = cluster.replicas or []
+                want = (info.config.num_replicas or 1) - 1
+                if len(peers) >= want and all(p.current for p in peers):
+                    return
+            await trio.sleep(0.1)
+    log.warning("stream %s: its replicas did not catch up within %.0fs", stream, within)
 
 
 class ConsumerSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -243,17 +270,19 @@ class KvSpec(msgspec.Struct, frozen=True, kw_only=True):
     ttl: float | None = None
     history: int = 1
     storage: Storage = "file"
-    replicas: int = 1
+    #: Copies in a cluster; ``None``: 1 for a new bucket, an existing one keeps its count.
+    replicas: int | None = None
     description: str | None = None
 
 
 async def ensure_kv(
-    conn: Connection, spec: KvSpec, *, update_existing: bool = True
+    conn: Connection, spec: KvSpec, *, update_existing: bool = True, update_ttl: bool = True
 ) -> KeyValueStore:
-    """Create the bucket, or bring an existing one's TTL and history in line.
+    """Create the bucket, or bring an existing one's TTL, history and replicas in line.
 
     With ``update_existing=False`` an existing bucket is used as it is: for
-    components that need the bucket but do not own its settings.
+    components that need the bucket but do not own its settings. With
+    ``update_ttl=False`` an existing bucket keeps its TTL (its owner set it).
     """
     stream_name = f"KV_{spec.bucket}"
     try:
@@ -264,7 +293,7 @@ async def ensure_kv(
             ttl=spec.ttl,
             history=spec.history,
             storage=_api.StorageType(spec.storage),
-            replicas=spec.replicas,
+            replicas=spec.replicas or 1,
             description=spec.description,
         )
         await conn.jsm("create_key_value", cfg)
@@ -272,19 +301,27 @@ async def ensure_kv(
     if not update_existing:
         return await conn.kv(spec.bucket)
     have_ttl = round(float(info.config.max_age or 0), 3)
-    want_ttl = round(float(spec.ttl or 0), 3)
+    want_ttl = round(float(spec.ttl or 0), 3) if update_ttl else have_ttl
     have_hist = info.config.max_msgs_per_subject
-    if have_ttl != want_ttl or have_hist != spec.history:
-        # Both are plain stream limits: change them in place, keeping the data.
+    have_replicas = info.config.num_replicas or 1
+    want_replicas = spec.replicas or have_replicas
+    if have_ttl != want_ttl or have_hist != spec.history or have_replicas != want_replicas:
+        # Plain stream settings: changed in place, keeping the data (a replica count
+        # too, on a cluster with enough nodes).
         scfg = info.config
-        scfg.max_age = spec.ttl or 0
+        scfg.max_age = want_ttl
         scfg.max_msgs_per_subject = spec.history
+        scfg.num_replicas = want_replicas
         try:
             await conn.jsm("update_stream", scfg)
         except BrokerError as exc:
             raise IncompatibleStream(
-                f"KV bucket {spec.bucket!r} exists with ttl={have_ttl}s history={have_hist}; "
-                f"updating it to ttl={want_ttl}s history={spec.history} failed: {exc}. "
-                "Delete the bucket (its data is lost) or choose another namespace."
+                f"KV bucket {spec.bucket!r} exists with ttl={have_ttl}s history={have_hist} "
+                f"replicas={have_replicas}; updating it to ttl={want_ttl}s "
+                f"history={spec.history} replicas={want_replicas} failed: {exc}. Delete the "
+                "bucket (its data is lost), choose another namespace, or check that the "
+                "cluster has as many nodes as replicas."
             ) from exc
+        if have_replicas != want_replicas:
+            await _await_replicas(conn, stream_name)
     return await conn.kv(spec.bucket)

@@ -292,7 +292,9 @@ async def _provision(config: Config, urls: list[str], secrets: Secrets) -> None:
     async with open_nats(
         urls, name="actorq-up", connect_timeout=config.nats.connect_timeout, **options
     ) as conn:
-        await JobStreams(config.namespace).provision(conn, result_ttl=config.results.ttl)
+        await JobStreams(config.namespace).provision(
+            conn, result_ttl=config.results.ttl, replicas=config.nats.replicas
+        )
 
 
 def summary(

@@ -27,11 +27,13 @@ class Runtime:
     settings: dict[str, Any]
     queue_actors: list[QueueActor] = field(default_factory=list)
     stop: trio.Event = field(default_factory=trio.Event)
+    #: Every server URL (a cluster's nodes); ``url`` is the first.
+    urls: list[str] = field(default_factory=list)
 
     def queue_settings(self, queue: str, concurrency: int, **overrides: Any) -> QueueActorSettings:
         return QueueActorSettings(
             queue=queue,
-            url=[self.url],
+            url=self.urls or [self.url],
             namespace=self.namespace,
             concurrency=concurrency,
             signing_key_hex=self.signing_key.hex() if self.signing_key else None,
@@ -57,7 +59,7 @@ class Runtime:
 
 @contextlib.asynccontextmanager
 async def open_runtime(
-    url: str,
+    url: str | list[str],
     *,
     queues: dict[str, int] | None = None,
     signing_key: bytes | None = None,
@@ -66,15 +68,18 @@ async def open_runtime(
     **settings: Any,
 ) -> AsyncIterator[Runtime]:
     namespace = namespace or f"t{uuid.uuid4().hex[:10]}"
+    urls = [url] if isinstance(url, str) else list(url)
     async with trio.open_nursery() as nursery:
         result_actor = await nursery.start(
             lambda task_status: serve_result_actor(
-                url, namespace=namespace, task_status=task_status
+                urls, namespace=namespace, task_status=task_status
             )
         )
         key = client_signing_key if client_signing_key is not None else signing_key
-        async with open_client(url, namespace=namespace, signing_key=key) as client:
-            rt = Runtime(url, namespace, client, result_actor, nursery, signing_key, settings)
+        async with open_client(urls, namespace=namespace, signing_key=key) as client:
+            rt = Runtime(
+                urls[0], namespace, client, result_actor, nursery, signing_key, settings, urls=urls
+            )
             for queue, concurrency in ({"default": 4} if queues is None else queues).items():
                 await rt.start_queue_actor(queue, concurrency)
             yield rt

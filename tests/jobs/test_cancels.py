@@ -6,7 +6,7 @@ import pytest
 import trio
 
 from actorq.exceptions import JobCancelled
-from actorq.jobs.client import EnqueueOptions
+from actorq.jobs.options import EnqueueOptions
 from actorq.wire.messages import encode
 from tests.helpers import jobfuncs
 from tests.helpers.jobs_harness import open_runtime, wait_for_status

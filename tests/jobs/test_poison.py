@@ -18,7 +18,7 @@ import pytest
 import trio
 
 from actorq.exceptions import ConfigError, JobFailed
-from actorq.jobs.client import MAX_RETRIES, EnqueueOptions
+from actorq.jobs.options import MAX_RETRIES, EnqueueOptions
 from actorq.jobs.streams import MAX_DELIVER
 from actorq.process import faults
 from actorq.wire.messages import decode_dead_letter, encode

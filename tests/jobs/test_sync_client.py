@@ -14,10 +14,11 @@ import pytest
 import trio
 
 import actorq
+import actorq.jobs.default_client
 import actorq.jobs.sync_client
 from actorq import ConnectionFailed, JobCancelled, JobFailed, JobTimeout, SyncClient
 from actorq.exceptions import ClientClosed, UsageError
-from actorq.jobs.client import _BoundEnqueue
+from actorq.jobs.options import BoundEnqueue
 from actorq.jobs.sync_client import SyncBoundEnqueue
 from tests.helpers import jobfuncs
 from tests.helpers.jobs_harness import Runtime, open_runtime
@@ -246,12 +247,12 @@ async def test_actorq_send_uses_the_default_client_set_by_configure(nats_url: st
 
                 def work() -> tuple[Any, ...]:
                     job = actorq.send("default", jobfuncs.add, 3, 4)
-                    return job.result(timeout=10), actorq.jobs.sync_client.default_client()
+                    return job.result(timeout=10), actorq.jobs.default_client.default_client()
 
                 value, first = await in_thread(work)
                 assert value == 7
                 assert first.namespace == rt.namespace
-                assert await in_thread(actorq.jobs.sync_client.default_client) is first
+                assert await in_thread(actorq.jobs.default_client.default_client) is first
                 # Configuring again closes the old default; the next send reconnects.
                 await in_thread(lambda: actorq.configure(url=rt.url, namespace=rt.namespace))
                 assert first.closed
@@ -296,7 +297,7 @@ def _params(fn: Any) -> list[str]:
     [
         (actorq.Client, SyncClient, ASYNC_ONLY, SYNC_ONLY),
         (actorq.Job, actorq.SyncJob, set(), set()),
-        (_BoundEnqueue, SyncBoundEnqueue, set(), set()),
+        (BoundEnqueue, SyncBoundEnqueue, set(), set()),
     ],
 )
 def test_the_sync_surface_matches_the_async_one_name_for_name(
