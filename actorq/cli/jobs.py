@@ -361,7 +361,7 @@ def send(
     fn = load_function(function, _config_sys_path(config))
     call_args = [_arg(a) for a in args or []]
     with sync_client(resolve(url, config, namespace)) as client:
-        if not client.run(lambda c: c.served(queue)):
+        if not client.served(queue):
             typer.echo(
                 f"warning: queue {queue!r} has no worker yet; the job waits until one serves "
                 "it (a [[queues]] entry of `actorq up`)",
