@@ -26,12 +26,14 @@ async def test_each_exit_and_restart_is_one_line_with_name_pid_reason_and_count(
 ) -> None:
     caplog.set_level(logging.INFO, logger="actorq.up.children")
     runs = 0
+    subscribed = trio.Event()  # the first run fails only once the test listens
 
     async def flaky(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         nonlocal runs
         runs += 1
         task_status.started()
         if runs == 1:
+            await subscribed.wait()
             raise RuntimeError("lost the connection")
         await trio.sleep_forever()
 
@@ -40,6 +42,7 @@ async def test_each_exit_and_restart_is_one_line_with_name_pid_reason_and_count(
     with trio.fail_after(20):
         async with open_supervisor([TaskSpec(id="flaky", target=flaky)], id="root") as tree:
             with tree.subscribe() as events:
+                subscribed.set()
                 async for event in events:
                     send.send_nowait(event)
                     if isinstance(event, ChildRestarted):
