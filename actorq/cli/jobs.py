@@ -9,7 +9,9 @@ import json
 import os
 import re
 import sys
+import typing
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -18,6 +20,7 @@ from actorq.cli.common import (
     RET_CONFIG,
     RET_JOB_FAILED,
     RET_NOT_FOUND,
+    RET_USAGE,
     ConfigOpt,
     JsonOpt,
     NamespaceOpt,
@@ -29,10 +32,15 @@ from actorq.cli.common import (
     sync_client,
     table,
 )
-from actorq.exceptions import JobCancelled, JobFailed, JobTimeout, NotFound
+from actorq.exceptions import ConfigError, JobCancelled, JobFailed, JobTimeout, NotFound
+from actorq.wire.messages import JobStatus
 
 jobs_app = typer.Typer(help="List, inspect, cancel and requeue jobs.", no_args_is_help=True)
 schedules_app = typer.Typer(help="List, pause, resume and delete schedules.", no_args_is_help=True)
+
+#: Every job status, and those after which nothing more happens to a job.
+_STATUSES: tuple[str, ...] = typing.get_args(JobStatus)
+_FINAL = ("succeeded", "failed", "cancelled", "dead")
 
 JobId = Annotated[str, typer.Argument(help="The job id.")]
 ScheduleName = Annotated[str, typer.Argument(help="The schedule's name.")]
@@ -64,6 +72,8 @@ def jobs_list(
     namespace: NamespaceOpt = None,
 ) -> None:
     """Jobs with a stored record (until the result TTL), newest first."""
+    if status is not None and status not in _STATUSES:
+        fail(f"--status {status!r}: use one of {', '.join(_STATUSES)}", RET_USAGE)
     with sync_client(resolve(url, config, namespace)) as client:
         records = client.run(lambda c: _records(c, 0))
     records = [
@@ -145,8 +155,12 @@ def jobs_cancel(
 ) -> None:
     """Cancel a job: it will not run, or stops if it is running (async jobs)."""
     with sync_client(resolve(url, config, namespace)) as client:
+        status = _status_or_fail(client, job_id)  # an unknown id exits 8, cancels nothing
+        if status in _FINAL:
+            typer.echo(f"job {job_id} already {status}: nothing to cancel")
+            return
         client.cancel(job_id)
-    typer.echo(f"cancel requested for job {job_id}")
+    typer.echo(f"cancel requested for job {job_id} ({status})")
 
 
 @jobs_app.command("dead")
@@ -265,22 +279,39 @@ def parse_time(text: str) -> dt.datetime:
     return when if when.tzinfo is not None else when.astimezone()
 
 
-def load_function(path: str) -> Callable[..., Any]:
-    """Import ``pkg.module:function``, from the current directory too (as workers do)."""
+def load_function(path: str, sys_path: list[str] | None = None) -> Callable[..., Any]:
+    """Import ``pkg.module:function`` as workers do: from ``sys_path`` (a config's),
+    then the current directory."""
     module_name, _, attr = path.partition(":")
     if not module_name or not attr:
         fail(f"{path!r}: name the function as pkg.module:function", RET_CONFIG)
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    for entry in [os.getcwd(), *reversed([str(Path(p).resolve()) for p in sys_path or []])]:
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
     try:
         obj: Any = importlib.import_module(module_name)
         for part in attr.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
-        fail(f"cannot import {path}: {exc}", RET_CONFIG)
+        hint = (
+            "" if sys_path else "; run from the directory that holds it, or pass "
+            "--config FILE whose `sys_path` does (e.g. --config examples/config.toml)"
+        )
+        fail(f"cannot import {path}: {exc}{hint}", RET_CONFIG)
     if not callable(obj):
         fail(f"{path} is not callable", RET_CONFIG)
     return obj  # type: ignore[no-any-return]
+
+
+def _config_sys_path(config: Path | None) -> list[str]:
+    if config is None:
+        return []
+    from actorq.config.schema import load_config
+
+    try:
+        return list(load_config(config, check_imports=False).sys_path)
+    except ConfigError as exc:
+        fail(str(exc), RET_CONFIG)
 
 
 def _arg(text: str) -> Any:
@@ -327,9 +358,15 @@ def send(
         when = dt.datetime.now(dt.UTC).timestamp() + parse_duration(in_)
     elif at is not None:
         when = parse_time(at)
-    fn = load_function(function)
+    fn = load_function(function, _config_sys_path(config))
     call_args = [_arg(a) for a in args or []]
     with sync_client(resolve(url, config, namespace)) as client:
+        if not client.served(queue):
+            typer.echo(
+                f"warning: queue {queue!r} has no worker yet; the job waits until one serves "
+                "it (a [[queues]] entry of `actorq up`)",
+                err=True,
+            )
         job = client.enqueue_with(EnqueueOptions(queue=queue), fn, call_args, kw, at=when)
         typer.echo(f"sent job {job.id} to queue {job.queue}")
         if not wait:
@@ -341,7 +378,14 @@ def send(
             if exc.traceback:
                 typer.echo(exc.traceback.rstrip(), err=True)
             raise typer.Exit(RET_JOB_FAILED) from None
-        except (JobCancelled, JobTimeout) as exc:
+        except JobTimeout:
+            typer.echo(
+                f"job {job.id}: no result after {timeout}s; it may still be queued or "
+                f"running: see `actorq jobs show {job.id}`, or wait longer (--timeout)",
+                err=True,
+            )
+            raise typer.Exit(RET_JOB_FAILED) from None
+        except JobCancelled as exc:
             typer.echo(f"job {job.id}: {exc}", err=True)
             raise typer.Exit(RET_JOB_FAILED) from None
     typer.echo(repr(value) if not isinstance(value, str) else value)

@@ -40,7 +40,7 @@ def queues(
     config: ConfigOpt = None,
     namespace: NamespaceOpt = None,
 ) -> None:
-    """Per queue: pending, in flight (ack pending), redelivered, consumers, jobs/s,
+    """Per queue: pending, in flight (ack pending), redelivered, workers, jobs/s,
     oldest pending."""
     target = resolve(url, config, namespace)
     with sync_client(target) as client:
@@ -49,12 +49,12 @@ def queues(
         print_json(stats)
         return
     rows = [
-        [s.queue, str(s.pending), str(s.in_flight), str(s.redelivered), str(s.consumers),
+        [s.queue, str(s.pending), str(s.in_flight), str(s.redelivered), str(s.workers),
          f"{s.jobs_per_s:.1f}", age(s.oldest_pending_age)]
         for s in stats
     ]  # fmt: skip
     table(
-        ["QUEUE", "PENDING", "IN FLIGHT", "REDELIVERED", "CONSUMERS", "JOBS/S", "OLDEST"], rows
+        ["QUEUE", "PENDING", "IN FLIGHT", "REDELIVERED", "WORKERS", "JOBS/S", "OLDEST"], rows
     )
 
 

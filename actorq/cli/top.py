@@ -8,18 +8,22 @@ import time
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
 from actorq.cli.common import ConfigOpt, NamespaceOpt, UrlOpt, age, resolve, sync_client
 from actorq.cli.ops import QueueStats, queue_stats
-from actorq.cli.ps import read_reports
+from actorq.cli.ps import read_all, tree_nodes
 from actorq.process.heartbeat import ProcReport, state_of
 
 
-async def _snapshot(client: Any) -> tuple[list[QueueStats], list[ProcReport]]:
-    return await queue_stats(client), await read_reports(client)
+async def _snapshot(client: Any) -> tuple[list[QueueStats], list[ProcReport], dict[int, str]]:
+    reports, trees = await read_all(client)
+    # Unnamed processes go by their child id in the tree, as in `actorq ps`.
+    names = {pid: node.path.rsplit("/", 1)[-1] for pid, node in tree_nodes(trees).items()}
+    return await queue_stats(client), reports, names
 
 
 class _Rates:
@@ -41,32 +45,55 @@ class _Rates:
         return dict(self._rate)
 
 
+def _table(title: str, headers: tuple[str, ...], left: tuple[str, ...]) -> Table:
+    # Headers never shrink below their own width (at 80 columns rich would cut them to
+    # "re…"); short ones keep a frame of twelve columns on an 80-column terminal.
+    table = Table(title=title, expand=True, box=box.SIMPLE_HEAD, padding=(0, 0), pad_edge=False)
+    for col in headers:
+        table.add_column(
+            col, justify="left" if col in left else "right", min_width=len(col), no_wrap=True
+        )
+    return table
+
+
 def render(
-    queues: list[QueueStats], reports: list[ProcReport], rates: dict[tuple[str, int], float]
+    queues: list[QueueStats],
+    reports: list[ProcReport],
+    rates: dict[tuple[str, int], float],
+    names: dict[int, str] | None = None,
 ) -> Group:
     """One frame: the queues table above the processes table."""
+    names = names or {}
     now = time.time()
     per_queue: dict[str, float] = {}
     for r in reports:
         if r.queue:
             per_queue[r.queue] = per_queue.get(r.queue, 0.0) + rates.get((r.host, r.pid), 0.0)
-    qt = Table(title="queues", expand=True)
-    for col in ("queue", "pending", "in flight", "redelivered", "consumers", "jobs/s", "oldest"):
-        qt.add_column(col, justify="left" if col == "queue" else "right")
+    qt = _table(
+        "queues", ("queue", "pending", "in flight", "redeliv", "workers", "jobs/s", "oldest"),
+        ("queue",),
+    )  # fmt: skip
     for q in queues:
         qt.add_row(
-            q.queue, str(q.pending), str(q.in_flight), str(q.redelivered), str(q.consumers),
+            q.queue, str(q.pending), str(q.in_flight), str(q.redelivered), str(q.workers),
             f"{per_queue.get(q.queue, 0.0):.1f}", age(q.oldest_pending_age),
         )  # fmt: skip
-    pt = Table(title="processes", expand=True)
-    for col in ("host", "role/queue", "name", "pid", "state", "up", "cpu %", "rss MB",
-                "active", "done", "failed", "jobs/s"):  # fmt: skip
-        pt.add_column(col, justify="right" if col not in ("host", "role/queue", "name") else "left")
+    hosts = {r.host for r in reports}
+    # The host column only when there is more than one (the title names a single one).
+    many = len(hosts) > 1
+    pt = _table(
+        "processes" if many or not hosts else f"processes on {next(iter(hosts))}",
+        # Uptime is in `actorq ps`; here the columns fit an 80-column terminal.
+        (*(("host",) if many else ()), "role/queue", "name", "pid", "state", "cpu%",
+         "rssMB", "active", "done", "failed", "jobs/s"),
+        ("host", "role/queue", "name"),
+    )  # fmt: skip
     for r in sorted(reports, key=lambda r: (r.host, r.queue or "", r.name, r.pid)):
         state = state_of(r, now)
         pt.add_row(
-            r.host, f"{r.role} {r.queue}" if r.queue else r.role, r.name or "-", str(r.pid),
-            f"[red]{state}[/red]" if state == "lost" else state, age(now - r.started_at),
+            *((r.host,) if many else ()),
+            r.queue or r.role, r.name or names.get(r.pid, "-"), str(r.pid),
+            f"[red]{state}[/red]" if state == "lost" else state,
             f"{r.cpu_percent:.1f}", f"{r.rss_bytes / 2**20:.0f}", str(len(r.active_jobs)),
             str(r.processed), str(r.failed), f"{rates.get((r.host, r.pid), 0.0):.1f}",
         )  # fmt: skip
@@ -87,8 +114,9 @@ def top(
         try:
             with Live(auto_refresh=False, screen=False) as live:
                 while True:
-                    queues, reports = client.run(_snapshot)
-                    live.update(render(queues, reports, rates.update(reports)), refresh=True)
+                    queues, reports, names = client.run(_snapshot)
+                    frame = render(queues, reports, rates.update(reports), names)
+                    live.update(frame, refresh=True)
                     time.sleep(interval)
         except KeyboardInterrupt:
             pass

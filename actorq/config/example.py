@@ -71,7 +71,7 @@ concurrency = 10
 # Seconds one attempt may run when the job sets no timeout itself. No limit by default.
 # timeout = 60.0
 # Retry policy: a job's own is chosen when it is enqueued; enqueuers that load this
-# config apply these with `config.queue("default").job_options()`.
+# config apply these with `client.options(**config.queue("default").enqueue_options())`.
 max_retries = 3
 backoff = { kind = "exponential", base = 1.0, cap = 300.0, jitter = true }
 # Restart a worker process fresh after this many jobs, or above this RSS (MB).
@@ -120,6 +120,11 @@ shutdown_timeout = 60.0
 [logging]
 level = "INFO"                        # DEBUG, INFO, WARNING, ERROR, CRITICAL
 format = "text"                       # text | json (one JSON object per line)
+
+[metrics]
+# Prometheus metrics of the whole runtime at http://HOST:PORT/metrics; off without a port.
+# port = 9464
+host = "127.0.0.1"                    # loopback; "0.0.0.0" to let other hosts scrape
 
 [security]
 # Every job is signed (its whole envelope, HMAC-SHA256) and workers run only jobs with

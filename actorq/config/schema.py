@@ -24,6 +24,7 @@ import os
 import re
 import sys
 import tomllib
+import typing
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -135,12 +136,25 @@ class QueueConfig(_Section, frozen=True, kw_only=True):
     shutdown_timeout: Seconds = 30.0
     track_started: bool = True
 
-    def job_options(self, **overrides: Any) -> JobOptions:
-        """The retry policy and timeout of this queue as :class:`~actorq.wire.JobOptions`.
+    def enqueue_options(self, **overrides: Any) -> dict[str, Any]:
+        """This queue's name, retry policy and timeout as keyword arguments of
+        ``client.options(...)``.
 
         A job's retry policy travels with the job, chosen when it is enqueued, so
-        enqueuers apply it: ``client.enqueue(fn, options=queue.job_options())``.
+        enqueuers apply it:
+        ``await client.options(**queue.enqueue_options()).enqueue(fn, x)``.
         """
+        fields: dict[str, Any] = {
+            "queue": self.name, "max_retries": self.max_retries, "backoff": self.backoff,
+        }  # fmt: skip
+        if self.timeout is not None:
+            fields["timeout"] = self.timeout
+        return {**fields, **overrides}
+
+    def job_options(self, **overrides: Any) -> JobOptions:
+        """The retry policy and timeout of this queue as :class:`~actorq.wire.JobOptions`
+        (what travels in a job's envelope); to enqueue with them use
+        :meth:`enqueue_options`."""
         fields: dict[str, Any] = {"max_retries": self.max_retries, "backoff": self.backoff}
         if self.timeout is not None:
             fields["timeout"] = self.timeout
@@ -196,6 +210,15 @@ class LoggingConfig(_Section, frozen=True, kw_only=True):
     format: Literal["text", "json"] = "text"
 
 
+class MetricsConfig(_Section, frozen=True, kw_only=True):
+    """``[metrics]``: the Prometheus endpoint of ``actorq up`` (off without a port)."""
+
+    #: Serve ``/metrics`` on this port; none: no endpoint.
+    port: Port | None = None
+    #: The address it listens on: loopback unless set (e.g. ``"0.0.0.0"``).
+    host: str = "127.0.0.1"
+
+
 class SecurityConfig(_Section, frozen=True, kw_only=True):
     """``[security]``: the HMAC key for pickled payloads, by reference, never inline."""
 
@@ -241,6 +264,7 @@ class Config(_Section, frozen=True, kw_only=True):
     supervisor: SupervisorConfig = SupervisorConfig()
     actors: list[ActorConfig] = []
     logging: LoggingConfig = LoggingConfig()
+    metrics: MetricsConfig = MetricsConfig()
     security: SecurityConfig = SecurityConfig()
     dashboard: DashboardConfig = DashboardConfig()
 
@@ -339,7 +363,8 @@ def _error_from_validation(
 ) -> ConfigFileError:
     problem, _, where = message.rpartition(" - at `")
     if not problem:
-        return ConfigFileError(source, None, "", message)
+        # msgspec names no path for a problem in the document itself (a top-level key).
+        problem, where = message, "$"
     path = parse_path(where.rstrip("`"))
     unknown = re.match(r"Object contains unknown field `(.+)`", problem)
     if unknown:
@@ -349,7 +374,11 @@ def _error_from_validation(
     missing = re.match(r"Object missing required field `(.+)`", problem)
     if missing:
         problem = f"required key `{missing.group(1)}` is missing"
-    problem = problem.replace("Expected", "expected")
+    if problem.startswith("Invalid enum value"):
+        values = _literal_values(path)
+        if values:
+            problem += f"; valid values: {', '.join(repr(v) for v in values)}"
+    problem = problem.replace("Expected", "expected").replace("Invalid", "invalid")
     var = _env_cause(path, applied)
     if var is not None:
         return ConfigFileError(f"environment variable {var}", None, show(path), problem)
@@ -361,6 +390,24 @@ def _env_cause(path: KeyPath, applied: dict[KeyPath, str]) -> str | None:
         if path[:end] in applied:
             return applied[path[:end]]
     return None
+
+
+def _literal_values(path: KeyPath) -> list[Any]:
+    """The allowed values of the ``Literal`` field at ``path``, or ``[]``."""
+    parent: Any = Config
+    for part in path[:-1]:
+        if isinstance(part, int):
+            continue
+        parent = struct_of(field_types(parent).get(part))
+        if parent is None:
+            return []
+    if not path or isinstance(path[-1], int):
+        return []
+    tp = field_types(parent).get(path[-1])
+    for candidate in (tp, *typing.get_args(tp)):  # Literal, or Literal | None
+        if typing.get_origin(candidate) is Literal:
+            return list(typing.get_args(candidate))
+    return []
 
 
 def _valid_keys(path: KeyPath) -> list[str]:

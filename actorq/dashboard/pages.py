@@ -47,14 +47,14 @@ _BODIES = {
  &middot; <span id="health">-</span></p>
 <h2>Queues</h2>
 <table id="queues-table"><thead><tr><th>Queue</th><th>Pending</th><th>In flight</th>
-<th>Redelivered</th><th>Consumers</th><th>Jobs/s</th><th>Oldest pending</th></tr></thead>
+<th>Redelivered</th><th>Workers</th><th>Jobs/s</th><th>Oldest pending</th></tr></thead>
 <tbody></tbody></table>
 <h2>Job statuses</h2><table id="status-table"><tbody></tbody></table>""",
     "tree": """<div id="tree"></div><h2>Other processes</h2>
 <table id="other-table"><thead><tr><th>PID</th><th>Role</th><th>Name</th><th>State</th>
 <th>CPU</th><th>RSS</th><th>Uptime</th></tr></thead><tbody></tbody></table>""",
     "queues": """<table id="queues-table"><thead><tr><th>Queue</th><th>Pending</th>
-<th>In flight</th><th>Redelivered</th><th>Consumers</th><th>Jobs/s</th>
+<th>In flight</th><th>Redelivered</th><th>Workers</th><th>Jobs/s</th>
 <th>Oldest pending</th><th></th></tr></thead><tbody></tbody></table>""",
     "jobs": """<form id="job-filter" class="filters">
 <input name="q" id="job-search" placeholder="job id or function" autocomplete="off">

@@ -49,6 +49,7 @@ from actorq.jobs.options import (
 )
 from actorq.jobs.schedules import ScheduleBook, ScheduleVerbs, at_header, to_timestamp
 from actorq.jobs.streams import DEFAULT_MAX_BYTES, JobStreams, check_job_id, check_queue_name
+from actorq.jobs.tracing import enqueue_span
 from actorq.nats.connection import Connection, OutMsg, open_nats
 from actorq.nats.errors import is_transient
 from actorq.nats.kv import KeyValueStore
@@ -158,6 +159,8 @@ class Client(ScheduleVerbs):
         self._codecs: dict[str, Codec] = {codec.name: codec}
         self._inbox: str | None = None
         self._waiters: dict[str, list[_Waiter]] = {}
+        #: Queues known to have a consumer (checked once each, see :meth:`served`).
+        self._served: set[str] = set()
 
     async def _setup(self) -> None:
         await self.streams.provision(self.conn)
@@ -284,6 +287,8 @@ class Client(ScheduleVerbs):
                     "depends_on, or make a delayed job one of its parents"
                 )
             await check_parents(self, env.id, list(opts.depends_on))
+        if env.queue not in self._served:
+            await self.served(env.queue, warn=True)
         if opts.job_id is None:
             return await self._publish_job(env, due, explicit_id=False)
         assert self._claims is not None
@@ -298,6 +303,36 @@ class Client(ScheduleVerbs):
             # retry would be "deduplicated" against a job that does not exist.
             await self._release_claim(env.id)
             raise
+
+    async def served(self, queue: str, *, warn: bool = False) -> bool:
+        """Whether ``queue`` has a consumer, i.e. a queue actor served it at least once.
+
+        A job sent to a queue nobody serves waits, invisible to ``actorq queues``, until
+        a worker for it starts; with ``warn`` that is logged (once per queue and client).
+        """
+        if queue in self._served:
+            return True
+        try:
+            await self.conn.jsm(
+                "consumer_info", self.streams.jobs_stream, self.streams.consumer_name(queue)
+            )
+        except NotFound:
+            if warn:
+                self._served.add(queue)  # warn once, not on every job
+                log.warning(
+                    "queue %r has no worker in namespace %r yet: its jobs wait until one "
+                    "serves it (a [[queues]] entry of `actorq up`)",
+                    queue, self.streams.ns.name,
+                )  # fmt: skip
+                # Its consumer makes the waiting jobs visible (`actorq queues` lists
+                # consumers); the first worker to start updates its settings.
+                with contextlib.suppress(BrokerError):
+                    await self.streams.provision_queue(self.conn, queue)
+            return False
+        except BrokerError:
+            pass  # not allowed to look (least privilege): assume it is served
+        self._served.add(queue)
+        return True
 
     async def _release_claim(self, job_id: str) -> None:
         assert self._claims is not None
@@ -327,11 +362,13 @@ class Client(ScheduleVerbs):
             return Job(self, env.id, env.queue, deduplicated=ack.duplicate, via_inbox=True)
         # Nats-Msg-Id only for ids of the caller's: a generated id is unique already,
         # and the header costs ~10% of publish throughput.
-        ack = await self.conn.js_publish(
-            self.streams.job_subject(env.queue, env.id),
-            encode(env),
-            msg_id=env.id if explicit_id else None,
-        )
+        with enqueue_span(env.queue, env.id, env.function) as trace_headers:
+            ack = await self.conn.js_publish(
+                self.streams.job_subject(env.queue, env.id),
+                encode(env),
+                msg_id=env.id if explicit_id else None,
+                headers=trace_headers,
+            )
         return Job(self, env.id, env.queue, deduplicated=ack.duplicate, via_inbox=True)
 
     async def _hold(self, env: JobEnvelope) -> Job:

@@ -24,11 +24,13 @@ import msgspec
 import trio
 
 from actorq.exceptions import ActorqError
+from actorq.jobs.job_log import log_outcomes
 from actorq.nats.connection import Connection
 from actorq.nats.delivery import JsMsg
 from actorq.nats.errors import is_transient
 from actorq.nats.loop import Settle
 from actorq.process import faults
+from actorq.process.job_counts import JobCounts
 from actorq.wire.messages import ErrorInfo, JobOutcome, OutcomeBatch, encode
 
 __all__ = ["RECORD_ROOM", "Action", "OutcomeReporter", "Report", "fit_outcome"]
@@ -62,10 +64,17 @@ class OutcomeReporter:
     """Batches a queue actor's reports; :meth:`serve` publishes and settles them."""
 
     def __init__(
-        self, conn: Connection, subject: str, *, on_settled: Callable[[int], None]
+        self,
+        conn: Connection,
+        subject: str,
+        *,
+        on_settled: Callable[[int], None],
+        counts: JobCounts | None = None,
     ) -> None:
         self.conn = conn
         self.subject = subject
+        #: Per-function counters of the settled outcomes (for heartbeats and metrics).
+        self.counts = counts if counts is not None else JobCounts("")
         # Called with the number of job messages settled: their slots are free again.
         self._on_settled = on_settled
         self.reports: list[Report] = []
@@ -166,6 +175,9 @@ class OutcomeReporter:
 
         await self.conn.bridge.run(run)
         self._on_settled(len(settle))
+        finals = [r.outcome for r in batch if r.outcome is not None and r.action != "none"]
+        log_outcomes(finals)
+        self.counts.record(finals)
 
 
 def fit_outcome(outcome: JobOutcome, limit: int) -> JobOutcome:

@@ -52,10 +52,12 @@ from actorq.jobs.streams import (
     subject_problem,
 )
 from actorq.jobs.thread_pool import SyncJobThreads
+from actorq.jobs.tracing import AttemptSpans
 from actorq.nats.connection import Connection, JsMsg, PullConsumer, open_nats
 from actorq.nats.kv import KeyValueStore
 from actorq.process import faults
 from actorq.process.heartbeat import publish_heartbeats
+from actorq.process.job_counts import JobCounts
 from actorq.wire.codec import Codec, Signer, get_codec
 from actorq.wire.messages import (
     DeadLetter,
@@ -135,8 +137,9 @@ class QueueActor:
         self.stuck: dict[str, JsMsg] = {}
         self.cancelled: set[str] = set()
         self.reporter = OutcomeReporter(
-            conn, self.streams.outcome_subject(settings.queue), on_settled=self.slots.give
-        )
+            conn, self.streams.outcome_subject(settings.queue), on_settled=self.slots.give,
+            counts=JobCounts(settings.queue),
+        )  # fmt: skip
         self.jobs_done = 0
         self.worker = settings.name or f"{os.uname().nodename}:{os.getpid()}"
         self.stop_fetching = trio.Event()
@@ -150,6 +153,7 @@ class QueueActor:
         self.threads = SyncJobThreads(max_threads=settings.concurrency)
         #: Arguments and results too large for a message, in the object store.
         self.large = LargePayloads(conn, self.streams)
+        self.spans = AttemptSpans()
 
     def codec(self, name: str) -> Codec:
         codec = self._codecs.get(name)
@@ -256,6 +260,8 @@ class QueueActor:
             return
         if self.settings.track_started:
             self.report(msg, self.outcome(env, msg, "running", started), "none")
+        self.reporter.counts.start(env.function)
+        self.spans.start(msg, env)  # OpenTelemetry, when on (actorq.jobs.tracing)
         scope = trio.CancelScope()
         self.running[env.id] = (scope, msg)
         # Set when a sync job's thread returns: until then its lease is kept.
@@ -410,6 +416,7 @@ class QueueActor:
     ) -> None:
         """Queue ``outcome`` (if any) for publishing, then ``action`` on the job's message."""
         self.reporter.report(msg, outcome, action, delay)
+        self.spans.finish(outcome)
 
     async def heartbeat_loop(self) -> None:
         """Renew the lease of every running job every third of the ack wait."""
@@ -482,7 +489,11 @@ class QueueActor:
             self.report(msg, out, "term")
         else:
             self.report(msg, None, "term")
-        log.warning("dead-lettered %s from %s: %s: %s", job_id, self.settings.queue, reason, detail)
+            # No outcome, so no job line (actorq.jobs.job_log) either: say it here.
+            log.error(
+                "dead-lettered %s from %s: %s: %s", job_id, self.settings.queue, reason, detail,
+                extra={"queue": self.settings.queue, "job_id": job_id, "outcome": "dead"},
+            )  # fmt: skip
 
     def result_limit(self) -> int:
         """Largest encoded result that travels in its outcome: the payload limit less

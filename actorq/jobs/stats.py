@@ -77,7 +77,9 @@ class QueueStats(msgspec.Struct, frozen=True):
     pending: int
     in_flight: int
     redelivered: int
-    consumers: int
+    #: Live queue actor processes serving it, from their heartbeats (steady, unlike
+    #: the consumer's waiting pull requests, which come and go with every fetch).
+    workers: int
     oldest_pending_age: float | None
     #: Sum of the live queue actors' rates from their last heartbeats.
     jobs_per_s: float = 0.0
@@ -90,12 +92,14 @@ async def queue_stats(client: Any, reports: list[ProcReport] | None = None) -> l
     conn = client.conn
     infos = await conn.jsm("consumers_info", streams.jobs_stream)
     rates: dict[str, float] = {}
+    workers: dict[str, int] = {}
     now = time.time()
     if reports is None:
         reports = await read_reports(client)
     for report in reports:
         if report.role == "queue" and report.queue and state_of(report, now) != "lost":
             rates[report.queue] = rates.get(report.queue, 0.0) + report.jobs_per_s
+            workers[report.queue] = workers.get(report.queue, 0) + 1
     out: list[QueueStats] = []
     for info in sorted(infos, key=lambda i: i.name):
         if not info.name.startswith(_PREFIX):
@@ -124,8 +128,7 @@ async def queue_stats(client: Any, reports: list[ProcReport] | None = None) -> l
                 pending=int(info.num_pending or 0),
                 in_flight=int(info.num_ack_pending or 0),
                 redelivered=int(info.num_redelivered or 0),
-                # Pull requests waiting: one per fetch loop of every live process.
-                consumers=int(info.num_waiting or 0),
+                workers=workers.get(queue, 0),
                 oldest_pending_age=oldest,
                 jobs_per_s=round(rates.get(queue, 0.0), 2),
             )

@@ -428,6 +428,11 @@ class SyncClient:
         """Enqueue a dead-lettered job again, as it was; removes its dead letter."""
         return self._wrap(self.run(Client.requeue, job_id))
 
+    def served(self, queue: str, *, warn: bool = False) -> bool:
+        """Whether ``queue`` has a consumer: a worker served it at least once (see
+        :meth:`actorq.Client.served`)."""
+        return self.run(functools.partial(Client.served, warn=warn), queue)
+
     def purge(self, queue: str) -> int:
         """Remove every waiting job of ``queue``; returns how many were removed."""
         return self.run(Client.purge, queue)

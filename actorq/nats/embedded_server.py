@@ -117,7 +117,7 @@ def _check_port_free(host: str, port: int) -> None:
             if exc.errno == errno.EADDRINUSE:
                 raise PortInUse(
                     f"port {port} on {host} is already in use; pick another port "
-                    "or omit it to get a free one."
+                    "or use port 0 to get a free one."
                 ) from exc
             raise
 

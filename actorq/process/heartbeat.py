@@ -31,6 +31,7 @@ import psutil
 import trio
 
 from actorq.nats.provisioning import KvSpec, Namespace, ensure_kv
+from actorq.process.job_counts import FunctionCounts
 
 __all__ = [
     "INTERVAL",
@@ -76,6 +77,10 @@ class ProcReport(msgspec.Struct, frozen=True, kw_only=True):
     failed: int = 0
     retried: int = 0
     last_error: str = ""
+    #: CPU seconds (user + system) since the process started.
+    cpu_seconds: float = 0.0
+    #: A queue actor's counters by job function (see :mod:`actorq.process.job_counts`).
+    jobs: dict[str, FunctionCounts] = {}
 
 
 def procs_bucket(namespace: str) -> str:
@@ -120,6 +125,7 @@ def queue_stats(actor: Any) -> dict[str, Any]:
         "failed": getattr(actor, "jobs_failed", 0),
         "retried": getattr(actor, "jobs_retried", 0),
         "last_error": getattr(actor, "last_error", ""),
+        "jobs": actor.reporter.counts.by_function if hasattr(actor, "reporter") else {},
     }
 
 
@@ -185,6 +191,7 @@ def _report(
         # The first beat follows the priming call by milliseconds: a percentage over
         # so short a span is noise (seen: 326% on 2 cores), so it reports 0.
         cpu = proc.cpu_percent(None) if measure_cpu else 0.0
+        times = proc.cpu_times()
         rss = proc.memory_info().rss
         threads = proc.num_threads()
         try:
@@ -201,6 +208,7 @@ def _report(
         rss_bytes=rss,
         threads=threads,
         open_files=open_files,
+        cpu_seconds=round(times.user + times.system, 3),
         **fields,
     )
 

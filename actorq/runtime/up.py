@@ -35,6 +35,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 import msgspec
@@ -58,6 +59,8 @@ from actorq.nats.local_credentials import (
 from actorq.nats.options import ConnectOptions
 from actorq.process.heartbeat import publish_tree
 from actorq.runtime.child import ENV_CHILD, configure_logging
+from actorq.runtime.child_log import log_child_events
+from actorq.runtime.metrics import serve_metrics
 from actorq.runtime.nats_child import open_supervised_server
 from actorq.runtime.specs import queue_supervisor_spec, result_actor_spec, scheduler_actor_spec
 from supervisors import ChildSnapshot, ChildSpec, ProcessSpec, SupervisorSpec, open_supervisor
@@ -388,15 +391,26 @@ async def _serve(
         strategy=sup.strategy,
         max_restarts=sup.max_restarts,
         within=sup.within,
-    ) as tree:
+    ) as tree, trio.open_nursery() as side:
+        # Every child exit and restart, one line each (actorq.runtime.child_log).
+        side.start_soon(log_child_events, tree.subscribe())
+        if config.metrics.port is not None:
+            await side.start(
+                partial(
+                    serve_metrics, urls, secrets.connect.kwargs(), config.namespace,
+                    tree.snapshot, host=config.metrics.host, port=config.metrics.port,
+                )
+            )  # fmt: skip
+        if config.dashboard.enabled:
+            side.start_soon(_serve_dashboard, config, urls, secrets, echo)
         tree_view.append(tree.snapshot)
         elapsed = time.monotonic() - started
         echo(summary(tree.snapshot(), urls, note, config.namespace, elapsed))
         log.info("ready in %.2fs", elapsed)
-        async with trio.open_nursery() as nursery:
-            if config.dashboard.enabled:
-                nursery.start_soon(_serve_dashboard, config, urls, secrets, echo)
+        try:
             await _publish_tree(config, urls, secrets, tree.snapshot)
+        finally:
+            side.cancel_scope.cancel()
 
 
 async def _publish_tree(

@@ -37,8 +37,12 @@ msgspec's path to the bad field, e.g. ``Expected `int`, got `str` - at `$.attemp
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import random
 import traceback as _traceback
+from pathlib import Path
+from types import TracebackType
 from typing import Annotated, Final, Literal, TypeAlias, TypeVar
 
 import msgspec
@@ -221,8 +225,29 @@ class ErrorInfo(_Value, frozen=True, kw_only=True):
         return cls(
             type=name,
             message=str(exc),
-            traceback="".join(_traceback.format_exception(exc)),
+            traceback="".join(_traceback.format_exception(type(exc), exc, _user_frames(exc))),
         )
+
+
+#: Where the frames that run a job come from: actorq itself, Trio and the asyncio
+#: bridge. A job's traceback starts past them, at the user's own first frame.
+_RUNTIME_DIRS = (
+    *(
+        os.path.dirname(spec.origin) + os.sep
+        for spec in map(importlib.util.find_spec, ("trio", "outcome", "trio_asyncio", "asyncio"))
+        if spec is not None and spec.origin
+    ),
+    str(Path(__file__).parents[1]) + os.sep,
+)
+
+
+def _user_frames(exc: BaseException) -> TracebackType | None:
+    """``exc``'s traceback from its first frame outside the runtime (all of it when
+    every frame is the runtime's, as for an error of actorq's own)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_RUNTIME_DIRS):
+        tb = tb.tb_next
+    return tb if tb is not None else exc.__traceback__
 
 
 class StatusChange(msgspec.Struct, frozen=True, array_like=True):

@@ -109,6 +109,23 @@ def test_an_unknown_key_is_refused_with_its_path_and_line() -> None:
     assert "concurrency" in str(err)  # the valid keys are listed
 
 
+@pytest.mark.parametrize(
+    ("added", "key"), [('sys_paht = ["x"]\n', "sys_paht"), ("[natz]\n", "natz")]
+)
+def test_an_unknown_top_level_key_gets_its_line_and_the_valid_keys(added: str, key: str) -> None:
+    err = _error(added + GOOD)
+    assert (err.key, err.line) == (key, 1)
+    assert "unknown key; valid keys here:" in str(err)
+    assert "sys_path" in str(err)
+    assert "nats" in str(err)
+
+
+def test_a_value_outside_a_fixed_set_lists_the_valid_values() -> None:
+    err = _error(GOOD + '\n[logging]\nlevel = "info"\n')
+    assert err.key == "logging.level"
+    assert "valid values: 'DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL'" in str(err)
+
+
 def test_a_value_of_the_wrong_type_is_refused_with_its_path_and_line() -> None:
     err = _error(GOOD.replace("processes = 2", 'processes = "two"'))
     assert (err.key, err.line) == ("queues[0].processes", 8)

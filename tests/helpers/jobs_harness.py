@@ -67,9 +67,10 @@ async def open_runtime(
     signing_key: bytes | None = None,
     client_signing_key: bytes | None = None,
     result_ttl: float | None = None,
+    namespace: str | None = None,
     **settings: Any,
 ) -> AsyncIterator[Runtime]:
-    namespace = f"t{uuid.uuid4().hex[:10]}"
+    namespace = namespace or f"t{uuid.uuid4().hex[:10]}"
     urls = [url] if isinstance(url, str) else list(url)
     if result_ttl is not None:
         # As `actorq up` does with `[results] ttl`, before any actor makes the buckets.

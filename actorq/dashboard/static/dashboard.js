@@ -135,7 +135,7 @@ function connect() {
 function queueRows(queues, withPurge) {
   return queues.map((q) => {
     const cells = [
-      q.queue, q.pending, q.in_flight, q.redelivered, q.consumers,
+      q.queue, q.pending, q.in_flight, q.redelivered, q.workers,
       Number(q.jobs_per_s).toFixed(1), age(q.oldest_pending_age),
     ];
     if (withPurge) {
