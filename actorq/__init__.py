@@ -36,8 +36,8 @@ from actorq.jobs.client import Job as Job
 from actorq.jobs.client import open_client as open_client
 from actorq.jobs.default_client import configure as configure
 from actorq.jobs.default_client import send as send
+from actorq.jobs.job_kinds import asyncio_job as asyncio_job
 from actorq.jobs.options import EnqueueOptions as EnqueueOptions
-from actorq.jobs.queue_actor import asyncio_job as asyncio_job
 from actorq.jobs.schedules import ScheduleInfo as ScheduleInfo
 from actorq.jobs.sync_client import SyncClient as SyncClient
 from actorq.jobs.sync_client import SyncJob as SyncJob

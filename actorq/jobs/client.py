@@ -40,6 +40,7 @@ from actorq.exceptions import (
     NotFound,
     UsageError,
 )
+from actorq.jobs.dead_letters import DeadLetterVerbs
 from actorq.jobs.dependencies import check_parents
 from actorq.jobs.large_payloads import LargePayloads
 from actorq.jobs.options import (
@@ -58,14 +59,12 @@ from actorq.process import faults
 from actorq.wire.codec import Codec, Signer, as_signer, function_path, get_codec
 from actorq.wire.messages import (
     CancelJob,
-    DeadLetter,
     JobEnvelope,
     JobOptions,
     JobRecord,
     JobStatus,
     WaitForParents,
     WaitingJob,
-    decode_dead_letter,
     decode_envelope,
     decode_record,
     encode,
@@ -124,7 +123,7 @@ class Job:
         return self.client.unwrap(record)
 
 
-class Client(ScheduleVerbs):
+class Client(ScheduleVerbs, DeadLetterVerbs):
     """The async job-queue client. Get one from :func:`open_client`.
 
     Recurring schedules: :meth:`schedule`, :meth:`schedules`, :meth:`pause_schedule`,
@@ -560,76 +559,11 @@ class Client(ScheduleVerbs):
             job_id, encode(CancelJob(job_id=job_id, requested_at=time.time()))
         )
 
-    async def requeue(self, job_id: str) -> Job:
-        """Enqueue a dead-lettered job again, as it was; removes its dead letter."""
-        try:
-            msg = await self.conn.jsm(
-                "get_last_msg", self.streams.dead_stream, self.streams.dead_subject(job_id)
-            )
-        except NotFound:
-            raise NotFound(
-                f"no dead letter for job {job_id!r}; list them with dead_letters()"
-            ) from None
-        letter = decode_dead_letter(msg.data)
-        env = decode_envelope(letter.original)
-        assert self._cancels is not None
-        with contextlib.suppress(NotFound):
-            await self._cancels.delete(job_id)
-        record = await self.get_record(env.id)
-        if record is not None:
-            # Back to queued before the job is out again (its new result must not be
-            # overwritten), so waiters wait for the new run, not the old failure.
-            await self.results.put(env.id, encode(record.with_status("queued", time.time())))
-        await self.conn.js_publish(
-            self.streams.job_subject(env.queue, env.id),
-            letter.original,
-            msg_id=f"{env.id}-requeue-{msg.seq}",
-        )
-        await self.conn.jsm("delete_msg", self.streams.dead_stream, msg.seq)
-        return Job(self, env.id, env.queue)
-
-    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        """Up to ``limit`` dead letters, oldest first (:class:`~actorq.DeadLetter`)."""
-        info = await self.conn.jsm("stream_info", self.streams.dead_stream)
-        out: list[DeadLetter] = []
-        seq = info.state.first_seq
-        while seq and seq <= info.state.last_seq and len(out) < limit:
-            try:
-                msg = await self.conn.jsm("get_msg", self.streams.dead_stream, seq)
-            except NotFound:
-                seq += 1
-                continue
-            out.append(decode_dead_letter(msg.data))
-            seq += 1
-        return out
-
-    async def delete_dead_letter(self, job_id: str) -> None:
-        """Delete the dead letter of ``job_id`` without running the job again;
-        raises :class:`~actorq.NotFound` when there is none."""
-        try:
-            msg = await self.conn.jsm(
-                "get_last_msg", self.streams.dead_stream, self.streams.dead_subject(job_id)
-            )
-        except NotFound:
-            raise NotFound(
-                f"no dead letter for job {job_id!r}; list them with dead_letters()"
-            ) from None
-        await self.conn.jsm("delete_msg", self.streams.dead_stream, msg.seq)
-
     async def trigger_schedule(self, name: str) -> Job:
         """Run schedule ``name`` once now, as job ``<name>-<unix ms>``, outside its plan
         (its next due time and run count are unchanged; a paused one runs too)."""
         job_id, queue = await self._book.trigger(name)
         return Job(self, job_id, queue)
-
-    async def purge(self, queue: str) -> int:
-        """Remove every waiting job of ``queue``; returns how many were removed."""
-        check_queue_name(queue)
-        subject = self.streams.queue_filter(queue)
-        info = await self.conn.jsm("stream_info", self.streams.jobs_stream, subjects_filter=subject)
-        count = sum((info.state.subjects or {}).values())
-        await self.conn.jsm("purge_stream", self.streams.jobs_stream, subject=subject)
-        return int(count)
 
 
 #: A waiter re-reads its job's record after this long without a wake-up, then

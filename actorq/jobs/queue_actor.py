@@ -41,15 +41,16 @@ import msgspec
 import psutil
 import trio
 
-from actorq.exceptions import ActorqError, CodecError, ConfigError, SignatureError
+from actorq.exceptions import ActorqError, CodecError, SignatureError
+from actorq.jobs.job_kinds import runs_in_thread
 from actorq.jobs.large_payloads import LargePayloads, too_large
 from actorq.jobs.outcome_reports import RECORD_ROOM, Action, OutcomeReporter
 from actorq.jobs.queue_settings import QueueActorSettings as QueueActorSettings
+from actorq.jobs.slots import Slots
 from actorq.jobs.streams import (
     MAX_DELIVER,
     JobStreams,
-    check_job_id,
-    subject_problem,
+    envelope_problem,
 )
 from actorq.jobs.thread_pool import SyncJobThreads
 from actorq.jobs.tracing import AttemptSpans
@@ -70,49 +71,11 @@ from actorq.wire.messages import (
 )
 from actorq.wire.signing import EnvelopeError, check_envelope, verify_envelope
 
-__all__ = ["QueueActor", "QueueActorSettings", "StopReason", "asyncio_job", "serve_queue_actor"]
+__all__ = ["QueueActor", "QueueActorSettings", "StopReason", "serve_queue_actor"]
 
 log = logging.getLogger("actorq.queue")
 
 StopReason = Literal["stopped", "recycle"]
-
-
-def asyncio_job(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    """Mark an ``async def`` as an asyncio coroutine function (run via trio-asyncio).
-
-    Unmarked ``async def`` jobs run as Trio tasks::
-
-        @actorq.asyncio_job
-        async def fetch(url):
-            async with aiohttp.ClientSession() as s: ...
-    """
-    fn.__actorq_asyncio__ = True  # type: ignore[attr-defined]
-    return fn
-
-
-class _Slots:
-    """Counts free job slots; a slot is held from fetch until the job's ack."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.used = 0
-        self._changed = trio.Event()
-
-    @property
-    def free(self) -> int:
-        return self.size - self.used
-
-    def take(self, n: int) -> None:
-        self.used += n
-
-    def give(self, n: int = 1) -> None:
-        self.used -= n
-        self._changed.set()
-        self._changed = trio.Event()
-
-    async def wait_free(self, stop: trio.Event) -> None:
-        while self.free <= 0 and not stop.is_set():
-            await self._changed.wait()
 
 
 class QueueActor:
@@ -131,7 +94,7 @@ class QueueActor:
         # whole envelope's signature has been checked (actorq.wire.signing).
         self._codecs: dict[str, Codec] = {}
         self._call_codecs: dict[str, Codec] = {}
-        self.slots = _Slots(settings.concurrency)
+        self.slots = Slots(settings.concurrency)
         self.running: dict[str, tuple[trio.CancelScope, JsMsg]] = {}
         #: Timed-out sync jobs whose thread runs on: lease kept, message not settled.
         self.stuck: dict[str, JsMsg] = {}
@@ -265,7 +228,7 @@ class QueueActor:
         scope = trio.CancelScope()
         self.running[env.id] = (scope, msg)
         # Set when a sync job's thread returns: until then its lease is kept.
-        ended = trio.Event() if _runs_in_thread(fn) else None
+        ended = trio.Event() if runs_in_thread(fn) else None
         error: BaseException | None = None
         value: Any = None
         cancelled = timed_out = False
@@ -620,26 +583,6 @@ async def serve_queue_actor(
 
 #: A dead letter that could not be published is tried again after this many seconds.
 _DEAD_LETTER_RETRY = 1.0
-
-
-def envelope_problem(env: JobEnvelope) -> str | None:
-    """Why ``env`` cannot be run or reported (an id or reply subject NATS cannot carry),
-    or ``None`` when it can."""
-    try:
-        check_job_id(env.id)
-    except ConfigError as exc:
-        return str(exc)
-    if env.reply_to is not None:
-        problem = subject_problem(env.reply_to)
-        if problem is not None:
-            return f"reply subject {problem}"
-    return None
-
-
-def _runs_in_thread(fn: Callable[..., Any]) -> bool:
-    """Whether a job function runs in a worker thread (a plain ``def``)."""
-    asyncio_job = getattr(fn, "__actorq_asyncio__", False)
-    return not asyncio_job and not inspect.iscoroutinefunction(fn)
 
 
 def _is_cancellation(exc: BaseException) -> bool:

@@ -56,8 +56,16 @@ from actorq.nats.provisioning import (
     ensure_kv,
     ensure_stream,
 )
+from actorq.wire.messages import JobEnvelope
 
-__all__ = ["DEFAULT_MAX_BYTES", "JobStreams", "check_job_id", "check_queue_name", "subject_problem"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "JobStreams",
+    "check_job_id",
+    "check_queue_name",
+    "envelope_problem",
+    "subject_problem",
+]
 
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_=-]{1,200}$")
 #: Printable ASCII, no space and no wildcard ('*' and '>').
@@ -313,3 +321,17 @@ class JobStreams:
                 max_ack_pending=max_ack_pending,
             ),
         )
+
+
+def envelope_problem(env: JobEnvelope) -> str | None:
+    """Why ``env`` cannot be run or reported (an id or reply subject NATS cannot carry),
+    or ``None`` when it can."""
+    try:
+        check_job_id(env.id)
+    except ConfigError as exc:
+        return str(exc)
+    if env.reply_to is not None:
+        problem = subject_problem(env.reply_to)
+        if problem is not None:
+            return f"reply subject {problem}"
+    return None

@@ -11,7 +11,7 @@ from typing import Any
 import trio
 import trio.lowlevel
 
-from actorq.jobs.queue_actor import asyncio_job
+from actorq.jobs.job_kinds import asyncio_job
 
 
 def add(a: int, b: int) -> int:
