@@ -39,7 +39,7 @@ MAKEFLAGS += --no-print-directory
 
 help:
 	@echo "make up      run actorq (examples/config.toml, embedded NATS); sets up $(venv_shown) first"
-	@echo "make test    ruff, mypy and the whole test suite; sets up $(venv_shown) first"
+	@echo "make test    ruff, import contracts, mypy and the whole test suite; sets up $(venv_shown) first"
 	@echo "make setup   only the set-up: create $(venv_shown), install when pyproject.toml changed"
 
 setup:
