@@ -169,6 +169,7 @@ class ResultActor:
             log.warning("result actor: batch of %d failed, will retry: %r", len(msgs), exc)
             await self._settle_each(msgs, "nak")
             return
+        faults.hit("result.before_ack")
         await self._settle_each(msgs, "ack")
 
     async def _settle_each(self, msgs: list[JsMsg], action: Settle) -> None:
