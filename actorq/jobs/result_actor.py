@@ -50,6 +50,7 @@ from actorq.constants import (
 from actorq.exceptions import ActorqError, BrokerError, ConfigError, Conflict, NotFound
 from actorq.jobs.dependencies import DependencyTracker
 from actorq.jobs.streams import JobStreams, check_job_id, subject_problem
+from actorq.jobs.undelivered import serve_undelivered
 from actorq.nats.connection import Connection, open_nats
 from actorq.nats.delivery import JsMsg
 from actorq.nats.errors import is_transient
@@ -441,6 +442,7 @@ async def serve_result_actor(
             )
             if extra is not None:
                 nursery.start_soon(extra, conn, actor)
+            nursery.start_soon(serve_undelivered, conn, streams)
             await conn.bridge.run(actor.run)
             nursery.cancel_scope.cancel()
 
