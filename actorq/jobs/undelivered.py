@@ -48,8 +48,10 @@ __all__ = ["MaxDeliveries", "handle_advisory", "serve_undelivered"]
 
 log = logging.getLogger("actorq.results")
 
-#: An advisory that could not be handled (NATS trouble) comes back after this long.
+#: An advisory that could not be handled (NATS trouble) comes back after this long,
 _RETRY_DELAY = 1.0
+#: up to this many times.
+_GIVE_UP_AFTER = 10
 
 
 class MaxDeliveries(msgspec.Struct, frozen=True):
@@ -99,6 +101,17 @@ async def _settle(
         await handle_advisory(conn, streams, advisory)
         await consumer.ack(msg)
     except BrokerError as exc:
+        if msg.num_delivered >= _GIVE_UP_AFTER:
+            # Each step is done or refused for good (a user without the permissions
+            # of docs/security.md): stop, rather than file the letter again and again.
+            log.error(
+                "result actor: gave up on message %d of %s (max deliveries) after %d "
+                "tries: %r; may this user read, dead-letter, report and delete it "
+                "(docs/security.md)?", advisory.stream_seq, advisory.stream,
+                msg.num_delivered, exc,
+            )  # fmt: skip
+            await consumer.term(msg)
+            return
         log.warning(
             "result actor: could not dead-letter message %d of %s, will try again: %r",
             advisory.stream_seq, advisory.stream, exc,
