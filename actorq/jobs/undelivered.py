@@ -85,7 +85,10 @@ async def serve_undelivered(conn: Connection, streams: JobStreams) -> None:
             await trio.sleep(_RETRY_DELAY)
             continue
         for msg in msgs:
-            await _settle(conn, streams, consumer, msg)
+            try:
+                await _settle(conn, streams, consumer, msg)
+            except BrokerError as exc:  # its ack, nak or term: it comes back anyway
+                log.warning("result actor: could not settle an advisory: %r", exc)
 
 
 async def _settle(
@@ -100,8 +103,9 @@ async def _settle(
     try:
         await handle_advisory(conn, streams, advisory)
         await consumer.ack(msg)
-    except BrokerError as exc:
-        if msg.num_delivered >= _GIVE_UP_AFTER:
+    except Exception as exc:
+        # Nothing an advisory or the job it names holds may stop the result actor.
+        if not isinstance(exc, BrokerError) or msg.num_delivered >= _GIVE_UP_AFTER:
             # Each step is done or refused for good (a user without the permissions
             # of docs/security.md): stop, rather than file the letter again and again.
             log.error(

@@ -17,6 +17,7 @@ import msgspec
 import pytest
 import trio
 
+from actorq.constants import RESULTS_DURABLE
 from actorq.exceptions import ConfigError, JobFailed
 from actorq.jobs.options import MAX_RETRIES, EnqueueOptions
 from actorq.jobs.streams import MAX_DELIVER
@@ -24,6 +25,7 @@ from actorq.process import faults
 from actorq.wire.messages import decode_dead_letter, encode
 from tests.helpers import jobfuncs, paths
 from tests.helpers.jobs_harness import open_runtime
+from tests.helpers.scheduler_harness import eventually
 
 ROOT = str(paths.ROOT)
 RUN = (
@@ -207,6 +209,27 @@ async def test_a_job_whose_worker_dies_on_its_last_delivery_is_dead_lettered_max
     assert [(d.job_id, d.reason) for d in dead] == [(job.id, "max_deliveries")]
     assert job.id.encode() in dead[0].original
     assert info.state.messages == 0, "the job's message is still in the jobs stream"
+
+
+async def test_stale_and_unreadable_advisories_change_nothing(nats_url: str) -> None:
+    with trio.fail_after(60):
+        async with open_runtime(nats_url) as rt:
+            client, streams = rt.client, rt.client.streams
+            subject = streams.undelivered_filter.replace("*", "q-default")
+            stale = {"stream": streams.jobs_stream, "consumer": "q-default", "stream_seq": 10**6}
+            for data in (json.dumps(stale).encode(), b"not json"):
+                await client.conn.js_publish(subject, data)
+
+            async def handled() -> bool:
+                info = await client.conn.jsm(
+                    "consumer_info", streams.undelivered_stream, RESULTS_DURABLE
+                )
+                return bool(info.num_pending + info.num_ack_pending == 0)
+
+            await eventually(handled)
+            job = await client.enqueue(jobfuncs.add, 2, 2)
+            assert await job.result(timeout=20) == 4
+            assert await client.dead_letters() == []
 
 
 async def test_more_retries_than_deliveries_are_refused_at_enqueue(nats_url: str) -> None:
