@@ -132,7 +132,8 @@ async def _replica_check(conn: Any, streams: Any) -> Check:
     from actorq.exceptions import BrokerError
 
     single: list[str] = []
-    names = [streams.jobs_stream, streams.outcomes_stream, streams.dead_stream] + [
+    names = [streams.jobs_stream, streams.outcomes_stream, streams.dead_stream,
+             streams.undelivered_stream] + [
         f"KV_{b}" for b in (streams.results_bucket, streams.cancels_bucket,
                             streams.claims_bucket, streams.deps_bucket, streams.schedules_bucket)
     ]  # fmt: skip
@@ -168,7 +169,8 @@ async def _resource_checks(conn: Any, streams: Any) -> list[Check]:
     checks: list[Check] = []
     provision = "run `actorq up` (or any client) once against this server to create it"
     missing: list[str] = []
-    for name in (streams.jobs_stream, streams.outcomes_stream, streams.dead_stream):
+    for name in (streams.jobs_stream, streams.outcomes_stream, streams.dead_stream,
+                 streams.undelivered_stream):  # fmt: skip
         try:
             info = await conn.jsm("stream_info", name)
         except (NotFound, BrokerError):

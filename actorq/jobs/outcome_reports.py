@@ -171,6 +171,8 @@ class OutcomeReporter:
                             raise
                         log.warning("publishing outcomes failed, trying again: %r", exc)
                         await side.sleep(min(0.1 * 2 ** (attempt - 1), 2.0))
+                if settle:
+                    faults.hit("queue.before_ack")
             await side.settle(settle)
 
         await self.conn.bridge.run(run)

@@ -209,6 +209,7 @@ class QueueActor:
             )
             await self.dead_letter(msg, env, "max_deliveries", detail)
             return
+        faults.hit("queue.before_run")
         started = time.time()
         try:
             # Inside the try: a job naming a codec this worker does not accept is a

@@ -50,6 +50,7 @@ from actorq.constants import (
 from actorq.exceptions import ActorqError, BrokerError, ConfigError, Conflict, NotFound
 from actorq.jobs.dependencies import DependencyTracker
 from actorq.jobs.streams import JobStreams, check_job_id, subject_problem
+from actorq.jobs.undelivered import serve_undelivered
 from actorq.nats.connection import Connection, open_nats
 from actorq.nats.delivery import JsMsg
 from actorq.nats.errors import is_transient
@@ -169,6 +170,7 @@ class ResultActor:
             log.warning("result actor: batch of %d failed, will retry: %r", len(msgs), exc)
             await self._settle_each(msgs, "nak")
             return
+        faults.hit("result.before_ack")
         await self._settle_each(msgs, "ack")
 
     async def _settle_each(self, msgs: list[JsMsg], action: Settle) -> None:
@@ -440,6 +442,7 @@ async def serve_result_actor(
             )
             if extra is not None:
                 nursery.start_soon(extra, conn, actor)
+            nursery.start_soon(serve_undelivered, conn, streams)
             await conn.bridge.run(actor.run)
             nursery.cancel_scope.cancel()
 

@@ -50,6 +50,7 @@ from actorq.nats.kv import KeyValueStore
 from actorq.nats.loop import LoopKv, LoopSide
 from actorq.nats.options import ConnectOptions
 from actorq.nats.provisioning import KvSpec, ensure_kv
+from actorq.process import faults
 from actorq.process.heartbeat import publish_heartbeats
 from actorq.wire.messages import (
     JobEnvelope,
@@ -245,6 +246,7 @@ class SchedulerActor:
         run = not missed or entry.misfire == "run_once"
         if run:
             await self.enqueue(entry, fire.due, now)
+            faults.hit("scheduler.after_fire")
             self.fired += 1
         else:
             self.skipped += 1

@@ -16,6 +16,11 @@ name                   kind                            holds
 ``<ns>_outcomes``      stream, interest retention      ``<ns>.outcomes.<queue>``: what each
                                                        attempt did, for the result actor
 ``<ns>_dead``          stream, limits retention        ``<ns>.dead.<job id>``: dead letters
+``<ns>_undelivered``   stream, work-queue retention    the server's max-deliveries
+                                                       advisories of ``<ns>_jobs``: jobs it
+                                                       stopped delivering, which the result
+                                                       actor dead-letters
+                                                       (:mod:`actorq.jobs.undelivered`)
 ``<ns>_results``       KV bucket, TTL                  job id -> :class:`JobRecord`
 ``<ns>_cancels``       KV bucket, TTL                  job id -> cancel request (durable)
 ``<ns>_claims``        KV bucket, TTL                  explicit job ids already enqueued
@@ -125,6 +130,9 @@ class JobStreams:
         self.jobs_stream = n.stream("jobs")
         self.outcomes_stream = n.stream("outcomes")
         self.dead_stream = n.stream("dead")
+        self.undelivered_stream = n.stream("undelivered")
+        #: Where the server announces a message of the jobs stream it delivers no more.
+        self.undelivered_filter = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{self.jobs_stream}.*"
         self.results_bucket = n.bucket("results")
         self.cancels_bucket = n.bucket("cancels")
         self.claims_bucket = n.bucket("claims")
@@ -237,6 +245,16 @@ class JobStreams:
                 name=self.dead_stream, subjects=[n.subject("dead.>")], num_replicas=replicas
             ),
         )
+        # Before any queue consumer exists, so no advisory is published to no stream.
+        await ensure_stream(
+            conn,
+            StreamSpec(
+                name=self.undelivered_stream,
+                subjects=[self.undelivered_filter],
+                retention="workqueue",
+                num_replicas=replicas,
+            ),
+        )
         for bucket in (self.results_bucket, self.cancels_bucket, self.deps_bucket):
             await ensure_kv(
                 conn,
@@ -264,6 +282,9 @@ class JobStreams:
             self.outcomes_stream,
             RESULTS_DURABLE,
             n.subject("outcomes.>"),
+        )
+        await self._ensure_consumer(
+            conn, self.undelivered_stream, RESULTS_DURABLE, self.undelivered_filter
         )
 
     async def provision_queue(

@@ -425,8 +425,13 @@ class ActorTransport:
                 rest = [ack for _, _, ack in inbox.take_rest() if ack]
                 for ack in rest:
                     self.publish_nowait(ack, _NAK)
-                with contextlib.suppress(BrokerError):
-                    await self.flush()
+                # Only then a flush: on a process's way out the link's reader may be
+                # cancelled already, and a flush would wait out its 5 s for a PONG
+                # (every stop of `actorq up` took 10 s more, its result actor and
+                # scheduler killed for ignoring SIGTERM).
+                if rest:
+                    with contextlib.suppress(BrokerError):
+                        await self.flush()
 
     async def write_now(self) -> None:
         """Send what this task queued now, if the link is idle (latency; see actor_link)."""

@@ -14,8 +14,8 @@ inherit it::
     ACTORQ_FAULTS="result.store=timeout:1,queue.publish_outcome=raise:2"
 
 or, in a test process, with :func:`arm` / :func:`injected`. Each entry is
-``point=kind[:count]``; ``count`` (default 1) is how many hits fire before the point
-is quiet again, ``*`` for every hit. Kinds:
+``point=kind[:count][@trigger]``; ``count`` (default 1) is how many hits fire before
+the point is quiet again, ``*`` for every hit. Kinds:
 
 =========== ===================================================================
 ``raise``   raise :class:`FaultInjected` (a ``RuntimeError``)
@@ -24,14 +24,30 @@ is quiet again, ``*`` for every hit. Kinds:
 ``exit``    end the process at once with ``os._exit(70)``, as ``kill -9`` would
 =========== ===================================================================
 
+With ``@trigger`` (a file path), a hit fires only when this process can claim the
+file by removing it, so the point fires once per creation of the file, in whichever
+process of a runtime gets there first, however many inherited the variable (and a
+restarted process does not die again). A test arms every process of ``actorq up``
+through its environment, then pulls the trigger when it wants, by creating the file::
+
+    ACTORQ_FAULTS="queue.before_run=exit:*@/tmp/t/before_run"   # then: touch it
+
 The points, by layer:
 
 =============================  ===================================================
 ``client.publish_job``         client: the job's publish, after its id was claimed
 ``queue.dead_letter``          queue actor: publishing a dead letter
+``queue.before_run``           queue actor: a job fetched and checked, not started
 ``queue.publish_outcome``      queue actor: publishing a batch of outcomes
-``result.store``               result actor: writing a batch of records
+``queue.before_ack``           queue actor: final outcomes published (durable),
+                               their jobs' messages not yet acked
+``result.store``               result actor: writing a batch of records (the batch
+                               was fetched; nothing of it is stored yet)
+``result.before_ack``          result actor: a batch stored, announced, its
+                               outcome messages not yet acked
 ``result.notify``              result actor: the wake-up sent to a waiting client
+``scheduler.after_fire``       scheduler: a schedule's due job published, the fire
+                               not yet recorded (next timer, state, ack)
 =============================  ===================================================
 
 Imports nothing but the standard library, so every layer may use it.
@@ -57,11 +73,12 @@ class FaultInjected(RuntimeError):
 
 
 class _Fault:
-    __slots__ = ("kind", "left")
+    __slots__ = ("kind", "left", "trigger")
 
-    def __init__(self, kind: str, left: int | None) -> None:
+    def __init__(self, kind: str, left: int | None, trigger: str | None = None) -> None:
         self.kind = kind
         self.left = left  # None: fires on every hit
+        self.trigger = trigger  # a file to claim (remove) before each fire
 
 
 _lock = threading.Lock()
@@ -78,14 +95,15 @@ def _parse(spec: str) -> dict[str, _Fault]:
         if not entry:
             continue
         point, sep, action = entry.partition("=")
+        action, at, trigger = action.partition("@")
         kind, _, count = action.partition(":")
-        if not sep or kind not in _KINDS:
+        if not sep or kind not in _KINDS or (at and not trigger):
             raise ValueError(
-                f"{ENV_VAR}: bad entry {entry!r}; write point=kind[:count] with kind one "
-                f"of {', '.join(_KINDS)}, e.g. 'result.store=timeout:1'"
+                f"{ENV_VAR}: bad entry {entry!r}; write point=kind[:count][@trigger] with "
+                f"kind one of {', '.join(_KINDS)}, e.g. 'result.store=timeout:1'"
             )
         left = None if count == "*" else int(count or 1)
-        plan[point.strip()] = _Fault(kind, left)
+        plan[point.strip()] = _Fault(kind, left, trigger or None)
     return plan
 
 
@@ -127,6 +145,11 @@ def hit(point: str) -> bool:
         fault = _armed.get(point)
         if fault is None:
             return False
+        if fault.trigger is not None:
+            try:
+                os.unlink(fault.trigger)  # atomic: one claimant per creation of the file
+            except OSError:
+                return False
         if fault.left is not None:
             fault.left -= 1
             if fault.left <= 0:

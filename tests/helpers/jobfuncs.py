@@ -144,3 +144,16 @@ def sync_stuck_first_time(marker_dir: str, first_seconds: float) -> list[Any]:
             first_alive = False
     (d / f"end-{n}-{time.time()}").touch()
     return [n, first_alive]
+
+
+def killed_first_time(marker_dir: str, value: int) -> int:
+    """The first call SIGKILLs its own process (a worker dying mid-job, as ``kill -9``
+    would); later calls return ``value``. Each call leaves ``<n>-<pid>``."""
+    if _record_call(marker_dir) == 1:
+        os.kill(os.getpid(), 9)
+    return value
+
+
+def slow_add(a: int, b: int, seconds: float) -> int:
+    time.sleep(seconds)
+    return a + b

@@ -15,11 +15,12 @@ import nats
 import pytest
 import trio
 
+from actorq.exceptions import JobFailed
 from actorq.jobs.client import Client, open_client
 from actorq.jobs.queue_actor import QueueActorSettings, serve_queue_actor
 from actorq.jobs.result_actor import serve_result_actor
 from actorq.jobs.scheduler_actor import serve_scheduler_actor
-from actorq.jobs.streams import JobStreams
+from actorq.jobs.streams import MAX_DELIVER, JobStreams
 from actorq.nats import NatsServerProcess, open_nats
 from actorq.nats.options import ConnectOptions
 from actorq.nats.provisioning import KvSpec, ensure_kv
@@ -204,6 +205,43 @@ async def test_each_role_does_its_job_with_its_own_user(
                 await operator.cancel("nothing-yet")
                 assert await operator.purge("default") == 0
                 assert {s.name for s in await operator.schedules()} == {"tick"}
+
+
+async def test_the_results_user_dead_letters_a_job_the_server_delivers_no_more(
+    server: NatsServerProcess,
+) -> None:
+    # A queue no worker of this recipe serves: the admin takes each delivery and
+    # drops it, as a worker dying every time would, until the server gives up.
+    url, streams = server.url, JobStreams(NS)
+    with trio.fail_after(60):
+        async with _runtime(url), _client(url, "client") as client:
+            job = await client.options(queue="other").enqueue(jobfuncs.add, 1, 1)
+            async with open_nats(url, **_connect("admin").kwargs()) as admin:
+                await streams.provision_queue(admin, "other")
+                consumer = await admin.pull_consumer(
+                    streams.jobs_stream, streams.consumer_name("other")
+                )
+                delivered = 0
+                while delivered < MAX_DELIVER:
+                    for msg in await consumer.fetch(1, expires=1.0):
+                        delivered = msg.num_delivered
+                        await consumer.nak(msg)
+                # A pull makes the server notice, and announce, the limit.
+                assert await consumer.fetch(1, expires=1.0) == []
+            with pytest.raises(JobFailed) as caught:
+                await job.result(timeout=20)
+            async with open_nats(url, **_connect("admin").kwargs()) as admin:
+
+                async def removed() -> bool:
+                    info = await admin.jsm("stream_info", streams.jobs_stream)
+                    return bool(info.state.messages == 0)
+
+                # ... and removed from the (work-queue) jobs stream.
+                await eventually(removed)
+            async with _client(url, "operator") as operator:
+                dead = [(d.job_id, d.reason) for d in await operator.dead_letters()]
+    assert caught.value.exc_type == "actorq.max_deliveries"
+    assert dead == [(job.id, "max_deliveries")]
 
 
 async def test_a_jobs_only_publisher_without_the_key_cannot_touch_a_record(

@@ -17,6 +17,7 @@ import msgspec
 import pytest
 import trio
 
+from actorq.constants import RESULTS_DURABLE
 from actorq.exceptions import ConfigError, JobFailed
 from actorq.jobs.options import MAX_RETRIES, EnqueueOptions
 from actorq.jobs.streams import MAX_DELIVER
@@ -24,6 +25,7 @@ from actorq.process import faults
 from actorq.wire.messages import decode_dead_letter, encode
 from tests.helpers import jobfuncs, paths
 from tests.helpers.jobs_harness import open_runtime
+from tests.helpers.scheduler_harness import eventually
 
 ROOT = str(paths.ROOT)
 RUN = (
@@ -156,6 +158,78 @@ async def test_a_job_on_its_last_delivery_is_dead_lettered_max_deliveries(nats_u
     assert record is not None
     assert record.status == "dead"
     assert [(d.job_id, d.reason) for d in dead] == [(job.id, "max_deliveries")]
+
+
+async def test_a_job_whose_worker_dies_on_its_last_delivery_is_dead_lettered_max_deliveries(
+    nats_url: str, tmp_path: Path
+) -> None:
+    # The server delivers it no more after that: only its advisory tells, and the
+    # result actor dead-letters it from there (actorq.jobs.undelivered).
+    with trio.fail_after(90):
+        async with open_runtime(nats_url, queues={}) as rt:
+            client, streams = rt.client, rt.client.streams
+            await streams.provision_queue(client.conn, "default", ack_wait=1.0)
+            job = await client.enqueue(jobfuncs.add, 1, 1)
+            consumer = await client.conn.pull_consumer(
+                streams.jobs_stream, streams.consumer_name("default")
+            )
+            delivered = 0
+            while delivered < MAX_DELIVER - 1:
+                for msg in await consumer.fetch(1, expires=2.0):
+                    delivered = msg.num_delivered
+                    await consumer.nak(msg)
+            # The last delivery goes to a worker process that dies dead-lettering it.
+            settings = rt.queue_settings("default", 2, ack_wait=1.0, sys_path=[ROOT])
+            env = {**os.environ, faults.ENV_VAR: "queue.dead_letter=exit:*"}
+            with (tmp_path / "queue-actor.log").open("wb") as log_file:
+                proc = await trio.lowlevel.open_process(
+                    [sys.executable, "-c", RUN, msgspec.json.encode(settings).decode()],
+                    cwd=ROOT, env=env, stderr=log_file,
+                )  # fmt: skip
+            try:
+                await proc.wait()
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(10):
+                    if proc.returncode is None:
+                        proc.kill()
+                    await proc.wait()
+            assert proc.returncode == 70
+            # Its replacement's pulls make the server give the job up.
+            await rt.start_queue_actor("default", 2, ack_wait=1.0)
+            with pytest.raises(JobFailed) as caught:
+                await job.result(timeout=30)
+            record = await job.record()
+            dead = await client.dead_letters()
+            info = await client.conn.jsm("stream_info", streams.jobs_stream)
+            later = await client.enqueue(jobfuncs.add, 2, 2)
+            assert await later.result(timeout=20) == 4
+    assert caught.value.exc_type == "actorq.max_deliveries"
+    assert record is not None
+    assert record.status == "dead"
+    assert [(d.job_id, d.reason) for d in dead] == [(job.id, "max_deliveries")]
+    assert job.id.encode() in dead[0].original
+    assert info.state.messages == 0, "the job's message is still in the jobs stream"
+
+
+async def test_stale_and_unreadable_advisories_change_nothing(nats_url: str) -> None:
+    with trio.fail_after(60):
+        async with open_runtime(nats_url) as rt:
+            client, streams = rt.client, rt.client.streams
+            subject = streams.undelivered_filter.replace("*", "q-default")
+            stale = {"stream": streams.jobs_stream, "consumer": "q-default", "stream_seq": 10**6}
+            for data in (json.dumps(stale).encode(), b"not json"):
+                await client.conn.js_publish(subject, data)
+
+            async def handled() -> bool:
+                info = await client.conn.jsm(
+                    "consumer_info", streams.undelivered_stream, RESULTS_DURABLE
+                )
+                return bool(info.num_pending + info.num_ack_pending == 0)
+
+            await eventually(handled)
+            job = await client.enqueue(jobfuncs.add, 2, 2)
+            assert await job.result(timeout=20) == 4
+            assert await client.dead_letters() == []
 
 
 async def test_more_retries_than_deliveries_are_refused_at_enqueue(nats_url: str) -> None:

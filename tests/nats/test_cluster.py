@@ -45,6 +45,7 @@ async def test_jobs_on_r3_streams_survive_a_node_killed_and_restarted(tmp_path: 
                 for name in (
                     streams.jobs_stream,
                     streams.outcomes_stream,
+                    streams.undelivered_stream,
                     f"KV_{streams.results_bucket}",
                     f"KV_{streams.leader_bucket}",
                     f"OBJ_{streams.objects_bucket}",

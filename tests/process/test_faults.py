@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +63,36 @@ def test_a_child_process_inherits_its_faults_from_the_environment() -> None:
         text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 70, done.stderr
+
+
+def test_a_point_with_a_trigger_fires_once_per_creation_of_its_file(tmp_path: Path) -> None:
+    trigger = tmp_path / "pull"
+    faults.arm(f"t=drop:*@{trigger}")
+    assert faults.hit("t") is False  # armed, but no trigger yet
+    trigger.touch()
+    assert faults.hit("t") is True
+    assert not trigger.exists()
+    assert faults.hit("t") is False
+    trigger.touch()
+    assert faults.hit("t") is True
+    assert faults.fired("t") == 2
+
+
+def test_a_trigger_fires_in_one_process_of_all_that_inherited_it(tmp_path: Path) -> None:
+    trigger = tmp_path / "pull"
+    trigger.touch()
+    code = "from actorq.process import faults\nfaults.hit('p.exit')\n"
+    env = {**os.environ, faults.ENV_VAR: f"p.exit=exit:*@{trigger}"}
+    codes = [
+        subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=paths.ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        ).returncode
+        for _ in range(3)
+    ]
+    assert codes == [70, 0, 0]

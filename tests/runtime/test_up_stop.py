@@ -49,3 +49,17 @@ def test_a_stopping_runtime_fetches_nothing_more_on_any_queue_actor(tmp_path: Pa
         up.ready()
         with SyncClient(up.url) as client:
             assert client.result(late_id, timeout=30) is not None
+
+
+def test_an_idle_runtime_stops_at_once_every_process_on_its_own(tmp_path: Path) -> None:
+    # The result actor and the scheduler used to wait out a 5 s flush of their probe's
+    # link each (its reader already cancelled), to be killed for ignoring SIGTERM.
+    with run_up(tmp_path, up_env(tmp_path / "nats")) as up:
+        up.ready()
+        started = time.monotonic()
+        up.signal(signal.SIGTERM)
+        assert up.wait() == RET_OK, up.stderr()
+        took = time.monotonic() - started
+        assert "ignored SIGTERM" not in up.stderr(), up.stderr()[-3000:]
+        assert took < 5.0, f"an idle actorq up took {took:.1f}s to stop"
+        assert wait_gone(up.seen) == set(), f"left running: {up.seen}"
