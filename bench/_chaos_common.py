@@ -37,6 +37,26 @@ ROLES = {
 }
 
 
+# A function the client can import and the workers cannot: cloudpickle sends it by
+# reference, and the worker's import fails (dead letter "undecodable").
+_CLIENT_ONLY = """
+def unimportable(i, marker_dir):
+    return i
+"""
+
+
+def client_only_function(tmp: Path) -> Any:
+    """A job function this process can import and the workers cannot (a module in
+    ``tmp`` put on this process's path only): its jobs are dead-lettered undecodable."""
+    folder = tmp / "client_only"
+    folder.mkdir()
+    (folder / "_chaos_client_only.py").write_text(_CLIENT_ONLY)
+    sys.path.insert(0, str(folder))
+    import _chaos_client_only  # type: ignore[import-not-found]
+
+    return _chaos_client_only.unimportable
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,6 +1,10 @@
 """Chaos: jobs through ``actorq up`` while its processes are ``kill -9``ed; what survives.
 
     python bench/chaos.py [--n 10000] [--kills 20] [--json]
+    python bench/chaos.py --cluster 3 [--n 10000] [--kills 20] [--json]
+
+``--cluster 3`` runs it across the nodes of a local NATS cluster instead, with two
+runtimes, node kills and a runtime kill: see ``bench/_chaos_cluster.py`` for its keys.
 
 Starts ``actorq up`` (embedded nats-server, the result and scheduler actors, one queue
 with 2 queue actor processes) from a config written to a temporary dir. Sends ``--n``
@@ -89,13 +93,6 @@ within = 10.0
 level = "WARNING"
 """
 
-# A function the client can import and the workers cannot: cloudpickle sends it by
-# reference, and the worker's import fails (dead letter "undecodable").
-_CLIENT_ONLY = """
-def unimportable(i, marker_dir):
-    return i
-"""
-
 
 class Killer(threading.Thread):
     """``kill -9`` a random runtime process every ``every`` s, ``kills`` times; the
@@ -163,11 +160,7 @@ def run(
                 concurrency=concurrency,
             )
         )
-        client_only = tmp / "client_only"
-        client_only.mkdir()
-        (client_only / "_chaos_client_only.py").write_text(_CLIENT_ONLY)
-        sys.path.insert(0, str(client_only))
-        import _chaos_client_only  # type: ignore[import-not-found]
+        unimportable = common.client_only_function(tmp)
 
         os.environ[ENV_CREDENTIALS_FILE] = str(credentials_path(data))
         runtime = common.Runtime(config, tmp / "up.stderr")
@@ -177,7 +170,7 @@ def run(
             poison_fns = {
                 "oversize": _chaos_jobs.oversize,
                 "exits": _chaos_jobs.exits,
-                "unimportable": _chaos_client_only.unimportable,
+                "unimportable": unimportable,
             }
             killer = Killer(runtime, kills, port, seed, every=1.0)
             send_retries = 0
@@ -210,7 +203,6 @@ def run(
             ran = common.runs(marker)
         finally:
             runtime.close()
-            sys.path.remove(str(client_only))
     figures = common.tally(kinds, records, values, ran, _chaos_jobs.expected)
     figures.update(
         orphans=len(orphans),
@@ -236,9 +228,23 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=10, help="per queue actor")
     parser.add_argument("--settle", type=float, default=300.0, help="bound on the wait")
     parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument(
+        "--cluster",
+        type=int,
+        default=0,
+        metavar="SIZE",
+        help="run on a local NATS cluster of SIZE nodes (3) with two runtimes (see _chaos_cluster)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
-    figures = run(args.n, args.kills, args.job_ms, args.concurrency, args.settle, args.seed)
+    if args.cluster:
+        import _chaos_cluster
+
+        figures = _chaos_cluster.run_cluster(
+            args.cluster, args.n, args.kills, args.job_ms, args.concurrency, args.settle, args.seed
+        )
+    else:
+        figures = run(args.n, args.kills, args.job_ms, args.concurrency, args.settle, args.seed)
     if args.json:
         print(json.dumps(figures))
         return
