@@ -8,6 +8,7 @@ interleave), so the bench can count how many times each job ran.
 from __future__ import annotations
 
 import os
+import time
 
 import trio
 
@@ -47,3 +48,16 @@ def exits(i: int, marker_dir: str) -> None:
     """Poison: ``SystemExit`` from a sync job (must not take its worker down)."""
     _mark(marker_dir, i)
     raise SystemExit(3)
+
+
+def tick(name: str, marker_dir: str) -> None:
+    """A schedule's job: mark the run (``ticks-<pid>.log``: name and time)."""
+    fd = os.open(
+        os.path.join(marker_dir, f"ticks-{os.getpid()}.log"),
+        os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+        0o600,
+    )
+    try:
+        os.write(fd, f"{name} {time.time():.3f}\n".encode())
+    finally:
+        os.close(fd)

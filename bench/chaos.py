@@ -1,16 +1,20 @@
 """Chaos: jobs through ``actorq up`` while its processes are ``kill -9``ed; what survives.
 
     python bench/chaos.py [--n 10000] [--kills 20] [--json]
+    python bench/chaos.py --cluster 3 [--n 10000] [--kills 20] [--json]
+
+``--cluster 3`` runs it across the nodes of a local NATS cluster instead, with two
+runtimes, node kills and a runtime kill: see ``bench/_chaos_cluster.py`` for its keys.
 
 Starts ``actorq up`` (embedded nats-server, the result and scheduler actors, one queue
 with 2 queue actor processes) from a config written to a temporary dir. Sends ``--n``
-jobs one at a time through the sync helper (:class:`actorq.SyncClient`); 1 % of them
-are poison, in turn: a result over the payload limit, a ``SystemExit``, a function the
-workers cannot import. Meanwhile a random runtime process (a queue actor, the result
-actor, the scheduler) is ``kill -9``ed every second, ``--kills`` times, and halfway
-through the embedded nats-server is ``kill -9``ed once (``actorq up`` brings it back).
-Then every job is waited for (bounded by ``--settle`` seconds), ``actorq up`` gets
-SIGTERM, and the figures are printed:
+jobs one at a time through the sync helper (:class:`actorq.SyncClient`); 1 % of them are
+poison, in turn: a result over ``[results] max_bytes`` (1 MiB here), a ``SystemExit``, a
+function the workers cannot import. Meanwhile a random runtime process (a queue actor,
+the result actor, the scheduler) is ``kill -9``ed every second, ``--kills`` times, and
+halfway through the embedded nats-server is ``kill -9``ed once (``actorq up`` brings it
+back). Then every job is waited for (bounded by ``--settle`` seconds), ``actorq up``
+gets SIGTERM, and the figures are printed:
 
 | key | meaning | bar |
 |---|---|---|
@@ -43,11 +47,8 @@ import argparse
 import contextlib
 import json
 import os
-import queue
 import random
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -56,28 +57,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import psutil
-
-ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-READY = "actorq ready"
 
+import _chaos_common as common  # noqa: E402
 import _chaos_jobs  # noqa: E402
 
 from actorq import SyncClient  # noqa: E402
-from actorq.exceptions import ActorqError, JobTimeout  # noqa: E402
 from actorq.nats.local_credentials import ENV_CREDENTIALS_FILE, credentials_path  # noqa: E402
-from actorq.wire.messages import JobRecord  # noqa: E402
-
-#: The poison kinds, in turn, and the final status each must reach.
-POISON = {"oversize": "failed", "exits": "failed", "unimportable": "dead"}
-_TERMINAL = {"succeeded", "failed", "cancelled", "dead"}
-_ROLES = {
-    "children:queue_actor": "queue",
-    "children:result_actor": "results",
-    "children:scheduler": "scheduler",
-}
 
 _CONFIG = """\
 namespace = "chaos"
@@ -93,6 +80,10 @@ name = "default"
 processes = 2
 concurrency = {concurrency}
 
+[results]
+# Below the oversize poison's 2 MiB: a bigger result would travel through the object store.
+max_bytes = 1048576
+
 [supervisor]
 strategy = "one_for_one"
 max_restarts = 100
@@ -102,141 +93,14 @@ within = 10.0
 level = "WARNING"
 """
 
-# A function the client can import and the workers cannot: cloudpickle sends it by
-# reference, and the worker's import fails (dead letter "undecodable").
-_CLIENT_ONLY = '''
-def unimportable(i, marker_dir):
-    return i
-'''
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
-            return sock.recv(5) == b"INFO "
-    except OSError:
-        return False
-
-
-class Runtime:
-    """``actorq up`` in a subprocess, and every pid it ever had below it."""
-
-    def __init__(self, config: Path, stderr: Path) -> None:
-        self._stderr = stderr.open("wb")
-        self.stderr_path = stderr
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "actorq", "up", str(config)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            text=True,
-            start_new_session=True,
-        )
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.url = ""
-        self.seen: set[int] = set()
-        self._lock = threading.Lock()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)
-
-    def ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
-            if line is None:
-                raise RuntimeError(f"actorq up exited ({self.proc.wait()}):\n{self.stderr()}")
-            if line.startswith(READY):
-                self.url = next(w for w in line.split() if w.startswith("nats://")).rstrip(",")
-            if line.startswith("SIGINT/SIGTERM"):
-                self.children()
-                return
-
-    def children(self) -> list[psutil.Process]:
-        """The live processes below ``up`` (remembered for the orphan count)."""
-        try:
-            found = psutil.Process(self.proc.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            return []
-        with self._lock:
-            self.seen.update(p.pid for p in found)
-        return found
-
-    def by_role(self) -> dict[str, list[int]]:
-        roles: dict[str, list[int]] = {}
-        for proc in self.children():
-            with contextlib.suppress(psutil.Error):
-                if proc.status() == psutil.STATUS_ZOMBIE:
-                    continue
-                if proc.name() == "nats-server":
-                    roles.setdefault("nats-server", []).append(proc.pid)
-                    continue
-                cmd = " ".join(proc.cmdline())
-                for needle, role in _ROLES.items():
-                    if needle in cmd:
-                        roles.setdefault(role, []).append(proc.pid)
-        return roles
-
-    def stderr(self) -> str:
-        self._stderr.flush()
-        return self.stderr_path.read_text(errors="replace")[-4000:]
-
-    def stop(self, timeout: float = 120.0) -> int | None:
-        """SIGTERM, bounded wait; its exit code (``None``: had to be killed)."""
-        self.children()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-            return None
-
-    def orphans(self, grace: float = 10.0) -> set[int]:
-        """Pids of the tree still alive (not zombies) ``grace`` s after ``up`` exited."""
-        deadline = time.monotonic() + grace
-        alive = set(self.seen)
-        while alive and time.monotonic() < deadline:
-            alive = {p for p in alive if _alive(p)}
-            time.sleep(0.1)
-        return {p for p in alive if _alive(p)}
-
-    def close(self) -> None:
-        for pid in self.seen | {self.proc.pid}:
-            if _alive(pid):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(10)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        self._stderr.close()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
 
 class Killer(threading.Thread):
     """``kill -9`` a random runtime process every ``every`` s, ``kills`` times; the
     nats-server once, halfway."""
 
-    def __init__(self, runtime: Runtime, kills: int, port: int, seed: int, every: float) -> None:
+    def __init__(
+        self, runtime: common.Runtime, kills: int, port: int, seed: int, every: float
+    ) -> None:
         super().__init__(daemon=True)
         self.runtime = runtime
         self.kills = kills
@@ -255,7 +119,7 @@ class Killer(threading.Thread):
         os.kill(pids[0], signal.SIGKILL)
         killed = time.monotonic()
         self.nats_kills += 1
-        while _alive(pids[0]) or not _accepts(self.port):
+        while common.alive(pids[0]) or not common.accepts(self.port):
             if time.monotonic() - killed > 30 or self.stop.is_set():
                 return
             time.sleep(0.02)
@@ -277,70 +141,13 @@ class Killer(threading.Thread):
                 done += 1
 
 
-def _send(client: SyncClient, job_id: str, fn: Any, args: tuple[Any, ...]) -> int:
-    """Enqueue under a fixed id, repeating (same id: never twice) while NATS is away;
-    returns the number of repeats."""
-    deadline = time.monotonic() + 120
-    repeats = 0
-    while True:
-        try:
-            client.options(job_id=job_id).enqueue(fn, *args)
-            return repeats
-        except ActorqError:
-            if time.monotonic() > deadline:
-                raise
-            repeats += 1
-            time.sleep(0.05)
-
-
-def _settle(client: SyncClient, ids: list[str], bound: float) -> dict[str, JobRecord | None]:
-    """Wait (push-woken, bounded in all by ``bound`` s) for every job's final record."""
-    deadline = time.monotonic() + bound
-    records: dict[str, JobRecord | None] = {}
-    for job_id in ids:
-        began = time.monotonic()
-        while True:
-            left = deadline - time.monotonic()
-            try:
-                records[job_id] = client.wait(job_id, timeout=max(0.05, left))
-                break
-            except JobTimeout:
-                break
-            except ActorqError:
-                if left <= 0:
-                    break
-                time.sleep(0.1)
-        if job_id not in records:
-            with contextlib.suppress(ActorqError):
-                records[job_id] = client.get_record(job_id)
-        waited = time.monotonic() - began
-        if waited > 5:
-            SLOW_WAITS.append((job_id, round(waited, 2)))
-    return records
-
-
-#: Settle waits over 5 s: (job id, seconds), for the report.
-SLOW_WAITS: list[tuple[str, float]] = []
-
-
-def _runs(marker_dir: Path) -> Counter[int]:
-    runs: Counter[int] = Counter()
-    for log in marker_dir.glob("runs-*.log"):
-        runs.update(int(line) for line in log.read_text().split())
-    return runs
-
-
-def _final_entries(record: JobRecord) -> int:
-    return sum(1 for change in record.history if change.status in _TERMINAL)
-
-
 def run(
     n: int, kills: int, job_ms: float, concurrency: int, settle: float, seed: int
 ) -> dict[str, Any]:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="actorq-chaos-") as tmp_name:
         tmp = Path(tmp_name)
-        port = _free_port()
+        port = common.free_port()
         data = tmp / "nats"
         marker = tmp / "runs"
         marker.mkdir()
@@ -353,21 +160,17 @@ def run(
                 concurrency=concurrency,
             )
         )
-        client_only = tmp / "client_only"
-        client_only.mkdir()
-        (client_only / "_chaos_client_only.py").write_text(_CLIENT_ONLY)
-        sys.path.insert(0, str(client_only))
-        import _chaos_client_only  # type: ignore[import-not-found]
+        unimportable = common.client_only_function(tmp)
 
         os.environ[ENV_CREDENTIALS_FILE] = str(credentials_path(data))
-        runtime = Runtime(config, tmp / "up.stderr")
+        runtime = common.Runtime(config, tmp / "up.stderr")
         try:
             runtime.ready()
             kinds: dict[str, str] = {}
             poison_fns = {
                 "oversize": _chaos_jobs.oversize,
                 "exits": _chaos_jobs.exits,
-                "unimportable": _chaos_client_only.unimportable,
+                "unimportable": unimportable,
             }
             killer = Killer(runtime, kills, port, seed, every=1.0)
             send_retries = 0
@@ -377,59 +180,30 @@ def run(
                 for i in range(n):
                     job_id = f"chaos-{i}"
                     if i % 100 == 50:
-                        kind = list(POISON)[(i // 100) % len(POISON)]
+                        kind = list(common.POISON)[(i // 100) % len(common.POISON)]
                         args: tuple[Any, ...] = (i, str(marker))
                         fn = poison_fns[kind]
                     else:
                         kind, fn, args = "ok", _chaos_jobs.work, (i, str(marker), job_ms)
                     kinds[job_id] = kind
-                    send_retries += _send(client, job_id, fn, args)
+                    send_retries += common.send(client, job_id, fn, args)
                 send_s = time.monotonic() - send_started
                 killer.join(kills * 1.0 + 120)
                 killer.stop.set()
                 settle_started = time.monotonic()
-                records = _settle(client, list(kinds), settle)
+                records = common.settle(client, list(kinds), settle)
                 settle_s = time.monotonic() - settle_started
                 values = {
-                    job_id: _value(client, record)
+                    job_id: common.value(client, record)
                     for job_id, record in records.items()
                     if record is not None and record.status == "succeeded"
                 }
             exit_code = runtime.stop()
             orphans = runtime.orphans()
-            runs = _runs(marker)
+            ran = common.runs(marker)
         finally:
             runtime.close()
-            sys.path.remove(str(client_only))
-    figures: dict[str, Any] = {
-        "n": n,
-        "lost": 0,
-        "stuck": 0,
-        "wrong_results": 0,
-        "duplicate_results": 0,
-        "duplicate_runs": 0,
-        "poison": 0,
-        "poison_settled": 0,
-    }
-    for job_id, kind in kinds.items():
-        record = records.get(job_id)
-        i = int(job_id.rsplit("-", 1)[1])
-        if kind == "ok" and runs[i] > 1:
-            figures["duplicate_runs"] += 1
-        if record is None:
-            figures["lost"] += 1
-            continue
-        if not record.done:
-            figures["stuck"] += 1
-            continue
-        if _final_entries(record) > 1:
-            figures["duplicate_results"] += 1
-        if kind == "ok":
-            right = record.status == "succeeded" and values[job_id] == _chaos_jobs.expected(i)
-            figures["wrong_results"] += not right
-        else:
-            figures["poison"] += 1
-            figures["poison_settled"] += record.status == POISON[kind]
+    figures = common.tally(kinds, records, values, ran, _chaos_jobs.expected)
     figures.update(
         orphans=len(orphans),
         exit_code=exit_code,
@@ -440,17 +214,10 @@ def run(
         send_retries=send_retries,
         send_s=round(send_s, 2),
         settle_s=round(settle_s, 2),
-        slow_waits=SLOW_WAITS[:10],
+        slow_waits=common.SLOW_WAITS[:10],
         wall_s=round(time.monotonic() - started, 2),
     )
     return figures
-
-
-def _value(client: SyncClient, record: JobRecord) -> Any:
-    try:
-        return client.unwrap(record)
-    except Exception as exc:
-        return exc
 
 
 def main() -> None:
@@ -461,9 +228,23 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=10, help="per queue actor")
     parser.add_argument("--settle", type=float, default=300.0, help="bound on the wait")
     parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument(
+        "--cluster",
+        type=int,
+        default=0,
+        metavar="SIZE",
+        help="run on a local NATS cluster of SIZE nodes (3) with two runtimes (see _chaos_cluster)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
-    figures = run(args.n, args.kills, args.job_ms, args.concurrency, args.settle, args.seed)
+    if args.cluster:
+        import _chaos_cluster
+
+        figures = _chaos_cluster.run_cluster(
+            args.cluster, args.n, args.kills, args.job_ms, args.concurrency, args.settle, args.seed
+        )
+    else:
+        figures = run(args.n, args.kills, args.job_ms, args.concurrency, args.settle, args.seed)
     if args.json:
         print(json.dumps(figures))
         return

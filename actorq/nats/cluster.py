@@ -78,7 +78,8 @@ class LocalCluster:
     """``size`` nats-server processes on loopback, routed into one JetStream cluster.
 
     ``data_dir`` holds one folder per node (default: a temporary dir removed on
-    close). Every process is stopped on :meth:`close`, and dies with this process.
+    close). Every process is stopped on :meth:`close`, and dies with this process (with
+    the thread that started it, in fact).
     """
 
     def __init__(
@@ -130,7 +131,10 @@ class LocalCluster:
         self.nodes[index].kill()
 
     def restart(self, index: int) -> None:
-        """Start node ``index`` again, on its ports with its data dir."""
+        """Start node ``index`` again, on its ports with its data dir.
+
+        Call it from a thread that lives as long as the node should: the node dies with
+        the thread that started it (Linux ties ``PR_SET_PDEATHSIG`` to that thread)."""
         self.nodes[index].start()
 
     def close(self) -> None:

@@ -30,6 +30,7 @@ import msgspec
 import psutil
 import trio
 
+from actorq.nats.connection import Connection
 from actorq.nats.provisioning import KvSpec, Namespace, ensure_kv
 from actorq.process.job_counts import FunctionCounts
 
@@ -39,6 +40,7 @@ __all__ = [
     "ProcReport",
     "is_tree_key",
     "procs_bucket",
+    "provision_procs",
     "publish_heartbeats",
     "publish_tree",
     "state_of",
@@ -86,6 +88,14 @@ class ProcReport(msgspec.Struct, frozen=True, kw_only=True):
 def procs_bucket(namespace: str) -> str:
     """The heartbeat bucket of ``namespace``: ``<ns>_procs``."""
     return Namespace(namespace).bucket("procs")
+
+
+async def provision_procs(conn: Connection, namespace: str, replicas: int | None) -> None:
+    """Create the heartbeat bucket with ``replicas`` copies (the runtime's ``[nats]
+    replicas``), or move an existing one to that count; the processes' own
+    :func:`ensure_kv` then keeps it as it is. On a cluster an R1 bucket would stop
+    ``actorq ps`` and the heartbeats whenever its one node is down."""
+    await ensure_kv(conn, KvSpec(bucket=procs_bucket(namespace), ttl=TTL, replicas=replicas))
 
 
 def state_of(report: ProcReport, now: float | None = None) -> str:

@@ -57,7 +57,7 @@ from actorq.nats.local_credentials import (
     write_credentials,
 )
 from actorq.nats.options import ConnectOptions
-from actorq.process.heartbeat import publish_tree
+from actorq.process.heartbeat import provision_procs, publish_tree
 from actorq.runtime.child import ENV_CHILD, configure_logging
 from actorq.runtime.child_log import log_child_events
 from actorq.runtime.metrics import serve_metrics
@@ -301,6 +301,7 @@ async def _provision(config: Config, urls: list[str], secrets: Secrets) -> None:
         await JobStreams(config.namespace).provision(
             conn, result_ttl=config.results.ttl, replicas=config.nats.replicas
         )
+        await provision_procs(conn, config.namespace, config.nats.replicas)
 
 
 def summary(
