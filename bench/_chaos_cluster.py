@@ -42,6 +42,7 @@ import signal
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,9 +92,11 @@ level = "WARNING"
 """
 
 
-async def _leaders_back(urls: list[str], killed: str, within: float) -> float | None:
-    """Seconds until every stream of the namespace names a leader other than ``killed``
-    (through the surviving ``urls``); ``None`` if not within ``within`` s."""
+async def _until_streams(
+    urls: list[str], behind: Callable[[Any], bool], within: float, lagging: list[Any]
+) -> float | None:
+    """Seconds until no stream of the namespace is ``behind`` (as read through ``urls``);
+    ``None`` after ``within`` s, with the streams still behind in ``lagging``."""
     started = time.monotonic()
     with trio.move_on_after(within):
         while True:
@@ -103,34 +106,19 @@ async def _leaders_back(urls: list[str], killed: str, within: float) -> float | 
                         with contextlib.suppress(ActorqError):
                             infos = await conn.jsm("streams_info")
                             mine = [i for i in infos if NAMESPACE in i.config.name]
-                            leaders = [i.cluster.leader if i.cluster else None for i in mine]
-                            if mine and all(ld and ld != killed for ld in leaders):
+                            late = [i for i in mine if behind(i)]
+                            lagging[:] = [(i.config.name, str(i.cluster)) for i in late]
+                            if mine and not late:
                                 return time.monotonic() - started
                         await trio.sleep(0.05)
             await trio.sleep(0.1)
     return None
 
 
-async def _rejoined(urls: list[str], node: str, within: float, lagging: list[Any]) -> float | None:
-    """Seconds until ``node`` is a current replica (or the leader) of every stream of the
-    namespace again, as an operator waits before restarting the next node; ``None``
-    after ``within`` s, with the streams still behind in ``lagging``."""
-    started = time.monotonic()
-    with trio.move_on_after(within):
-        while True:
-            with contextlib.suppress(ActorqError):
-                async with open_nats(urls, connect_timeout=2.0) as conn:
-                    while True:
-                        with contextlib.suppress(ActorqError):
-                            infos = await conn.jsm("streams_info")
-                            mine = [i for i in infos if NAMESPACE in i.config.name]
-                            behind = [i for i in mine if not _current(i, node)]
-                            lagging[:] = [(i.config.name, str(i.cluster)) for i in behind]
-                            if mine and not behind:
-                                return time.monotonic() - started
-                        await trio.sleep(0.1)
-            await trio.sleep(0.1)
-    return None
+def _leaderless(info: Any, killed: str) -> bool:
+    """Whether a stream has no leader yet, or still names the ``killed`` node."""
+    leader = info.cluster.leader if info.cluster else None
+    return not leader or leader == killed
 
 
 def _current(info: Any, node: str) -> bool:
@@ -213,10 +201,16 @@ class ClusterKiller(threading.Thread):
         self.cluster.kill(index)
         self.node_kills.append(name)
         survivors = [u for i, u in enumerate(self.cluster.urls) if i != index]
-        took = trio.run(_leaders_back, survivors, name, 60.0)
+        took = trio.run(
+            _until_streams, survivors, lambda i: _leaderless(i, name), 60.0, self.lagging
+        )
         self.elections.append(None if took is None else round(took, 3))
         self.cluster.restart(index)  # on its own port, with its data dir
-        took = trio.run(_rejoined, self.cluster.urls, name, 120.0, self.lagging)
+        # As an operator waits before restarting the next node: until the restarted one
+        # is a current replica (or the leader) of every stream again.
+        took = trio.run(
+            _until_streams, self.cluster.urls, lambda i: not _current(i, name), 120.0, self.lagging
+        )
         self.rejoins.append(None if took is None else round(took, 3))
 
 

@@ -18,16 +18,20 @@ def expected(i: int) -> int:
     return i * 7 + 3
 
 
-def _mark(marker_dir: str, i: int) -> None:
+def _append(marker_dir: str, kind: str, line: str) -> None:
     fd = os.open(
-        os.path.join(marker_dir, f"runs-{os.getpid()}.log"),
+        os.path.join(marker_dir, f"{kind}-{os.getpid()}.log"),
         os.O_WRONLY | os.O_CREAT | os.O_APPEND,
         0o600,
     )
     try:
-        os.write(fd, f"{i}\n".encode())
+        os.write(fd, f"{line}\n".encode())
     finally:
         os.close(fd)
+
+
+def _mark(marker_dir: str, i: int) -> None:
+    _append(marker_dir, "runs", str(i))
 
 
 async def work(i: int, marker_dir: str, millis: float) -> int:
@@ -52,12 +56,4 @@ def exits(i: int, marker_dir: str) -> None:
 
 def tick(name: str, marker_dir: str) -> None:
     """A schedule's job: mark the run (``ticks-<pid>.log``: name and time)."""
-    fd = os.open(
-        os.path.join(marker_dir, f"ticks-{os.getpid()}.log"),
-        os.O_WRONLY | os.O_CREAT | os.O_APPEND,
-        0o600,
-    )
-    try:
-        os.write(fd, f"{name} {time.time():.3f}\n".encode())
-    finally:
-        os.close(fd)
+    _append(marker_dir, "ticks", f"{name} {time.time():.3f}")
