@@ -19,8 +19,9 @@ import trio
 
 from actorq.constants import RESULTS_DURABLE
 from actorq.exceptions import ConfigError, JobFailed
+from actorq.jobs.client import Client
 from actorq.jobs.options import MAX_RETRIES, EnqueueOptions
-from actorq.jobs.streams import MAX_DELIVER
+from actorq.jobs.streams import MAX_DELIVER, JobStreams
 from actorq.process import faults
 from actorq.wire.messages import decode_dead_letter, encode
 from tests.helpers import jobfuncs, paths
@@ -141,14 +142,7 @@ async def test_a_job_on_its_last_delivery_is_dead_lettered_max_deliveries(nats_u
             await streams.provision_queue(client.conn, "default")
             job = await client.enqueue(jobfuncs.add, 1, 1)
             # A worker that takes the job and dies, again and again (nak: at once).
-            consumer = await client.conn.pull_consumer(
-                streams.jobs_stream, streams.consumer_name("default")
-            )
-            delivered = 0
-            while delivered < MAX_DELIVER - 1:
-                for msg in await consumer.fetch(1, expires=2.0):
-                    delivered = msg.num_delivered
-                    await consumer.nak(msg)
+            await _deliver_and_drop(client, streams, MAX_DELIVER - 1)
             await rt.start_queue_actor("default", 2)
             with pytest.raises(JobFailed) as caught:
                 await job.result(timeout=30)
@@ -158,6 +152,18 @@ async def test_a_job_on_its_last_delivery_is_dead_lettered_max_deliveries(nats_u
     assert record is not None
     assert record.status == "dead"
     assert [(d.job_id, d.reason) for d in dead] == [(job.id, "max_deliveries")]
+
+
+async def _deliver_and_drop(client: Client, streams: JobStreams, times: int) -> None:
+    """Take the default queue's job ``times`` times and hand it back (nak) each time."""
+    consumer = await client.conn.pull_consumer(
+        streams.jobs_stream, streams.consumer_name("default")
+    )
+    delivered = 0
+    while delivered < times:
+        for msg in await consumer.fetch(1, expires=2.0):
+            delivered = msg.num_delivered
+            await consumer.nak(msg)
 
 
 async def test_a_job_whose_worker_dies_on_its_last_delivery_is_dead_lettered_max_deliveries(
@@ -170,14 +176,7 @@ async def test_a_job_whose_worker_dies_on_its_last_delivery_is_dead_lettered_max
             client, streams = rt.client, rt.client.streams
             await streams.provision_queue(client.conn, "default", ack_wait=1.0)
             job = await client.enqueue(jobfuncs.add, 1, 1)
-            consumer = await client.conn.pull_consumer(
-                streams.jobs_stream, streams.consumer_name("default")
-            )
-            delivered = 0
-            while delivered < MAX_DELIVER - 1:
-                for msg in await consumer.fetch(1, expires=2.0):
-                    delivered = msg.num_delivered
-                    await consumer.nak(msg)
+            await _deliver_and_drop(client, streams, MAX_DELIVER - 1)
             # The last delivery goes to a worker process that dies dead-lettering it.
             settings = rt.queue_settings("default", 2, ack_wait=1.0, sys_path=[ROOT])
             env = {**os.environ, faults.ENV_VAR: "queue.dead_letter=exit:*"}
