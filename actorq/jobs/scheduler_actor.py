@@ -51,6 +51,7 @@ from actorq.nats.loop import LoopKv, LoopSide
 from actorq.nats.options import ConnectOptions
 from actorq.nats.provisioning import KvSpec, ensure_kv
 from actorq.process.heartbeat import publish_heartbeats
+from actorq.process.job_counts import LagCounts
 from actorq.wire.messages import (
     JobEnvelope,
     ScheduleEntry,
@@ -198,6 +199,8 @@ class SchedulerActor:
         self.fired = 0
         self.skipped = 0
         self.stale = 0
+        #: Seconds from each fire's due time to its handling (metrics, via heartbeats).
+        self.lag = LagCounts()
         self.lease: Lease | None = None
 
     async def process(self, msgs: list[JsMsg]) -> None:
@@ -241,6 +244,7 @@ class SchedulerActor:
             self.stale += 1  # re-declared, paused, deleted, or handled already
             return
         now = self.clock()
+        self.lag.observe(now - fire.due)
         missed = now - fire.due > entry.misfire_grace
         run = not missed or entry.misfire == "run_once"
         if run:
@@ -332,9 +336,11 @@ async def serve_scheduler_actor(
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(lease.serve)
-                nursery.start_soon(
-                    functools.partial(publish_heartbeats, conn, namespace, role="scheduler")
-                )
+                beats = functools.partial(
+                    publish_heartbeats, conn, namespace, role="scheduler",
+                    stats=lambda: {"schedule_lag": actor.lag},
+                )  # fmt: skip
+                nursery.start_soon(beats)
                 if extra is not None:
                     nursery.start_soon(extra, conn, actor)
                 task_status.started(actor)
