@@ -397,6 +397,8 @@ class Client(ScheduleVerbs, DeadLetterVerbs):
         if opts.depends_on:
             raise UsageError("enqueue_many does not take depends_on; enqueue those one by one")
         check_queue_name(opts.queue)
+        if opts.queue not in self._served:
+            await self.served(opts.queue, warn=True)
         job_options = opts.job_options()
         envs = [
             self.build_envelope(opts, fn, a, k, job_options=job_options) for fn, a, k in calls

@@ -40,6 +40,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from actorq.exceptions import ActorqError
+from actorq.jobs.stats import unserved_queues
 from actorq.jobs.streams import JobStreams
 from actorq.nats.connection import Connection, open_nats
 from actorq.process.heartbeat import ProcReport, is_tree_key, procs_bucket, state_of
@@ -94,13 +95,17 @@ class MetricsState(Collector):
             log.debug("heartbeats not read: %s", exc)
         prefix = "q-"
         queues: dict[str, _QueueFigures] = {}
-        for info in await self.conn.jsm("consumers_info", self.streams.jobs_stream):
+        infos = await self.conn.jsm("consumers_info", self.streams.jobs_stream)
+        for info in infos:
             if info.name.startswith(prefix):
                 queues[info.name[len(prefix) :]] = _QueueFigures(
                     pending=int(info.num_pending or 0),
                     in_flight=int(info.num_ack_pending or 0),
                     redelivered=int(info.num_redelivered or 0),
                 )
+        # Queues holding jobs nobody serves have no consumer, but a depth all the same.
+        for queue, count in (await unserved_queues(self.conn, self.streams, infos)).items():
+            queues[queue] = _QueueFigures(pending=count, in_flight=0, redelivered=0)
         self.queues = queues
 
     def collect(self) -> Iterator[Metric]:
