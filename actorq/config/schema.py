@@ -53,6 +53,7 @@ __all__ = [
     "SchedulerConfig",
     "SecurityConfig",
     "SupervisorConfig",
+    "TracingConfig",
     "load_config",
     "loads_config",
 ]
@@ -219,6 +220,15 @@ class MetricsConfig(_Section, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
 
 
+class TracingConfig(_Section, frozen=True, kw_only=True):
+    """``[tracing]``: OpenTelemetry in the processes of ``actorq up`` (the
+    ``actorq[otel]`` extra; see docs/jobs.md#traces)."""
+
+    #: ``"module:function"`` called with no arguments first thing in every process
+    #: ``actorq up`` starts: set the tracer provider (SDK, exporter) there.
+    setup: ClassPath | None = None
+
+
 class SecurityConfig(_Section, frozen=True, kw_only=True):
     """``[security]``: the HMAC key for pickled payloads, by reference, never inline."""
 
@@ -265,6 +275,7 @@ class Config(_Section, frozen=True, kw_only=True):
     actors: list[ActorConfig] = []
     logging: LoggingConfig = LoggingConfig()
     metrics: MetricsConfig = MetricsConfig()
+    tracing: TracingConfig = TracingConfig()
     security: SecurityConfig = SecurityConfig()
     dashboard: DashboardConfig = DashboardConfig()
 
@@ -473,6 +484,10 @@ def _check(
                 problem = _import_class(actor.cls)
                 if problem:
                     raise fail(("actors", i, "class"), problem)
+            if config.tracing.setup is not None:
+                problem = _find_module(config.tracing.setup.partition(":")[0])
+                if problem:
+                    raise fail(("tracing", "setup"), problem)
 
 
 def _check_keys(var: str, value: str | None, *, many: bool) -> str | None:

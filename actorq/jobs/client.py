@@ -50,7 +50,7 @@ from actorq.jobs.options import (
 )
 from actorq.jobs.schedules import ScheduleBook, ScheduleVerbs, at_header, to_timestamp
 from actorq.jobs.streams import DEFAULT_MAX_BYTES, JobStreams, check_job_id, check_queue_name
-from actorq.jobs.tracing import enqueue_span
+from actorq.jobs.tracing import enqueue_span, enqueue_spans
 from actorq.nats.connection import Connection, OutMsg, open_nats
 from actorq.nats.errors import is_transient
 from actorq.nats.kv import KeyValueStore
@@ -404,9 +404,16 @@ class Client(ScheduleVerbs, DeadLetterVerbs):
             self.build_envelope(opts, fn, a, k, job_options=job_options) for fn, a, k in calls
         ]
         envs = [await self.large.fit_envelope(e, max_bytes=self.max_bytes) for e in envs]
-        await self.conn.js_publish_many(
-            [OutMsg(self.streams.job_subject(e.queue, e.id), encode(e)) for e in envs]
-        )
+        subject = self.streams.job_subject
+        with enqueue_spans(envs) as traces:
+            if traces is None:
+                outs = [OutMsg(subject(e.queue, e.id), encode(e)) for e in envs]
+            else:  # traced: a span and its headers per job
+                outs = [
+                    OutMsg(subject(e.queue, e.id), encode(e), h)
+                    for e, h in zip(envs, traces, strict=True)
+                ]
+            await self.conn.js_publish_many(outs)
         return [Job(self, e.id, e.queue, via_inbox=True) for e in envs]
 
     # -- look up -----------------------------------------------------------------------

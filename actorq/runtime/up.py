@@ -192,6 +192,11 @@ def _child_env(config: Config, secrets: Secrets) -> dict[str, str]:
         "signing_key": secrets.signing_key,
         "previous_signing_keys": secrets.previous_signing_keys,
     }
+    if config.tracing.setup is not None:
+        setup["tracing"] = {
+            "setup": config.tracing.setup,
+            "sys_path": [os.path.abspath(p) for p in config.sys_path],
+        }
     return {ENV_CHILD: json.dumps(setup)}
 
 
