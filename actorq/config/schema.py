@@ -58,12 +58,14 @@ __all__ = [
     "loads_config",
 ]
 
-Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+$", max_length=64)]
+_NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
+_CLASS_PATH_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"
+Name = Annotated[str, msgspec.Meta(pattern=_NAME_PATTERN, max_length=64)]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 Count = Annotated[int, msgspec.Meta(ge=0)]
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
-ClassPath = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")]
+ClassPath = Annotated[str, msgspec.Meta(pattern=_CLASS_PATH_PATTERN)]
 
 
 class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -390,6 +392,12 @@ def _error_from_validation(
         if values:
             problem += f"; valid values: {', '.join(repr(v) for v in values)}"
     problem = problem.replace("Expected", "expected").replace("Invalid", "invalid")
+    if "matching regex" in problem and "]*:[A-Za-z_]" in problem:
+        # The pattern of a "module:name" key says nothing to whoever wrote the value.
+        example = "myapp.actors:Greeter" if path[-1:] == ("class",) else "myapp.telemetry:setup"
+        problem = f'expected "package.module:name", e.g. "{example}"'
+    elif "matching regex" in problem and _NAME_PATTERN in problem:
+        problem = "expected a name of letters, digits, '_' and '-' (at most 64)"
     var = _env_cause(path, applied)
     if var is not None:
         return ConfigFileError(f"environment variable {var}", None, show(path), problem)
