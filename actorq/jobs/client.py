@@ -492,7 +492,7 @@ class Client(ScheduleVerbs, DeadLetterVerbs):
         assert scope.cancelled_caught
         raise JobTimeout(
             f"job {job_id} has no result after {timeout}s; it may still be queued or running: "
-            "check `await job.status()`, or wait longer."
+            f"see its status() or `actorq jobs show {job_id}`, or wait longer."
         )
 
     async def _wait_inbox(self, job_id: str, timeout: float | None) -> JobRecord:  # noqa: ASYNC109
@@ -528,7 +528,7 @@ class Client(ScheduleVerbs, DeadLetterVerbs):
                 del self._waiters[job_id]
         raise JobTimeout(
             f"job {job_id} has no result after {timeout}s; it may still be queued or running: "
-            "check `await job.status()`, or wait longer."
+            f"see its status() or `actorq jobs show {job_id}`, or wait longer."
         )
 
     async def result(

@@ -160,6 +160,23 @@ async def test_cancel_of_an_unknown_job_exits_not_found_and_of_a_done_one_says_s
         assert b"already succeeded: nothing to cancel" in done.stdout
 
 
+async def test_not_found_errors_name_the_command_that_lists_not_a_python_call(
+    nats_url: str, tmp_path: Path
+) -> None:
+    async with open_runtime(nats_url, queues={}) as rt:
+        cfg = _config(tmp_path, nats_url, rt.namespace)
+        for args, lister in [
+            (("jobs", "requeue", "nosuchjob"), "`actorq jobs dead`"),
+            (("schedules", "delete", "nosuch"), "`actorq schedules list`"),
+            (("schedules", "pause", "nosuch"), "`actorq schedules list`"),
+        ]:
+            out = await actorq_cli(*args, "--config", cfg)
+            assert out.returncode == cli_common.RET_NOT_FOUND, (args, out.stderr)
+            err = out.stderr.decode()
+            assert lister in err, err
+            assert "()" not in err and "await" not in err, err
+
+
 async def test_jobs_list_refuses_an_unknown_status_and_names_the_valid_ones() -> None:
     out = await actorq_cli("jobs", "list", "--status", "bogus")
     assert out.returncode == cli_common.RET_USAGE
