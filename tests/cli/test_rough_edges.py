@@ -174,7 +174,8 @@ async def test_not_found_errors_name_the_command_that_lists_not_a_python_call(
             assert out.returncode == cli_common.RET_NOT_FOUND, (args, out.stderr)
             err = out.stderr.decode()
             assert lister in err, err
-            assert "()" not in err and "await" not in err, err
+            assert "()" not in err, err
+            assert "await" not in err, err
 
 
 async def test_jobs_list_refuses_an_unknown_status_and_names_the_valid_ones() -> None:
