@@ -94,6 +94,11 @@ def test_sigterm_lets_a_running_job_finish_then_exits_0_leaving_no_process(
         assert (marker / "done").exists(), "the running job was cut short"
         assert up.rest_of_stdout() == ["actorq stopped"]
         assert wait_gone(up.seen) == set(), f"left running: {up.seen}"
+    # Every child stopped on its SIGTERM: none had to be killed (the result actor and
+    # the scheduler once waited 5 s each for a PONG their closed actor link could not
+    # bring, then were killed).
+    assert "ignored SIGTERM" not in up.stderr()
+    assert "killing it" not in up.stderr()
 
 
 def test_a_killed_queue_actor_is_replaced_and_jobs_continue(tmp_path: Path) -> None:
