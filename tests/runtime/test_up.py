@@ -20,7 +20,7 @@ import trio
 import actorq
 import actorq.nats
 from actorq import SyncClient
-from actorq.cli.main import RET_CONFIG, RET_CONNECT, RET_GAVE_UP, RET_OK, RET_SERVER
+from actorq.cli.main import RET_CONFIG, RET_CONNECT, RET_GAVE_UP, RET_OK, RET_SERVER, RET_START
 from actorq.nats import NatsServerProcess
 from actorq.nats.embedded_server import free_port
 from actorq.wire.messages import ActorInfo
@@ -163,6 +163,31 @@ def test_a_crash_looping_worker_ends_up_with_the_cause_and_no_orphans(tmp_path: 
         assert "gave up" in err
         assert "queue-default" in err
         assert wait_gone(up.seen) == set(), f"orphans: {up.seen}"
+
+
+def test_a_worker_that_cannot_start_is_named_by_its_path_with_its_crash_logged_once(
+    tmp_path: Path,
+) -> None:
+    crash = tmp_path / "crash-now"
+    crash.touch()  # the worker's import fails from its first start
+    env = up_env(
+        tmp_path / "nats",
+        ACTORQ_IMPORTS="tasks,tests.helpers.upfuncs",
+        ACTORQ_QUEUES_0_PROCESSES="1",
+        **{upfuncs.CRASH_MARKER_ENV: str(crash)},
+    )
+    with run_up(tmp_path, env) as up:
+        code = up.wait(90)
+        err = up.stderr()
+        assert code == RET_START, err
+        assert wait_gone(up.seen) == set(), f"orphans: {up.seen}"
+    last = err.strip().splitlines()[-1]
+    assert last == (
+        "error: child queue-default/default-0 stopped before reporting ready (exit code 1); "
+        "its error, if it logged one, is in the log above"
+    ), err
+    assert err.count(" crashed: ") == 1, err  # one record, with its traceback
+    assert "killing it" not in err  # the others stopped on their SIGTERM
 
 
 def test_up_refuses_a_bad_config_before_starting_anything(tmp_path: Path) -> None:
