@@ -349,15 +349,18 @@ class Client(ScheduleVerbs, DeadLetterVerbs):
             return await self._hold(env)
         faults.hit("client.publish_job")
         if due is not None:
-            ack = await self.conn.js_publish(
-                self.streams.delayed_subject(env.queue, env.id),
-                encode(env),
-                headers={
-                    "Nats-Schedule": at_header(due),
-                    "Nats-Schedule-Target": self.streams.job_subject(env.queue, env.id),
-                },
-                msg_id=env.id if explicit_id else None,
-            )
+            headers = {
+                "Nats-Schedule": at_header(due),
+                "Nats-Schedule-Target": self.streams.job_subject(env.queue, env.id),
+            }
+            # The server copies the other headers onto the job it releases: the trace too.
+            with enqueue_span(env.queue, env.id, env.function) as trace_headers:
+                ack = await self.conn.js_publish(
+                    self.streams.delayed_subject(env.queue, env.id),
+                    encode(env),
+                    headers={**headers, **trace_headers} if trace_headers else headers,
+                    msg_id=env.id if explicit_id else None,
+                )
             return Job(self, env.id, env.queue, deduplicated=ack.duplicate, via_inbox=True)
         # Nats-Msg-Id only for ids of the caller's: a generated id is unique already,
         # and the header costs ~10% of publish throughput.

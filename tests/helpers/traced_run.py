@@ -27,7 +27,9 @@ async def main(url: str) -> None:
         bad = await rt.client.options(max_retries=1, backoff=fast).enqueue(jobfuncs.boom, "x")
         with contextlib.suppress(JobFailed):
             await bad.result(timeout=30)
-    print(json.dumps({"ok": ok.id, "bad": bad.id}))
+        late = await rt.client.enqueue_in(0.5, jobfuncs.add, 1, 1)  # the server releases it
+        assert await late.result(timeout=30) == 2
+    print(json.dumps({"ok": ok.id, "bad": bad.id, "late": late.id}))
 
 
 if __name__ == "__main__":

@@ -43,6 +43,10 @@ def test_one_trace_spans_the_enqueue_and_each_attempt(nats_url: str) -> None:
     assert run["name"] == "actorq run tests.helpers.jobfuncs:add"
     assert store["name"] == "actorq store tests.helpers.jobfuncs:add"
     assert store["parent"] == run["span_id"]
+    # A delayed job: the server copies the trace's headers onto the job it releases.
+    late = {s["name"].split()[1]: s for s in of(ids["late"])}
+    assert late["run"]["parent"] == late["enqueue"]["span_id"]
+    assert late["store"]["parent"] == late["run"]["span_id"]
     assert run["trace_id"] == enqueue["trace_id"]
     assert run["parent"] == enqueue["span_id"]
     assert run["attributes"]["actorq.outcome"] == "succeeded"
