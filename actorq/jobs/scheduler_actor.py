@@ -44,6 +44,7 @@ from actorq.constants import DEFAULT_NAMESPACE, DEFAULT_URL, SCHEDULER_DURABLE
 from actorq.exceptions import BrokerError, Conflict
 from actorq.jobs.schedules import next_due, timer_headers
 from actorq.jobs.streams import LEASE_TTL, JobStreams
+from actorq.jobs.tracing import enqueue_span
 from actorq.nats.connection import Connection, open_nats
 from actorq.nats.delivery import JsMsg
 from actorq.nats.kv import KeyValueStore
@@ -299,10 +300,12 @@ class SchedulerActor:
             options=entry.options,
             enqueued_at=now,
         )
-        await self.side.js_publish(
-            self.streams.job_subject(entry.queue, job_id), encode(env),
-            headers={"Nats-Msg-Id": job_id},
-        )  # fmt: skip
+        # A due job starts its trace here (when traced): the scheduler is its enqueuer.
+        with enqueue_span(entry.queue, job_id, entry.function, schedule=entry.name) as trace:
+            await self.side.js_publish(
+                self.streams.job_subject(entry.queue, job_id), encode(env),
+                headers={"Nats-Msg-Id": job_id, **trace} if trace else {"Nats-Msg-Id": job_id},
+            )  # fmt: skip
 
 
 async def serve_scheduler_actor(

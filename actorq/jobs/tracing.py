@@ -4,9 +4,10 @@ process of ``actorq up`` by the ``[tracing] setup`` hook).
 
 One trace per job, across processes::
 
-    actorq enqueue QUEUE          PRODUCER  client: the publish; its context travels
-    │                                       in the job message's NATS headers (W3C
-    │                                       ``traceparent``)
+    actorq enqueue QUEUE          PRODUCER  client (or the scheduler, for a recurring
+    │                                       schedule's job): the publish; its context
+    │                                       travels in the job message's NATS headers
+    │                                       (W3C ``traceparent``)
     ├── actorq run FUNCTION       CONSUMER  queue actor: one span per attempt, current
     │   │                                   while the job's code runs (async, Trio,
     │   │                                   asyncio, and sync jobs in their thread), so
@@ -79,16 +80,20 @@ def _attributes(queue: str, job_id: str, function: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def enqueue_span(queue: str, job_id: str, function: str) -> Iterator[dict[str, str] | None]:
+def enqueue_span(
+    queue: str, job_id: str, function: str, *, schedule: str | None = None
+) -> Iterator[dict[str, str] | None]:
     """Around a job's publish: yields the headers that carry the trace (``None``
-    when tracing is off)."""
+    when tracing is off). ``schedule``: the recurring schedule that enqueues it (the
+    scheduler's publish, a trace's first span)."""
     if not enabled():
         yield None
         return
+    attributes = _attributes(queue, job_id, function)
+    if schedule is not None:
+        attributes["actorq.schedule"] = schedule
     with _tracer().start_as_current_span(
-        f"actorq enqueue {queue}",
-        kind=trace.SpanKind.PRODUCER,
-        attributes=_attributes(queue, job_id, function),
+        f"actorq enqueue {queue}", kind=trace.SpanKind.PRODUCER, attributes=attributes
     ):
         carrier: dict[str, str] = {}
         propagate.inject(carrier)

@@ -47,6 +47,14 @@ def test_one_trace_spans_the_enqueue_and_each_attempt(nats_url: str) -> None:
     late = {s["name"].split()[1]: s for s in of(ids["late"])}
     assert late["run"]["parent"] == late["enqueue"]["span_id"]
     assert late["store"]["parent"] == late["run"]["span_id"]
+    # A recurring schedule's job: the scheduler's publish is its trace's first span.
+    (tick,) = [s for s in spans if s["name"] == "actorq enqueue default"
+               and s["attributes"].get("actorq.schedule") == "traced-tick"]  # fmt: skip
+    tick_spans = of(tick["attributes"]["actorq.job_id"])
+    assert {s["name"].split()[1]: s["parent"] for s in tick_spans} == {
+        "enqueue": None, "run": tick["span_id"],
+        "store": next(s["span_id"] for s in tick_spans if s["name"].startswith("actorq run")),
+    }  # fmt: skip
     assert run["trace_id"] == enqueue["trace_id"]
     assert run["parent"] == enqueue["span_id"]
     assert run["attributes"]["actorq.outcome"] == "succeeded"
