@@ -132,15 +132,16 @@ def test_a_scrape_has_the_scheduler_lag_of_recurring_schedules(up: Up) -> None:
     count = value(after, "actorq_scheduler_lag_seconds_count")
     assert count >= before + 2, "no fire of a 1 s schedule counted within 30 s"
     # A histogram by Prometheus's rules: cumulative buckets, +Inf holds them all; a
-    # running scheduler handles a fire well within a few seconds of its due time.
+    # running scheduler handles a fire within seconds of its due time (30: a loaded
+    # machine's bound, well under what a scheduler's absence would show).
     bounds = sorted(
         (float(dict(labels)["le"]), v) for (name, labels), v in after.items()
         if name == "actorq_scheduler_lag_seconds_bucket"
     )  # fmt: skip
     assert [v for _, v in bounds] == sorted(v for _, v in bounds)
     assert bounds[-1] == (float("inf"), count)
-    assert value(after, "actorq_scheduler_lag_seconds_bucket", le="5.0") == count
-    assert 0 <= value(after, "actorq_scheduler_lag_seconds_sum") < 5 * count
+    assert value(after, "actorq_scheduler_lag_seconds_bucket", le="30.0") == count
+    assert 0 <= value(after, "actorq_scheduler_lag_seconds_sum") < 30 * count
 
 
 def test_anything_but_get_metrics_is_not_found(up: Up) -> None:
