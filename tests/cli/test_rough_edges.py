@@ -115,6 +115,8 @@ async def test_a_queue_whose_jobs_came_before_any_consumer_is_listed_and_measure
                 [(jobfuncs.add, (i, 1), {}) for i in range(2)]
             )
         assert any("'batched' has no worker" in r.getMessage() for r in caplog.records)
+        # A delayed job is a server timer in the same stream, not a job of any queue yet.
+        await client.options(queue="later").enqueue_in(3600, jobfuncs.add, 1, 1)
         cfg = _config(tmp_path, nats_url, rt.namespace)
         listed = await actorq_cli("queues", "--json", "--config", cfg)
         assert listed.returncode == 0, listed.stderr
@@ -123,6 +125,8 @@ async def test_a_queue_whose_jobs_came_before_any_consumer_is_listed_and_measure
         assert stats["orphans"]["workers"] == 0
         assert stats["orphans"]["oldest_pending_age"] is not None
         assert stats["batched"]["pending"] == 2
+        assert stats["later"]["pending"] == 0  # its consumer exists; the job is not due
+        assert sorted(stats) == ["batched", "later", "orphans"]
         table = await actorq_cli("queues", "--config", cfg)
         rows = [line.split() for line in table.stdout.decode().splitlines()]
         assert ["orphans", "3", "0", "0", "0"] in [r[:5] for r in rows], table.stdout
