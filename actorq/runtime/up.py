@@ -59,7 +59,7 @@ from actorq.nats.local_credentials import (
 from actorq.nats.options import ConnectOptions
 from actorq.process.heartbeat import publish_tree
 from actorq.runtime.child import ENV_CHILD, configure_logging
-from actorq.runtime.child_log import log_child_events
+from actorq.runtime.child_log import log_child_events, plain_reason
 from actorq.runtime.metrics import serve_metrics
 from actorq.runtime.nats_child import open_supervised_server
 from actorq.runtime.specs import queue_supervisor_spec, result_actor_spec, scheduler_actor_spec
@@ -503,6 +503,7 @@ def describe_failure(exc: BaseException) -> str:
     if isinstance(exc, RestartIntensityExceeded):
         return (
             f"supervisor {exc.supervisor!r} gave up: child {exc.child_id!r} failed, more than "
-            f"{exc.max_restarts} restarts within {exc.within:g}s; last: {exc.reason.describe()}"
+            f"{exc.max_restarts} restarts within {exc.within:g}s; last: "
+            f"{plain_reason(exc.reason.describe())}"
         )
     return f"{type(exc).__name__}: {exc}"

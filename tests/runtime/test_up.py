@@ -163,6 +163,13 @@ def test_a_crash_looping_worker_ends_up_with_the_cause_and_no_orphans(tmp_path: 
         assert "gave up" in err
         assert "queue-default" in err
         assert wait_gone(up.seen) == set(), f"orphans: {up.seen}"
+    # One line per event, in actorq's words: each escalation once (not the library's
+    # record beside ours), a supervisor with no "(pid None)", no advice to run a
+    # child alone (its crash is logged), no module path in a nested failure.
+    assert err.count("gives up") == 2, err  # queue-default's supervisor, then the tree's
+    assert "pid None" not in err
+    assert "run it on its own" not in err
+    assert "supervisors.exceptions." not in err
 
 
 def test_a_worker_that_cannot_start_is_named_by_its_path_with_its_crash_logged_once(
