@@ -23,7 +23,7 @@ import typer
 
 from actorq.constants import DEFAULT_NAMESPACE, DEFAULT_URL, ENV_NAMESPACE, ENV_NATS_URL
 from actorq.exceptions import ActorqError, ConfigError, ConnectionFailed, NotFound, ServerError
-from supervisors import StartError
+from supervisors import StartError, StartFailed
 
 T = TypeVar("T")
 
@@ -71,6 +71,24 @@ class Target(msgspec.Struct, frozen=True):
     namespace: str
     options: dict[str, Any] = {}
     signing_key: bytes | None = None
+
+
+def start_error_text(exc: StartError) -> str:
+    """What ``actorq up`` says when a child could not start: the child's path in the
+    tree (``queue-default/default-0``), not one message per supervisor around it, and
+    where its own error is (each process logs its crash, see
+    :mod:`actorq.runtime.child_log`), not "run it on its own"."""
+    path = [exc.child_id]
+    inner: BaseException = exc
+    while isinstance(inner.__cause__, StartError):
+        inner = inner.__cause__
+        path.append(inner.child_id)
+    if isinstance(inner, StartFailed):
+        return (
+            f"child {'/'.join(path)} stopped before reporting ready "
+            f"({inner.reason.describe()}); its error, if it logged one, is in the log above"
+        )
+    return str(inner).replace(repr(path[-1]), "/".join(path), 1)
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -125,7 +143,7 @@ def expected_errors() -> Iterator[None]:
     except ServerError as exc:
         fail(str(exc), RET_SERVER)
     except StartError as exc:
-        fail(str(exc), RET_START)
+        fail(start_error_text(exc), RET_START)
     except NotFound as exc:
         fail(str(exc), RET_NOT_FOUND)
     except ConfigError as exc:

@@ -126,6 +126,12 @@ format = "text"                       # text | json (one JSON object per line)
 # port = 9464
 host = "127.0.0.1"                    # loopback; "0.0.0.0" to let other hosts scrape
 
+[tracing]
+# OpenTelemetry (pip install actorq[otel] and the SDK): a "module:function" called with
+# no arguments first thing in every process actorq up starts, which sets the tracer
+# provider and its exporter (see docs/jobs.md, Traces).
+# setup = "myapp.telemetry:setup_tracing"
+
 [security]
 # Every job is signed (its whole envelope, HMAC-SHA256) and workers run only jobs with
 # a valid signature. Without signing_key_env, the key is generated on the first start

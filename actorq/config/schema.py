@@ -53,16 +53,19 @@ __all__ = [
     "SchedulerConfig",
     "SecurityConfig",
     "SupervisorConfig",
+    "TracingConfig",
     "load_config",
     "loads_config",
 ]
 
-Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+$", max_length=64)]
+_NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
+_CLASS_PATH_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"
+Name = Annotated[str, msgspec.Meta(pattern=_NAME_PATTERN, max_length=64)]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 Count = Annotated[int, msgspec.Meta(ge=0)]
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
-ClassPath = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")]
+ClassPath = Annotated[str, msgspec.Meta(pattern=_CLASS_PATH_PATTERN)]
 
 
 class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -219,6 +222,15 @@ class MetricsConfig(_Section, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
 
 
+class TracingConfig(_Section, frozen=True, kw_only=True):
+    """``[tracing]``: OpenTelemetry in the processes of ``actorq up`` (the
+    ``actorq[otel]`` extra; see docs/jobs.md#traces)."""
+
+    #: ``"module:function"`` called with no arguments first thing in every process
+    #: ``actorq up`` starts: set the tracer provider (SDK, exporter) there.
+    setup: ClassPath | None = None
+
+
 class SecurityConfig(_Section, frozen=True, kw_only=True):
     """``[security]``: the HMAC key for pickled payloads, by reference, never inline."""
 
@@ -265,6 +277,7 @@ class Config(_Section, frozen=True, kw_only=True):
     actors: list[ActorConfig] = []
     logging: LoggingConfig = LoggingConfig()
     metrics: MetricsConfig = MetricsConfig()
+    tracing: TracingConfig = TracingConfig()
     security: SecurityConfig = SecurityConfig()
     dashboard: DashboardConfig = DashboardConfig()
 
@@ -379,6 +392,12 @@ def _error_from_validation(
         if values:
             problem += f"; valid values: {', '.join(repr(v) for v in values)}"
     problem = problem.replace("Expected", "expected").replace("Invalid", "invalid")
+    if "matching regex" in problem and "]*:[A-Za-z_]" in problem:
+        # The pattern of a "module:name" key says nothing to whoever wrote the value.
+        example = "myapp.actors:Greeter" if path[-1:] == ("class",) else "myapp.telemetry:setup"
+        problem = f'expected "package.module:name", e.g. "{example}"'
+    elif "matching regex" in problem and _NAME_PATTERN in problem:
+        problem = "expected a name of letters, digits, '_' and '-' (at most 64)"
     var = _env_cause(path, applied)
     if var is not None:
         return ConfigFileError(f"environment variable {var}", None, show(path), problem)
@@ -473,6 +492,10 @@ def _check(
                 problem = _import_class(actor.cls)
                 if problem:
                     raise fail(("actors", i, "class"), problem)
+            if config.tracing.setup is not None:
+                problem = _find_module(config.tracing.setup.partition(":")[0])
+                if problem:
+                    raise fail(("tracing", "setup"), problem)
 
 
 def _check_keys(var: str, value: str | None, *, many: bool) -> str | None:

@@ -50,7 +50,7 @@ from actorq.jobs.options import (
 )
 from actorq.jobs.schedules import ScheduleBook, ScheduleVerbs, at_header, to_timestamp
 from actorq.jobs.streams import DEFAULT_MAX_BYTES, JobStreams, check_job_id, check_queue_name
-from actorq.jobs.tracing import enqueue_span
+from actorq.jobs.tracing import enqueue_span, enqueue_spans
 from actorq.nats.connection import Connection, OutMsg, open_nats
 from actorq.nats.errors import is_transient
 from actorq.nats.kv import KeyValueStore
@@ -349,15 +349,18 @@ class Client(ScheduleVerbs, DeadLetterVerbs):
             return await self._hold(env)
         faults.hit("client.publish_job")
         if due is not None:
-            ack = await self.conn.js_publish(
-                self.streams.delayed_subject(env.queue, env.id),
-                encode(env),
-                headers={
-                    "Nats-Schedule": at_header(due),
-                    "Nats-Schedule-Target": self.streams.job_subject(env.queue, env.id),
-                },
-                msg_id=env.id if explicit_id else None,
-            )
+            headers = {
+                "Nats-Schedule": at_header(due),
+                "Nats-Schedule-Target": self.streams.job_subject(env.queue, env.id),
+            }
+            # The server copies the other headers onto the job it releases: the trace too.
+            with enqueue_span(env.queue, env.id, env.function) as trace_headers:
+                ack = await self.conn.js_publish(
+                    self.streams.delayed_subject(env.queue, env.id),
+                    encode(env),
+                    headers={**headers, **trace_headers} if trace_headers else headers,
+                    msg_id=env.id if explicit_id else None,
+                )
             return Job(self, env.id, env.queue, deduplicated=ack.duplicate, via_inbox=True)
         # Nats-Msg-Id only for ids of the caller's: a generated id is unique already,
         # and the header costs ~10% of publish throughput.
@@ -397,14 +400,23 @@ class Client(ScheduleVerbs, DeadLetterVerbs):
         if opts.depends_on:
             raise UsageError("enqueue_many does not take depends_on; enqueue those one by one")
         check_queue_name(opts.queue)
+        if opts.queue not in self._served:
+            await self.served(opts.queue, warn=True)
         job_options = opts.job_options()
         envs = [
             self.build_envelope(opts, fn, a, k, job_options=job_options) for fn, a, k in calls
         ]
         envs = [await self.large.fit_envelope(e, max_bytes=self.max_bytes) for e in envs]
-        await self.conn.js_publish_many(
-            [OutMsg(self.streams.job_subject(e.queue, e.id), encode(e)) for e in envs]
-        )
+        subject = self.streams.job_subject
+        with enqueue_spans(envs) as traces:
+            if traces is None:
+                outs = [OutMsg(subject(e.queue, e.id), encode(e)) for e in envs]
+            else:  # traced: a span and its headers per job
+                outs = [
+                    OutMsg(subject(e.queue, e.id), encode(e), h)
+                    for e, h in zip(envs, traces, strict=True)
+                ]
+            await self.conn.js_publish_many(outs)
         return [Job(self, e.id, e.queue, via_inbox=True) for e in envs]
 
     # -- look up -----------------------------------------------------------------------
@@ -483,7 +495,7 @@ class Client(ScheduleVerbs, DeadLetterVerbs):
         assert scope.cancelled_caught
         raise JobTimeout(
             f"job {job_id} has no result after {timeout}s; it may still be queued or running: "
-            "check `await job.status()`, or wait longer."
+            f"see its status() or `actorq jobs show {job_id}`, or wait longer."
         )
 
     async def _wait_inbox(self, job_id: str, timeout: float | None) -> JobRecord:  # noqa: ASYNC109
@@ -519,7 +531,7 @@ class Client(ScheduleVerbs, DeadLetterVerbs):
                 del self._waiters[job_id]
         raise JobTimeout(
             f"job {job_id} has no result after {timeout}s; it may still be queued or running: "
-            "check `await job.status()`, or wait longer."
+            f"see its status() or `actorq jobs show {job_id}`, or wait longer."
         )
 
     async def result(

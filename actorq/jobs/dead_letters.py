@@ -58,7 +58,7 @@ class DeadLetterVerbs:
             )
         except NotFound:
             raise NotFound(
-                f"no dead letter for job {job_id!r}; list them with dead_letters()"
+                f"no dead letter for job {job_id!r}; list them with `actorq jobs dead`"
             ) from None
         letter = decode_dead_letter(msg.data)
         env = decode_envelope(letter.original)
@@ -102,7 +102,7 @@ class DeadLetterVerbs:
             )
         except NotFound:
             raise NotFound(
-                f"no dead letter for job {job_id!r}; list them with dead_letters()"
+                f"no dead letter for job {job_id!r}; list them with `actorq jobs dead`"
             ) from None
         await self.conn.jsm("delete_msg", self.streams.dead_stream, msg.seq)
 

@@ -28,6 +28,8 @@ cannot be published right now: each becomes that job's outcome (or a retry of it
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import importlib
 import inspect
 import logging
@@ -53,7 +55,7 @@ from actorq.jobs.streams import (
     envelope_problem,
 )
 from actorq.jobs.thread_pool import SyncJobThreads
-from actorq.jobs.tracing import AttemptSpans
+from actorq.jobs.tracing import AttemptSpans, dead_letter_span
 from actorq.nats.connection import Connection, JsMsg, PullConsumer, open_nats
 from actorq.nats.kv import KeyValueStore
 from actorq.process import faults
@@ -346,6 +348,10 @@ class QueueActor:
             finally:
                 done = True
 
+        if self.spans.open:
+            # A traced attempt: its span (current in this task) is current in the
+            # job's thread too, as trio.to_thread would carry it.
+            run = functools.partial(contextvars.copy_context().run, run)
         try:
             result = await self.threads.run(run, ended=ended)
         finally:
@@ -379,8 +385,9 @@ class QueueActor:
         self, msg: JsMsg, outcome: JobOutcome | None, action: Action, delay: float | None = None
     ) -> None:
         """Queue ``outcome`` (if any) for publishing, then ``action`` on the job's message."""
+        # Its attempt's span ends; the outcome takes its context to the result actor.
+        outcome = self.spans.finish(outcome)
         self.reporter.report(msg, outcome, action, delay)
-        self.spans.finish(outcome)
 
     async def heartbeat_loop(self) -> None:
         """Renew the lease of every running job every third of the ack wait."""
@@ -440,7 +447,8 @@ class QueueActor:
         )
         try:
             faults.hit("queue.dead_letter")
-            await self.conn.js_publish(self.streams.dead_subject(job_id), encode(letter))
+            with dead_letter_span(msg, env, job_id, self.settings.queue, reason):
+                await self.conn.js_publish(self.streams.dead_subject(job_id), encode(letter))
         except Exception as exc:
             log.warning("could not dead-letter %s (%s), will try again: %r", job_id, reason, exc)
             self.report(msg, None, "nak", _DEAD_LETTER_RETRY)

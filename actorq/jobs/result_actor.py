@@ -50,6 +50,7 @@ from actorq.constants import (
 from actorq.exceptions import ActorqError, BrokerError, ConfigError, Conflict, NotFound
 from actorq.jobs.dependencies import DependencyTracker
 from actorq.jobs.streams import JobStreams, check_job_id, subject_problem
+from actorq.jobs.tracing import store_spans
 from actorq.jobs.undelivered import serve_undelivered
 from actorq.nats.connection import Connection, open_nats
 from actorq.nats.delivery import JsMsg
@@ -201,9 +202,11 @@ class ResultActor:
         await self._settle_each([msg], "ack")
 
     async def process(self, msgs: list[JsMsg]) -> None:
+        started = time.time_ns()
         by_job: dict[str, list[JobOutcome]] = {}
         dead: list[tuple[str, bytes]] = []
         waits: list[WaitForParents] = []
+        traced: list[JobOutcome] = []  # outcomes of traced attempts (actorq.jobs.tracing)
         count = 0
         for msg in msgs:
             try:
@@ -231,6 +234,8 @@ class ResultActor:
                     dead.append(self._bad_outcome(outcome, problem))
                     continue
                 by_job.setdefault(outcome.job_id, []).append(outcome)
+                if outcome.trace:
+                    traced.append(outcome)
 
         written = await self.store_all(by_job)
         notices: list[tuple[str, bytes]] = []
@@ -244,10 +249,14 @@ class ResultActor:
                     notices.append((reply_to, encode(record)))
                 if record.id in parents:
                     parents_done.append(record)
+        dead_from = time.time_ns()
         if dead:
             for ack in await self.side.js_publish_batch([(s, d, None) for s, d in dead], within=30):
                 if isinstance(ack, ActorqError):
                     raise ack
+        if traced:
+            lettered = {o.job_id for _, failures in written for o in failures}
+            store_spans(traced, started, dead_from, time.time_ns(), lettered)
         for subject, data in notices:
             if not faults.hit("result.notify"):
                 await self.side.publish(subject, data)

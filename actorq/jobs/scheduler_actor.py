@@ -44,6 +44,7 @@ from actorq.constants import DEFAULT_NAMESPACE, DEFAULT_URL, SCHEDULER_DURABLE
 from actorq.exceptions import BrokerError, Conflict
 from actorq.jobs.schedules import next_due, timer_headers
 from actorq.jobs.streams import LEASE_TTL, JobStreams
+from actorq.jobs.tracing import enqueue_span
 from actorq.nats.connection import Connection, open_nats
 from actorq.nats.delivery import JsMsg
 from actorq.nats.kv import KeyValueStore
@@ -52,6 +53,7 @@ from actorq.nats.options import ConnectOptions
 from actorq.nats.provisioning import KvSpec, ensure_kv
 from actorq.process import faults
 from actorq.process.heartbeat import publish_heartbeats
+from actorq.process.job_counts import LagCounts
 from actorq.wire.messages import (
     JobEnvelope,
     ScheduleEntry,
@@ -199,6 +201,8 @@ class SchedulerActor:
         self.fired = 0
         self.skipped = 0
         self.stale = 0
+        #: Seconds from each fire's due time to its handling (metrics, via heartbeats).
+        self.lag = LagCounts()
         self.lease: Lease | None = None
 
     async def process(self, msgs: list[JsMsg]) -> None:
@@ -242,6 +246,7 @@ class SchedulerActor:
             self.stale += 1  # re-declared, paused, deleted, or handled already
             return
         now = self.clock()
+        self.lag.observe(now - fire.due)
         missed = now - fire.due > entry.misfire_grace
         run = not missed or entry.misfire == "run_once"
         if run:
@@ -297,10 +302,12 @@ class SchedulerActor:
             options=entry.options,
             enqueued_at=now,
         )
-        await self.side.js_publish(
-            self.streams.job_subject(entry.queue, job_id), encode(env),
-            headers={"Nats-Msg-Id": job_id},
-        )  # fmt: skip
+        # A due job starts its trace here (when traced): the scheduler is its enqueuer.
+        with enqueue_span(entry.queue, job_id, entry.function, schedule=entry.name) as trace:
+            await self.side.js_publish(
+                self.streams.job_subject(entry.queue, job_id), encode(env),
+                headers={"Nats-Msg-Id": job_id, **trace} if trace else {"Nats-Msg-Id": job_id},
+            )  # fmt: skip
 
 
 async def serve_scheduler_actor(
@@ -334,9 +341,11 @@ async def serve_scheduler_actor(
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(lease.serve)
-                nursery.start_soon(
-                    functools.partial(publish_heartbeats, conn, namespace, role="scheduler")
-                )
+                beats = functools.partial(
+                    publish_heartbeats, conn, namespace, role="scheduler",
+                    stats=lambda: {"schedule_lag": actor.lag},
+                )  # fmt: skip
+                nursery.start_soon(beats)
                 if extra is not None:
                     nursery.start_soon(extra, conn, actor)
                 task_status.started(actor)

@@ -358,7 +358,7 @@ class ScheduleBook:
     async def get(self, name: str) -> tuple[ScheduleEntry, int]:
         entry = await self.client.schedules_kv.get(name)
         if entry is None:
-            raise NotFound(f"no schedule {name!r}; list them with client.schedules()")
+            raise NotFound(f"no schedule {name!r}; list them with `actorq schedules list`")
         return decode_schedule_entry(entry.value), entry.revision
 
     async def list(self) -> list[ScheduleInfo]:

@@ -13,7 +13,15 @@ from actorq.exceptions import ActorqError, NotFound
 from actorq.process.heartbeat import ProcReport, is_tree_key, procs_bucket, state_of
 from supervisors import ChildSnapshot
 
-__all__ = ["QueueStats", "TreeNode", "queue_stats", "read_all", "read_reports", "tree_nodes"]
+__all__ = [
+    "QueueStats",
+    "TreeNode",
+    "queue_stats",
+    "read_all",
+    "read_reports",
+    "tree_nodes",
+    "unserved_queues",
+]
 
 
 class TreeNode(msgspec.Struct, frozen=True):
@@ -108,20 +116,7 @@ async def queue_stats(client: Any, reports: list[ProcReport] | None = None) -> l
         oldest: float | None = None
         if info.num_pending:
             # The first message past what the consumer delivered is the oldest waiting.
-            start = (info.delivered.stream_seq or 0) + 1
-            try:
-                msg = await conn.jsm(
-                    "get_msg",
-                    streams.jobs_stream,
-                    seq=start,
-                    subject=streams.queue_filter(queue),
-                    next=True,
-                )
-            except NotFound:
-                pass
-            else:
-                if msg.time is not None:
-                    oldest = time.time() - msg.time.timestamp()
+            oldest = await _age_of_first(conn, streams, queue, (info.delivered.stream_seq or 0) + 1)
         out.append(
             QueueStats(
                 queue=queue,
@@ -133,4 +128,64 @@ async def queue_stats(client: Any, reports: list[ProcReport] | None = None) -> l
                 jobs_per_s=round(rates.get(queue, 0.0), 2),
             )
         )
+    for queue, count in (await unserved_queues(conn, streams, infos)).items():
+        oldest = await _age_of_first(conn, streams, queue, 1)
+        out.append(
+            QueueStats(queue=queue, pending=count, in_flight=0, redelivered=0, workers=0,
+                       oldest_pending_age=oldest)
+        )  # fmt: skip
+    out.sort(key=lambda s: s.queue)
     return out
+
+
+async def unserved_queues(conn: Any, streams: Any, infos: list[Any]) -> dict[str, int]:
+    """Queues holding jobs that no consumer serves, with their job counts (``infos``:
+    the jobs stream's consumers, as read just before).
+
+    A queue has a consumer once a worker served it, or a client warned about it (see
+    :meth:`actorq.Client.served`), but jobs can get there otherwise: a recurring
+    schedule of a queue nobody serves, a client not allowed to create consumers, a
+    raw publish. Listing the stream's subjects costs a line per job, so it is done
+    only when the stream holds more messages than its consumers and the scheduler's
+    timers account for (two small requests otherwise). A listing is one page of the
+    server's (up to 100,000 subjects).
+    """
+    info = await conn.jsm("stream_info", streams.jobs_stream)
+    held = int(info.state.messages or 0)
+    for c in infos:
+        held -= int(c.num_pending or 0) + int(c.num_ack_pending or 0)
+    if held <= 0:
+        return {}
+    timers = await conn.jsm(
+        "stream_info", streams.jobs_stream, subjects_filter=streams.ns.subject("sched.>")
+    )
+    held -= sum((timers.state.subjects or {}).values())
+    if held <= 0:
+        return {}
+    served = {c.name[len(_PREFIX) :] for c in infos if c.name.startswith(_PREFIX)}
+    listed = await conn.jsm(
+        "stream_info", streams.jobs_stream, subjects_filter=streams.ns.subject("jobs.*.*")
+    )
+    counts: dict[str, int] = {}
+    cut = len(streams.ns.subject("jobs."))
+    for subject, n in (listed.state.subjects or {}).items():
+        queue = subject[cut:].split(".", 1)[0]
+        if queue not in served:
+            counts[queue] = counts.get(queue, 0) + int(n)
+    return counts
+
+
+async def _age_of_first(conn: Any, streams: Any, queue: str, start: int) -> float | None:
+    """Seconds since the first job of ``queue`` at or after stream sequence ``start``
+    was stored (``None``: there is none)."""
+    try:
+        msg = await conn.jsm(
+            "get_msg",
+            streams.jobs_stream,
+            seq=start,
+            subject=streams.queue_filter(queue),
+            next=True,
+        )
+    except NotFound:
+        return None
+    return None if msg.time is None else time.time() - msg.time.timestamp()

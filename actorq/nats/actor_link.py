@@ -105,6 +105,8 @@ class TrioLink:
         self._pongs: list[trio.Event] = []
         self._scope = trio.CancelScope()
         self._closed = False
+        #: Its serve task ended (closed or cancelled): no PONG will ever come again.
+        self._stopped = False
         self.connected = trio.Event()
         self.dropped = 0
         self._space: trio.Event | None = None
@@ -180,11 +182,17 @@ class TrioLink:
 
     async def flush(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         """Wait until the server has processed everything queued so far."""
+        if self._stopped:
+            raise ConnectionFailed(f"the actor link to {self._host}:{self._port} is closed")
         pong = trio.Event()
         self._pongs.append(pong)
         self._queue(b"PING\r\n")
         with trio.move_on_after(timeout) as scope:
             await pong.wait()
+        if self._stopped:
+            # Woken by the link's end, not by a PONG: say so at once rather than let a
+            # caller's cleanup (an inbox's teardown) wait the whole timeout.
+            raise ConnectionFailed(f"the actor link to {self._host}:{self._port} closed")
         if scope.cancelled_caught:
             raise ConnectionFailed(f"NATS at {self._host}:{self._port} did not answer a PING")
 
@@ -254,6 +262,10 @@ class TrioLink:
         try:
             await self._serve(leftover)
         finally:
+            self._stopped = True
+            for pong in self._pongs:
+                pong.set()
+            self._pongs.clear()
             if self._stream is not None:
                 with trio.CancelScope(shield=True):
                     await self._stream.aclose()

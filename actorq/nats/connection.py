@@ -422,11 +422,16 @@ async def open_nats(
     """
     server_list = [servers] if isinstance(servers, str) else list(servers)
     refused: list[Exception] = []  # authorization errors seen while connecting
+    seen: list[Exception] = []  # every error seen while connecting: the last says why
 
     async def on_error(exc: Exception) -> None:
         if "authorization" in str(exc).lower():
             refused.append(exc)
+        if not connected:
+            seen[:] = [exc]
         await _log_error(exc)
+
+    connected = False
 
     kwargs: dict[str, Any] = {
         "servers": server_list,
@@ -474,11 +479,19 @@ async def open_nats(
                     "ACTORQ_CREDENTIALS_FILE or ACTORQ_NATS_DATA_DIR, or pass user and "
                     "password (see docs/security.md)."
                 ) from exc
+            # nats-py keeps retrying until our deadline: the error it last reported
+            # (connection refused, a TLS failure...) says more than the timeout.
+            cause = seen[-1] if seen and isinstance(exc, trio.TooSlowError) else exc
+            why = str(cause) or type(cause).__name__
+            if isinstance(cause, ConnectionRefusedError):
+                why = f"connection refused ({why})"
+            elif isinstance(cause, TimeoutError | trio.TooSlowError):
+                why = f"no answer within {connect_timeout:g}s"
             raise ConnectionFailed(
-                f"could not connect to NATS at {', '.join(server_list)}: "
-                f"{str(exc) or type(exc).__name__}. Is the server running (try "
-                "`actorq server`) and are the URL and credentials right?"
+                f"could not connect to NATS at {', '.join(server_list)}: {why}. Is the "
+                "server running (try `actorq server`) and are the URL and credentials right?"
             ) from exc
+        connected = True
         try:
             async with _open_service_nursery() as service:
                 conn = Connection(bridge, nc, request_timeout=request_timeout, service=service)

@@ -32,7 +32,7 @@ import trio
 
 from actorq.nats.connection import Connection
 from actorq.nats.provisioning import KvSpec, Namespace, ensure_kv
-from actorq.process.job_counts import FunctionCounts
+from actorq.process.job_counts import FunctionCounts, LagCounts
 
 __all__ = [
     "INTERVAL",
@@ -83,6 +83,8 @@ class ProcReport(msgspec.Struct, frozen=True, kw_only=True):
     cpu_seconds: float = 0.0
     #: A queue actor's counters by job function (see :mod:`actorq.process.job_counts`).
     jobs: dict[str, FunctionCounts] = {}
+    #: A scheduler's lateness in handling recurring schedules' fires.
+    schedule_lag: LagCounts | None = None
 
 
 def procs_bucket(namespace: str) -> str:

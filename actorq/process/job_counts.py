@@ -17,10 +17,13 @@ import msgspec
 
 from actorq.wire.messages import JobOutcome
 
-__all__ = ["DURATION_BUCKETS", "FunctionCounts", "JobCounts"]
+__all__ = ["DURATION_BUCKETS", "LAG_BUCKETS", "FunctionCounts", "JobCounts", "LagCounts"]
 
 #: Upper bounds (seconds) of the duration histogram's buckets; one more holds the rest.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+#: Upper bounds (seconds) of the scheduler lag histogram's buckets: a fire handled
+#: within 10 ms is on time, one a minute late waited out a scheduler's absence.
+LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
 class FunctionCounts(msgspec.Struct, kw_only=True):
@@ -76,3 +79,21 @@ class JobCounts:
             duration = max(0.0, out.finished_at - out.started_at)
             counts.buckets[bisect.bisect_left(DURATION_BUCKETS, duration)] += 1
             counts.duration_sum += duration
+
+
+class LagCounts(msgspec.Struct, kw_only=True):
+    """How late a scheduler handled the fires of recurring schedules: seconds from a
+    fire's due time to its handling, as a histogram (counters since the process
+    started; carried by the scheduler's heartbeats, summed by ``actorq up``'s
+    ``actorq_scheduler_lag_seconds``)."""
+
+    #: Fires per lag bucket (not cumulative; the last: above all of :data:`LAG_BUCKETS`).
+    buckets: list[int] = msgspec.field(default_factory=lambda: [0] * (len(LAG_BUCKETS) + 1))
+    total: float = 0.0
+
+    def observe(self, lag: float) -> None:
+        """One fire, handled ``lag`` seconds after its due time (clamped at 0: a
+        clock a little behind the server's)."""
+        lag = max(0.0, lag)
+        self.buckets[bisect.bisect_left(LAG_BUCKETS, lag)] += 1
+        self.total += lag

@@ -5,7 +5,8 @@
 calling the target this:
 
 1. configures logging from the config's ``[logging]`` (text or JSON lines), so every
-   process of the tree logs alike (the targets' own ``basicConfig`` then does nothing);
+   process of the tree logs alike (the targets' own ``basicConfig`` then does nothing),
+   and calls the ``[tracing] setup`` hook, if any (a tracer provider per process);
 2. puts the NATS connection options (user/password, token, creds, TLS) into the
    target's settings (their ``connect`` field, which each actor passes to
    :func:`actorq.nats.connection.open_nats`), and a queue actor's signing keys into its.
@@ -145,16 +146,32 @@ def _fill_settings(target: str, args: tuple[str, ...], setup: dict[str, Any]) ->
     return (json.dumps(settings), *args[1:])
 
 
+def _setup_tracing(path: str, sys_path: list[str]) -> None:
+    """Call the config's ``[tracing] setup`` (``"module:function"``), which sets this
+    process's OpenTelemetry tracer provider; the module is found through the config's
+    ``sys_path`` as job modules are."""
+    for entry in reversed(sys_path):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+    module_name, _, func_name = path.partition(":")
+    func: Any = importlib.import_module(module_name)
+    for part in func_name.split("."):
+        func = getattr(func, part)
+    func()
+
+
 def main(ready: Callable[[], None], target: str, *args: str) -> Any:
     """Set up as ``ACTORQ_UP_CHILD`` says, then run ``target(ready, *args)``."""
     setup = json.loads(os.environ.pop(ENV_CHILD, "{}"))
     log_setup = setup.get("logging", {})
     configure_logging(log_setup.get("level", "INFO"), log_setup.get("format", "text"))
-    module_name, _, func_name = target.partition(":")
-    module = importlib.import_module(module_name)
-    args = _fill_settings(target, args, setup)
-    func = getattr(module, func_name)
     try:
+        if "tracing" in setup:
+            _setup_tracing(setup["tracing"]["setup"], setup["tracing"]["sys_path"])
+        module_name, _, func_name = target.partition(":")
+        module = importlib.import_module(module_name)
+        args = _fill_settings(target, args, setup)
+        func = getattr(module, func_name)
         if inspect.iscoroutinefunction(func):
             import trio
 

@@ -24,7 +24,7 @@ import trio
 
 from supervisors import ChildExited, ChildRestarted, SupervisorEscalated, SupervisorEvent
 
-__all__ = ["CHILD_FIELDS", "log_child_events", "log_crash", "lone_exception"]
+__all__ = ["CHILD_FIELDS", "log_child_events", "log_crash", "lone_exception", "plain_reason"]
 
 log = logging.getLogger("actorq.up.children")
 
@@ -32,11 +32,36 @@ log = logging.getLogger("actorq.up.children")
 CHILD_FIELDS = ("child", "child_pid", "reason", "restarts")
 
 
+#: The supervisors library's advice in a start failure's reason: a child of ``actorq
+#: up`` logs its own crash (:func:`log_crash`), so here it only sends people astray.
+_RUN_ALONE = "; run it on its own to see its error output"
+
+
+def plain_reason(text: str) -> str:
+    """An exit reason as ``actorq up`` shows it: without the advice to run the child
+    alone, and a nested start failure without its module path."""
+    return text.replace(_RUN_ALONE, "").replace("exception: supervisors.exceptions.", "")
+
+
+class _LoggedHere(logging.Filter):
+    """Drops the supervisors library's own record of an escalation: the one below
+    names the child by its path, and one line per event is enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("supervisor %r gives up")
+
+
 async def log_child_events(events: trio.MemoryReceiveChannel[SupervisorEvent]) -> None:
     """Log every exit, restart and escalation until ``events`` ends (or is cancelled;
     it is closed then, which unsubscribes it)."""
-    with events:
-        await _log_events(events)
+    library = logging.getLogger("supervisors")
+    duplicates = _LoggedHere()
+    library.addFilter(duplicates)
+    try:
+        with events:
+            await _log_events(events)
+    finally:
+        library.removeFilter(duplicates)
 
 
 async def _log_events(events: AsyncIterable[SupervisorEvent]) -> None:
@@ -51,27 +76,28 @@ async def _log_events(events: AsyncIterable[SupervisorEvent]) -> None:
             else:
                 level = logging.WARNING  # a permanent child that returned: restarted
             count = restarts.get(name, 0)
+            reason = plain_reason(event.reason.describe())
+            pid = f" (pid {event.pid})" if event.pid is not None else ""  # None: a supervisor
             log.log(
                 level,
-                "child %s (pid %s) exited: %s; restarts so far %d",
-                name, event.pid, event.reason.describe(), count,
-                extra={"child": name, "child_pid": event.pid,
-                       "reason": event.reason.describe(), "restarts": count},
+                "child %s%s exited: %s; restarts so far %d", name, pid, reason, count,
+                extra={"child": name, "child_pid": event.pid, "reason": reason,
+                       "restarts": count},
             )  # fmt: skip
         elif isinstance(event, ChildRestarted):
             name = f"{event.supervisor}/{event.child_id}"
             restarts[name] = event.restarts
+            pid = f" (pid {event.pid})" if event.pid is not None else ""
             log.warning(
-                "child %s restarted (pid %s), restart %d",
-                name, event.pid, event.restarts,
+                "child %s restarted%s, restart %d", name, pid, event.restarts,
                 extra={"child": name, "child_pid": event.pid, "restarts": event.restarts},
             )  # fmt: skip
         elif isinstance(event, SupervisorEscalated):
             name = f"{event.supervisor}/{event.child_id}"
+            reason = plain_reason(event.reason.describe())
             log.error(
                 "supervisor %s gives up: child %s failed too often (last: %s)",
-                event.supervisor, name, event.reason.describe(),
-                extra={"child": name, "reason": event.reason.describe()},
+                event.supervisor, name, reason, extra={"child": name, "reason": reason},
             )  # fmt: skip
 
 

@@ -3,7 +3,9 @@
 Gathered from what the processes already publish, not from a metrics library in
 each of them: every queue actor's heartbeat (:mod:`actorq.process.heartbeat`, every 2 s)
 carries its per-function job counters and duration histogram
-(:mod:`actorq.process.job_counts`), its CPU time and RSS; the queues' figures come
+(:mod:`actorq.process.job_counts`), its CPU time and RSS; the scheduler's carries how
+late it handled each recurring schedule's fire (``actorq_scheduler_lag_seconds``,
+the time from a fire's due time to its handling); the queues' figures come
 from their consumers; restarts from this ``actorq up``'s own supervision tree. A scrape
 reads them then (a KV read per process, one consumer listing), so nothing runs
 between scrapes and a job costs its processes a few dict increments.
@@ -38,10 +40,11 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from actorq.exceptions import ActorqError
+from actorq.jobs.stats import unserved_queues
 from actorq.jobs.streams import JobStreams
 from actorq.nats.connection import Connection, open_nats
 from actorq.process.heartbeat import ProcReport, is_tree_key, procs_bucket, state_of
-from actorq.process.job_counts import DURATION_BUCKETS
+from actorq.process.job_counts import DURATION_BUCKETS, LAG_BUCKETS
 from supervisors import ChildSnapshot
 
 __all__ = ["MetricsState", "serve_metrics"]
@@ -92,13 +95,17 @@ class MetricsState(Collector):
             log.debug("heartbeats not read: %s", exc)
         prefix = "q-"
         queues: dict[str, _QueueFigures] = {}
-        for info in await self.conn.jsm("consumers_info", self.streams.jobs_stream):
+        infos = await self.conn.jsm("consumers_info", self.streams.jobs_stream)
+        for info in infos:
             if info.name.startswith(prefix):
                 queues[info.name[len(prefix) :]] = _QueueFigures(
                     pending=int(info.num_pending or 0),
                     in_flight=int(info.num_ack_pending or 0),
                     redelivered=int(info.num_redelivered or 0),
                 )
+        # Queues holding jobs nobody serves have no consumer, but a depth all the same.
+        for queue, count in (await unserved_queues(self.conn, self.streams, infos)).items():
+            queues[queue] = _QueueFigures(pending=count, in_flight=0, redelivered=0)
         self.queues = queues
 
     def collect(self) -> Iterator[Metric]:
@@ -142,6 +149,7 @@ class MetricsState(Collector):
         yield from counters.values()
         yield hist
         yield from self._queue_metrics(finished)
+        yield self._scheduler_lag()
         yield self._restarts()
         yield from self._processes()
 
@@ -166,6 +174,27 @@ class MetricsState(Collector):
             redelivered.add_metric([queue], q.redelivered)
             enqueued.add_metric([queue], q.pending + q.in_flight + finished.get(queue, 0.0))
         yield from (depth, flight, redelivered, enqueued)
+
+    def _scheduler_lag(self) -> Metric:
+        """How late recurring schedules fired: every scheduler's histogram, summed
+        (only the leader handles fires; a standby's stays empty)."""
+        family = HistogramMetricFamily(
+            "actorq_scheduler_lag_seconds",
+            "Seconds from a recurring schedule's due time to its scheduler handling the fire.",
+        )
+        counts = [0] * (len(LAG_BUCKETS) + 1)
+        total = 0.0
+        for report in self.reports.values():
+            if report.schedule_lag is not None:
+                for i, n in enumerate(report.schedule_lag.buckets[: len(counts)]):
+                    counts[i] += n
+                total += report.schedule_lag.total
+        cumulative, running = [], 0
+        for bound, n in zip((*map(str, LAG_BUCKETS), "+Inf"), counts, strict=True):
+            running += n
+            cumulative.append((bound, float(running)))
+        family.add_metric([], cumulative, total)
+        return family
 
     def _restarts(self) -> Metric:
         family = CounterMetricFamily(

@@ -59,7 +59,7 @@ from actorq.nats.local_credentials import (
 from actorq.nats.options import ConnectOptions
 from actorq.process.heartbeat import provision_procs, publish_tree
 from actorq.runtime.child import ENV_CHILD, configure_logging
-from actorq.runtime.child_log import log_child_events
+from actorq.runtime.child_log import log_child_events, plain_reason
 from actorq.runtime.metrics import serve_metrics
 from actorq.runtime.nats_child import open_supervised_server
 from actorq.runtime.specs import queue_supervisor_spec, result_actor_spec, scheduler_actor_spec
@@ -192,6 +192,11 @@ def _child_env(config: Config, secrets: Secrets) -> dict[str, str]:
         "signing_key": secrets.signing_key,
         "previous_signing_keys": secrets.previous_signing_keys,
     }
+    if config.tracing.setup is not None:
+        setup["tracing"] = {
+            "setup": config.tracing.setup,
+            "sys_path": [os.path.abspath(p) for p in config.sys_path],
+        }
     return {ENV_CHILD: json.dumps(setup)}
 
 
@@ -499,6 +504,7 @@ def describe_failure(exc: BaseException) -> str:
     if isinstance(exc, RestartIntensityExceeded):
         return (
             f"supervisor {exc.supervisor!r} gave up: child {exc.child_id!r} failed, more than "
-            f"{exc.max_restarts} restarts within {exc.within:g}s; last: {exc.reason.describe()}"
+            f"{exc.max_restarts} restarts within {exc.within:g}s; last: "
+            f"{plain_reason(exc.reason.describe())}"
         )
     return f"{type(exc).__name__}: {exc}"

@@ -321,6 +321,9 @@ class JobOutcome(_Message, frozen=True, kw_only=True):
     #: Set when the result was too large for a message: ``result`` is empty and the
     #: bytes are this object of the namespace's object store.
     result_ref: str | None = None
+    #: The attempt's trace context (W3C ``traceparent``...) when it was traced
+    #: (:mod:`actorq.jobs.tracing`); empty, and not encoded, otherwise.
+    trace: dict[str, str] = {}
 
 
 class OutcomeBatch(_Message, frozen=True, kw_only=True):

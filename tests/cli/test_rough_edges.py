@@ -25,6 +25,8 @@ from actorq.config.schema import loads_config
 from actorq.exceptions import PortInUse
 from actorq.nats.embedded_server import _check_port_free
 from actorq.process.heartbeat import ProcReport
+from actorq.runtime.metrics import MetricsState
+from actorq.wire.messages import encode
 from tests.helpers import jobfuncs
 from tests.helpers.jobs_harness import open_runtime
 from tests.helpers.paths import ROOT
@@ -97,6 +99,56 @@ async def test_a_queue_nobody_serves_warns_and_is_listed_with_its_jobs(
         assert stats["nobody"]["workers"] == 0
 
 
+async def test_a_queue_whose_jobs_came_before_any_consumer_is_listed_and_measured(
+    nats_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with open_runtime(nats_url, queues={}) as rt:
+        client = rt.client
+        # Jobs that reached a queue no consumer exists for, as a recurring schedule of
+        # a queue nobody serves, a client not allowed to create consumers, or an older
+        # actorq put them there: published with no consumer made.
+        for _ in range(3):
+            env = client.build_envelope(EnqueueOptions(queue="orphans"), jobfuncs.add, (1, 2), {})
+            await client.conn.js_publish(client.streams.job_subject("orphans", env.id), encode(env))
+        with caplog.at_level(logging.WARNING, logger="actorq"):
+            batch = await client.options(queue="batched").enqueue_many(
+                [(jobfuncs.add, (i, 1), {}) for i in range(2)]
+            )
+        assert any("'batched' has no worker" in r.getMessage() for r in caplog.records)
+        # A delayed job is a server timer in the same stream, not a job of any queue yet.
+        await client.options(queue="later").enqueue_in(3600, jobfuncs.add, 1, 1)
+        cfg = _config(tmp_path, nats_url, rt.namespace)
+        listed = await actorq_cli("queues", "--json", "--config", cfg)
+        assert listed.returncode == 0, listed.stderr
+        stats = {q["queue"]: q for q in json.loads(listed.stdout)}
+        assert stats["orphans"]["pending"] == 3
+        assert stats["orphans"]["workers"] == 0
+        assert stats["orphans"]["oldest_pending_age"] is not None
+        assert stats["batched"]["pending"] == 2
+        assert stats["later"]["pending"] == 0  # its consumer exists; the job is not due
+        assert sorted(stats) == ["batched", "later", "orphans"]
+        table = await actorq_cli("queues", "--config", cfg)
+        rows = [line.split() for line in table.stdout.decode().splitlines()]
+        assert ["orphans", "3", "0", "0", "0"] in [r[:5] for r in rows], table.stdout
+        # The metrics endpoint's depth too.
+        metrics = MetricsState(client.conn, rt.namespace, tree=lambda: None)  # type: ignore[arg-type,return-value]
+        await metrics.refresh()
+        assert metrics.queues["orphans"].pending == 3
+        # Once a worker serves it, its jobs run, and it is listed once, as served.
+        await rt.start_queue_actor("orphans", 2)
+        await rt.start_queue_actor("batched", 2)
+        assert [await j.result(timeout=30) for j in batch] == [1, 2]
+        with trio.fail_after(30):
+            while True:
+                listed = await actorq_cli("queues", "--json", "--config", cfg)
+                names = [q["queue"] for q in json.loads(listed.stdout)]
+                now = [q for q in json.loads(listed.stdout) if q["queue"] == "orphans"]
+                if now and now[0]["pending"] == 0 and now[0]["in_flight"] == 0:
+                    break
+                await trio.sleep(0.2)
+        assert names.count("orphans") == 1
+
+
 async def test_cancel_of_an_unknown_job_exits_not_found_and_of_a_done_one_says_so(
     nats_url: str, tmp_path: Path
 ) -> None:
@@ -110,6 +162,24 @@ async def test_cancel_of_an_unknown_job_exits_not_found_and_of_a_done_one_says_s
         done = await actorq_cli("jobs", "cancel", job.id, "--config", cfg)
         assert done.returncode == 0, done.stderr
         assert b"already succeeded: nothing to cancel" in done.stdout
+
+
+async def test_not_found_errors_name_the_command_that_lists_not_a_python_call(
+    nats_url: str, tmp_path: Path
+) -> None:
+    async with open_runtime(nats_url, queues={}) as rt:
+        cfg = _config(tmp_path, nats_url, rt.namespace)
+        for args, lister in [
+            (("jobs", "requeue", "nosuchjob"), "`actorq jobs dead`"),
+            (("schedules", "delete", "nosuch"), "`actorq schedules list`"),
+            (("schedules", "pause", "nosuch"), "`actorq schedules list`"),
+        ]:
+            out = await actorq_cli(*args, "--config", cfg)
+            assert out.returncode == cli_common.RET_NOT_FOUND, (args, out.stderr)
+            err = out.stderr.decode()
+            assert lister in err, err
+            assert "()" not in err, err
+            assert "await" not in err, err
 
 
 async def test_jobs_list_refuses_an_unknown_status_and_names_the_valid_ones() -> None:

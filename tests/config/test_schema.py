@@ -126,6 +126,32 @@ def test_a_value_outside_a_fixed_set_lists_the_valid_values() -> None:
     assert "valid values: 'DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL'" in str(err)
 
 
+@pytest.mark.parametrize(
+    ("added", "key", "says"),
+    [
+        ('\n[tracing]\nsetup = "nocolon"\n', "tracing.setup",
+         'expected "package.module:name", e.g. "myapp.telemetry:setup"'),
+        ('\n[[actors]]\nname = "a"\nclass = "Greeter"\n', "actors[0].class",
+         'expected "package.module:name", e.g. "myapp.actors:Greeter"'),
+        ('\n[[queues]]\nname = "two words"\n', "queues[2].name",
+         "expected a name of letters, digits, '_' and '-' (at most 64)"),
+    ],
+)  # fmt: skip
+def test_a_value_of_the_wrong_shape_says_the_shape_not_a_regex(
+    added: str, key: str, says: str
+) -> None:
+    err = _error(GOOD + added, check_imports=False)
+    assert err.key == key
+    assert str(err).endswith(says)
+    assert "regex" not in str(err)
+
+
+def test_a_tracing_setup_module_that_cannot_be_found_is_refused() -> None:
+    err = _error(GOOD + '\n[tracing]\nsetup = "nosuchpkg.telemetry:setup"\n')
+    assert err.key == "tracing.setup"
+    assert "module 'nosuchpkg.telemetry' cannot be found" in str(err)
+
+
 def test_a_value_of_the_wrong_type_is_refused_with_its_path_and_line() -> None:
     err = _error(GOOD.replace("processes = 2", 'processes = "two"'))
     assert (err.key, err.line) == ("queues[0].processes", 8)

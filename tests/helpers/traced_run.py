@@ -16,18 +16,32 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from actorq import JobFailed, RetryBackoff
 from tests.helpers import jobfuncs
-from tests.helpers.jobs_harness import open_runtime
+from tests.helpers.scheduler_harness import eventually, open_scheduled_runtime
 
 
-async def main(url: str) -> None:
-    async with open_runtime(url) as rt:
+async def main(url: str, exporter: InMemorySpanExporter) -> None:
+    async with open_scheduled_runtime(url) as (rt, _):
         ok = await rt.client.enqueue(jobfuncs.add, 2, 3)
         assert await ok.result(timeout=30) == 5
         fast = RetryBackoff(kind="fixed", base=0.05, jitter=False)
         bad = await rt.client.options(max_retries=1, backoff=fast).enqueue(jobfuncs.boom, "x")
         with contextlib.suppress(JobFailed):
             await bad.result(timeout=30)
-    print(json.dumps({"ok": ok.id, "bad": bad.id}))
+        late = await rt.client.enqueue_in(0.5, jobfuncs.add, 1, 1)  # the server releases it
+        assert await late.result(timeout=30) == 2
+        # A recurring schedule's job: its trace starts at the scheduler.
+        await rt.client.schedule("traced-tick", jobfuncs.add, 2, 2, every=1, max_runs=1)
+
+        def stored() -> bool:  # its result actor span is the last of its trace
+            return any(
+                s.name.startswith("actorq store")
+                and str((s.attributes or {}).get("actorq.job_id", "")).startswith("traced-tick-")
+                for s in exporter.get_finished_spans()
+            )
+
+        with trio.fail_after(30):
+            await eventually(stored)
+    print(json.dumps({"ok": ok.id, "bad": bad.id, "late": late.id}))
 
 
 if __name__ == "__main__":
@@ -35,7 +49,7 @@ if __name__ == "__main__":
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
-    trio.run(main, sys.argv[1])
+    trio.run(main, sys.argv[1], exporter)
     for span in exporter.get_finished_spans():
         ctx = span.get_span_context()
         print(json.dumps({

@@ -218,9 +218,25 @@ async def test_many_trio_tasks_share_one_connection(nc: Connection) -> None:
 
 async def test_connecting_to_nothing_fails_with_a_clear_error() -> None:
     url = f"nats://127.0.0.1:{free_port()}"
-    with trio.fail_after(20), pytest.raises(ConnectionFailed, match="actorq server"):
+    with trio.fail_after(20), pytest.raises(ConnectionFailed, match="actorq server") as info:
         async with open_nats(url, connect_timeout=1):
             pass
+    # The cause nats-py reported, not the deadline that ended its retries.
+    assert f"could not connect to NATS at {url}: connection refused (" in str(info.value)
+    assert "TooSlowError" not in str(info.value)
+
+
+async def test_a_server_that_never_answers_fails_saying_how_long_it_waited() -> None:
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")  # accepts, says nothing
+    port = listeners[0].socket.getsockname()[1]
+    try:
+        with trio.fail_after(20), pytest.raises(ConnectionFailed) as info:
+            async with open_nats(f"nats://127.0.0.1:{port}", connect_timeout=0.5):
+                pass
+    finally:
+        for listener in listeners:
+            await listener.aclose()
+    assert "no answer within 0.5s" in str(info.value)
 
 
 async def test_leaving_a_watch_while_updates_still_arrive_is_harmless(nc: Connection) -> None:

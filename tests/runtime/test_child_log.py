@@ -52,10 +52,10 @@ async def test_each_exit_and_restart_is_one_line_with_name_pid_reason_and_count(
     exited, again = [r for r in caplog.records if r.name == "actorq.up.children"][:2]
     assert exited.levelno == logging.ERROR
     assert exited.getMessage() == (
-        "child root/flaky (pid None) exited: exception: RuntimeError: lost the connection; "
+        "child root/flaky exited: exception: RuntimeError: lost the connection; "
         "restarts so far 0"
-    )
-    assert again.getMessage() == "child root/flaky restarted (pid None), restart 1"
+    )  # a task child: no pid to show (not "pid None")
+    assert again.getMessage() == "child root/flaky restarted, restart 1"
     entry = json.loads(JsonFormatter().format(exited))
     assert entry["child"] == "root/flaky"
     assert entry["restarts"] == 0

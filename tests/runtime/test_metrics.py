@@ -118,6 +118,32 @@ def test_a_scrape_counts_the_jobs_run_by_queue_and_function(up: Up) -> None:
     assert "actorq/queue-default/default-0" in restarts
 
 
+def test_a_scrape_has_the_scheduler_lag_of_recurring_schedules(up: Up) -> None:
+    url: str = up.metrics_url  # type: ignore[attr-defined]
+    before = value(scrape(url), "actorq_scheduler_lag_seconds_count")
+    with SyncClient(up.url) as client:
+        client.schedule("lag-probe", jobfuncs.add, 1, 2, every=1)
+        try:
+            after = scrape_until(
+                url, lambda s: value(s, "actorq_scheduler_lag_seconds_count") >= before + 2
+            )
+        finally:
+            client.delete_schedule("lag-probe")
+    count = value(after, "actorq_scheduler_lag_seconds_count")
+    assert count >= before + 2, "no fire of a 1 s schedule counted within 30 s"
+    # A histogram by Prometheus's rules: cumulative buckets, +Inf holds them all; a
+    # running scheduler handles a fire within seconds of its due time (30: a loaded
+    # machine's bound, well under what a scheduler's absence would show).
+    bounds = sorted(
+        (float(dict(labels)["le"]), v) for (name, labels), v in after.items()
+        if name == "actorq_scheduler_lag_seconds_bucket"
+    )  # fmt: skip
+    assert [v for _, v in bounds] == sorted(v for _, v in bounds)
+    assert bounds[-1] == (float("inf"), count)
+    assert value(after, "actorq_scheduler_lag_seconds_bucket", le="30.0") == count
+    assert 0 <= value(after, "actorq_scheduler_lag_seconds_sum") < 30 * count
+
+
 def test_anything_but_get_metrics_is_not_found(up: Up) -> None:
     url: str = up.metrics_url  # type: ignore[attr-defined]
     with pytest.raises(urllib.error.HTTPError) as info:

@@ -20,7 +20,7 @@ import trio
 import actorq
 import actorq.nats
 from actorq import SyncClient
-from actorq.cli.main import RET_CONFIG, RET_CONNECT, RET_GAVE_UP, RET_OK, RET_SERVER
+from actorq.cli.main import RET_CONFIG, RET_CONNECT, RET_GAVE_UP, RET_OK, RET_SERVER, RET_START
 from actorq.nats import NatsServerProcess
 from actorq.nats.embedded_server import free_port
 from actorq.wire.messages import ActorInfo
@@ -94,6 +94,11 @@ def test_sigterm_lets_a_running_job_finish_then_exits_0_leaving_no_process(
         assert (marker / "done").exists(), "the running job was cut short"
         assert up.rest_of_stdout() == ["actorq stopped"]
         assert wait_gone(up.seen) == set(), f"left running: {up.seen}"
+    # Every child stopped on its SIGTERM: none had to be killed (the result actor and
+    # the scheduler once waited 5 s each for a PONG their closed actor link could not
+    # bring, then were killed).
+    assert "ignored SIGTERM" not in up.stderr()
+    assert "killing it" not in up.stderr()
 
 
 def test_a_killed_queue_actor_is_replaced_and_jobs_continue(tmp_path: Path) -> None:
@@ -158,6 +163,38 @@ def test_a_crash_looping_worker_ends_up_with_the_cause_and_no_orphans(tmp_path: 
         assert "gave up" in err
         assert "queue-default" in err
         assert wait_gone(up.seen) == set(), f"orphans: {up.seen}"
+    # One line per event, in actorq's words: each escalation once (not the library's
+    # record beside ours), a supervisor with no "(pid None)", no advice to run a
+    # child alone (its crash is logged), no module path in a nested failure.
+    assert err.count("gives up") == 2, err  # queue-default's supervisor, then the tree's
+    assert "pid None" not in err
+    assert "run it on its own" not in err
+    assert "supervisors.exceptions." not in err
+
+
+def test_a_worker_that_cannot_start_is_named_by_its_path_with_its_crash_logged_once(
+    tmp_path: Path,
+) -> None:
+    crash = tmp_path / "crash-now"
+    crash.touch()  # the worker's import fails from its first start
+    env = up_env(
+        tmp_path / "nats",
+        ACTORQ_IMPORTS="tasks,tests.helpers.upfuncs",
+        ACTORQ_QUEUES_0_PROCESSES="1",
+        **{upfuncs.CRASH_MARKER_ENV: str(crash)},
+    )
+    with run_up(tmp_path, env) as up:
+        code = up.wait(90)
+        err = up.stderr()
+        assert code == RET_START, err
+        assert wait_gone(up.seen) == set(), f"orphans: {up.seen}"
+    last = err.strip().splitlines()[-1]
+    assert last == (
+        "error: child queue-default/default-0 stopped before reporting ready (exit code 1); "
+        "its error, if it logged one, is in the log above"
+    ), err
+    assert err.count(" crashed: ") == 1, err  # one record, with its traceback
+    assert "killing it" not in err  # the others stopped on their SIGTERM
 
 
 def test_up_refuses_a_bad_config_before_starting_anything(tmp_path: Path) -> None:
