@@ -160,8 +160,11 @@ class Client(ScheduleVerbs, DeadLetterVerbs):
         self._waiters: dict[str, list[_Waiter]] = {}
         #: Queues known to have a consumer (checked once each, see :meth:`served`).
         self._served: set[str] = set()
+        self._checking: dict[str, trio.Event] = {}
 
     async def _setup(self) -> None:
+        # The first enqueue should not pay for opening the Trio-owned link.
+        await self.conn.open_link()
         await self.streams.provision(self.conn)
         self._results = await self.conn.kv(self.streams.results_bucket)
         self._cancels = await self.conn.kv(self.streams.cancels_bucket)
@@ -172,17 +175,21 @@ class Client(ScheduleVerbs, DeadLetterVerbs):
     async def _serve_inbox(self, *, task_status: trio.TaskStatus[None]) -> None:
         """Wake waiters with the final records the result actor sends this client."""
         inbox = self.streams.ns.subject(f"reply.{uuid.uuid4().hex}")
-        async with self.conn.subscribe(inbox) as messages:
+        # A callback in the Trio thread (the link's reader task where there is a link):
+        # a record wakes its waiters with no thread hop and no task switch in between.
+        async with self.conn.on_messages(inbox, self._on_notice):
             self._inbox = inbox
             task_status.started()
-            async for msg in messages:
-                try:
-                    record = decode_record(msg.data)
-                except CodecError:
-                    continue
-                for waiter in self._waiters.get(record.id, ()):
-                    waiter.record = record
-                    waiter.event.set()
+            await trio.sleep_forever()
+
+    def _on_notice(self, data: bytes) -> None:
+        try:
+            record = decode_record(data)
+        except CodecError:
+            return
+        for waiter in self._waiters.get(record.id, ()):
+            waiter.record = record
+            waiter.event.set()
 
     @property
     def results(self) -> KeyValueStore:
@@ -287,7 +294,7 @@ class Client(ScheduleVerbs, DeadLetterVerbs):
                 )
             await check_parents(self, env.id, list(opts.depends_on))
         if env.queue not in self._served:
-            await self.served(env.queue, warn=True)
+            await self._first_use(env.queue)
         if opts.job_id is None:
             return await self._publish_job(env, due, explicit_id=False)
         assert self._claims is not None
@@ -302,6 +309,21 @@ class Client(ScheduleVerbs, DeadLetterVerbs):
             # retry would be "deduplicated" against a job that does not exist.
             await self._release_claim(env.id)
             raise
+
+    async def _first_use(self, queue: str) -> None:
+        """:meth:`served` with ``warn``, checked once however many callers enqueue to a
+        new queue at the same moment (256 concurrent first enqueues made 256 checks,
+        and as many consumers provisioned, before)."""
+        checking = self._checking.get(queue)
+        if checking is not None:
+            await checking.wait()
+            return
+        checking = self._checking[queue] = trio.Event()
+        try:
+            await self.served(queue, warn=True)
+        finally:
+            del self._checking[queue]
+            checking.set()
 
     async def served(self, queue: str, *, warn: bool = False) -> bool:
         """Whether ``queue`` has a consumer, i.e. a queue actor served it at least once.
