@@ -35,6 +35,8 @@ from nats.aio.msg import Msg as _NatsMsg
 
 from actorq.constants import DEFAULT_URL
 from actorq.exceptions import BrokerError, ConnectionFailed
+from actorq.nats.actor_link import link_options
+from actorq.nats.blocking_js import BlockingJsPool
 from actorq.nats.bridge import AsyncioBridge, open_bridge
 from actorq.nats.delivery import JsMsg, Message, OutMsg, PubAck
 from actorq.nats.errors import FETCH_RETRY, is_transient, translate_errors
@@ -130,6 +132,15 @@ class Connection:
                     self.link_js = js
                 self._link_tried = True
         return self.link_js
+
+    def blocking_pool(self, size: int = 4) -> BlockingJsPool | None:
+        """Blocking sockets for JetStream publishes from plain threads, beside this
+        connection (see :mod:`actorq.nats.blocking_js`); ``None`` where they cannot
+        speak its auth (as for :meth:`open_link`) or with ``ACTORQ_CLIENT_LINK=0``."""
+        if os.environ.get(ENV_CLIENT_LINK, "1") == "0" or link_options(self.nc) is None:
+            return None
+        nc = self.nc
+        return BlockingJsPool(lambda: link_options(nc), timeout=self.request_timeout, size=size)
 
     # -- core ----------------------------------------------------------------------
 
