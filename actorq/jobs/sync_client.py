@@ -59,18 +59,16 @@ from actorq.exceptions import (
     ActorqError,
     BrokerTimeout,
     ClientClosed,
-    Conflict,
     ConnectionFailed,
     UsageError,
 )
 from actorq.jobs.client import Client, Job, open_client
 from actorq.jobs.options import EnqueueOptions, due_in
 from actorq.jobs.schedules import DEFAULT_MISFIRE_GRACE, ScheduleInfo, to_timestamp
-from actorq.jobs.tracing import enqueue_span
+from actorq.jobs.sync_direct import direct_enqueue
 from actorq.nats.blocking_js import BlockingJsPool
-from actorq.process import faults
 from actorq.wire.codec import Codec, Signer
-from actorq.wire.messages import DeadLetter, JobEnvelope, JobRecord, JobStatus, encode
+from actorq.wire.messages import DeadLetter, JobEnvelope, JobRecord, JobStatus
 
 __all__ = ["SyncBoundEnqueue", "SyncClient", "SyncJob"]
 
@@ -393,50 +391,16 @@ class SyncClient:
         return self._wrap(self.run(Client._enqueue_envelope, env, opts, due))
 
     def _direct_enqueue(self, env: JobEnvelope, opts: EnqueueOptions) -> SyncJob | None:
-        """Publish ``env`` from the calling thread on a pooled blocking socket (see
-        :mod:`actorq.nats.blocking_js`): no hop to the owner loop and back. ``None``
-        when this path cannot take it (no socket free or usable, a payload for the
-        object store, a claimed id taken or released before): the caller then goes
-        through the owner loop, which handles everything."""
-        pool = self._pool
-        client = self._c
-        if pool is None or not client.large.fits(env.payload):
+        """``env`` enqueued from the calling thread (see :mod:`actorq.jobs.sync_direct`),
+        or ``None`` when that path cannot take it."""
+        if self._pool is None:
             return None
-        js = pool.acquire()
-        if js is None:
+        sent = direct_enqueue(self._pool, self._c, env, opts, self.run)
+        if sent is None:
             return None
-        broken = True  # unless the publish got its answer
-        claimed = False
-        try:
-            if opts.job_id is not None:
-                try:
-                    js.publish(*client._claim_message(env.id, env.queue))
-                except Conflict:
-                    broken = False
-                    return None  # taken, or a released claim: the loop's create() tells
-                claimed = True
-            faults.hit("client.publish_job")
-            with enqueue_span(env.queue, env.id, env.function) as trace_headers:
-                headers = dict(trace_headers) if trace_headers else {}
-                if claimed:
-                    headers["Nats-Msg-Id"] = env.id
-                ack = js.publish(client.streams.job_subject(env.queue, env.id), encode(env),
-                                 headers or None)  # fmt: skip
-            broken = False
-        except ConnectionFailed:
-            # Not sent (the socket broke before): the loop's path sends it instead.
-            if claimed:
-                return self._wrap(self.run(Client._publish_claimed, env, None))
-            return None
-        except BaseException:
-            if claimed:
-                # Nothing enqueued as far as we know: give the id back, as the loop's
-                # path does (a retry must not be "deduplicated" against nothing).
-                self.run(Client._release_claim, env.id)
-            raise
-        finally:
-            pool.release(js, broken=broken)
-        return SyncJob(self, env.id, env.queue, deduplicated=ack.duplicate, via_inbox=True)
+        if isinstance(sent, Job):
+            return self._wrap(sent)
+        return SyncJob(self, env.id, env.queue, deduplicated=sent, via_inbox=True)
 
     def enqueue_at(
         self, when: dt.datetime | float, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
