@@ -110,6 +110,8 @@ class TrioLink:
         self._closed = False
         self.connected = trio.Event()
         self.dropped = 0
+        #: ``-ERR`` lines the server sent (a permission refused, say).
+        self.errors = 0
         self._space: trio.Event | None = None
         # Held around every write: the writer task and write_now() share the socket.
         self._wlock = trio.Lock()
@@ -390,6 +392,7 @@ class TrioLink:
                         if self._pongs:
                             self._pongs.pop(0).set()
                     elif line.startswith(b"-ERR"):
+                        self.errors += 1
                         log.warning("NATS error on the actor link: %s", line.decode())
             if pos:
                 del buf[:pos]

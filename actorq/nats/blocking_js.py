@@ -55,10 +55,10 @@ class SentUnanswered(BrokerTimeout):
 class BlockingJs:
     """One blocking NATS connection that publishes to JetStream; one caller at a time."""
 
-    def __init__(self, target: Target, timeout: float) -> None:
+    def __init__(self, target: Target, timeout: float, inbox: str = "_INBOX") -> None:
         host, port, connect = target
         self.timeout = timeout
-        self._prefix = f"_INBOX.{uuid.uuid4().hex}."
+        self._prefix = f"{inbox}.{uuid.uuid4().hex}."
         self._next = 0
         self._buf = bytearray()
         try:
@@ -185,9 +185,16 @@ class BlockingJsPool:
     """
 
     def __init__(
-        self, locate: Callable[[], Target | None], *, timeout: float, size: int = 4
+        self,
+        locate: Callable[[], Target | None],
+        *,
+        timeout: float,
+        size: int = 4,
+        inbox: str = "_INBOX",
     ) -> None:
         self.locate = locate
+        #: Reply subjects start with this (the main connection's inbox prefix).
+        self.inbox = inbox
         self.timeout = timeout
         self.size = size
         self._lock = threading.Lock()
@@ -218,7 +225,7 @@ class BlockingJsPool:
         try:
             if target is None:
                 raise ConnectionFailed("no plain-TCP server to connect to")
-            return BlockingJs(target, self.timeout)
+            return BlockingJs(target, self.timeout, self.inbox)
         except ConnectionFailed:
             with self._lock:
                 self._open -= 1

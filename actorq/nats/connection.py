@@ -140,7 +140,12 @@ class Connection:
         if os.environ.get(ENV_CLIENT_LINK, "1") == "0" or link_options(self.nc) is None:
             return None
         nc = self.nc
-        return BlockingJsPool(lambda: link_options(nc), timeout=self.request_timeout, size=size)
+        return BlockingJsPool(
+            lambda: link_options(nc),
+            timeout=self.request_timeout,
+            size=size,
+            inbox=nc.new_inbox(),  # a least-privilege user may subscribe there only
+        )
 
     # -- core ----------------------------------------------------------------------
 

@@ -25,7 +25,6 @@ Example::
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -89,10 +88,18 @@ class LinkJs:
             log.info("JetStream publishes use the asyncio bridge: %s", exc)
             return None
         start(link.serve)
-        js = cls(link, f"_INBOX.{uuid.uuid4().hex}")
+        # Under the connection's own inbox prefix: a least-privilege user may
+        # subscribe there only.
+        js = cls(link, nc.new_inbox())
         start(js._sweep)
         link.subscribe(js._prefix + ".*", "", js._on_ack)
         await link.flush()
+        if link.errors:
+            # The server refused something (the subscription, most likely): acks
+            # would never come. The bridge path works with what nats-py is allowed.
+            log.info("JetStream publishes use the asyncio bridge: the server refused the link")
+            await link.aclose()
+            return None
         return js
 
     @property
