@@ -387,7 +387,8 @@ class Client(ResultWaits, ScheduleVerbs, DeadLetterVerbs):
 
     async def _publish_job(self, env: JobEnvelope, due: float | None, *, explicit_id: bool) -> Job:
         """Publish an envelope (held for its parents, delayed, or to its queue)."""
-        env = await self.large.fit_envelope(env, max_bytes=self.max_bytes)
+        if not self.large.fits(env.payload):
+            env = await self.large.fit_envelope(env, max_bytes=self.max_bytes)
         if env.options.depends_on:
             return await self._hold(env)
         faults.hit("client.publish_job")

@@ -285,8 +285,12 @@ class Connection:
         link = self.link_js if self._link_tried else await self.open_link()
         if link is not None and link.usable:
             # The Trio-owned link: no thread hop (see actorq.nats.link_js).
-            with translate_errors(f"JetStream publish to {subject!r}"):
+            try:
                 raw = await link.publish(subject, data, hdrs, timeout=self.request_timeout)
+            except Exception:  # translated only when raised: no context manager per call
+                with translate_errors(f"JetStream publish to {subject!r}"):
+                    raise
+                raise  # not a NATS error: as it was
             return PubAck(raw.stream, raw.seq, raw.duplicate)
         item = (subject, data, hdrs)
         publisher = self.publisher

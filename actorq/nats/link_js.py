@@ -48,12 +48,12 @@ _SWEEP = 0.25
 
 
 class _Ack:
-    """One publish waiting for its ack."""
+    """One publish waiting for its ack (its task is rescheduled directly: no Event)."""
 
-    __slots__ = ("data", "deadline", "done", "event", "no_responders")
+    __slots__ = ("data", "deadline", "done", "no_responders", "task")
 
-    def __init__(self, deadline: float) -> None:
-        self.event = trio.Event()
+    def __init__(self, deadline: float, task: trio.lowlevel.Task) -> None:
+        self.task = task
         self.deadline = deadline
         self.data = b""
         self.done = False
@@ -122,7 +122,12 @@ class LinkJs:
         acks = self._acks
         # The deadline is kept by _sweep, not a cancel scope per publish (~15% of a
         # publish's CPU time): a timeout fires up to _SWEEP seconds late.
-        ack = acks[token] = _Ack(trio.current_time() + timeout)
+        ack = acks[token] = _Ack(trio.current_time() + timeout, trio.lowlevel.current_task())
+
+        def abort(_: Any) -> trio.lowlevel.Abort:
+            acks.pop(token, None)  # nothing may reschedule it after this
+            return trio.lowlevel.Abort.SUCCEEDED
+
         try:
             if len(acks) == 1:
                 # Alone: written right here, with no task switch to the link's writer.
@@ -132,7 +137,7 @@ class LinkJs:
                 # write, not a syscall per caller.
                 self.link.publish_nowait(subject, data, f"{self._prefix}.{token}", headers)
             self.published += 1
-            await ack.event.wait()
+            await trio.lowlevel.wait_task_rescheduled(abort)
         finally:
             acks.pop(token, None)
         if not ack.done:
@@ -149,7 +154,7 @@ class LinkJs:
             ack.data = data
             ack.no_responders = status == b"503"
             ack.done = True
-            ack.event.set()
+            trio.lowlevel.reschedule(ack.task)
 
     async def _sweep(self) -> None:
         """Wake publishers whose ack is overdue (they raise a timeout)."""
@@ -158,7 +163,7 @@ class LinkJs:
             now = trio.current_time()
             late = [t for t, a in self._acks.items() if a.deadline <= now]
             for token in late:
-                self._acks.pop(token).event.set()
+                trio.lowlevel.reschedule(self._acks.pop(token).task)  # not done: a timeout
 
     def subscribe(self, subject: str, callback: LinkCallback) -> int:
         """Core subscription on the link; ``callback`` runs in its reader task."""

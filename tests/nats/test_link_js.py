@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from actorq.exceptions import ActorqError, Conflict, NotFound
+from actorq.exceptions import ActorqError, BrokerTimeout, Conflict, NotFound
 from actorq.nats import Connection, NatsServerProcess, open_nats
 from actorq.nats.embedded_server import free_port
 from actorq.nats.provisioning import StreamSpec, ensure_stream
@@ -199,3 +199,28 @@ def test_blocking_pool_lends_each_socket_to_one_thread_at_a_time(
             assert pool.published == len(seqs)
 
     trio.run(run)
+
+
+async def test_a_publish_nobody_acks_times_out_and_a_cancelled_one_leaves_the_link_usable(
+    nats_url: str,
+) -> None:
+    with trio.fail_after(20):
+        async with open_nats(nats_url, request_timeout=0.5) as conn:
+            _, subject = await _stream(conn)
+            link = await conn.open_link()
+            assert link is not None
+            silent = _name("silent.")
+            # A subscriber that never answers: no "no responders" status, no ack.
+            async with conn.on_messages(silent, lambda data: None):
+                started = trio.current_time()
+                with pytest.raises(BrokerTimeout):
+                    await conn.js_publish(silent, b"x")
+                assert trio.current_time() - started < 0.5 + 0.25 + 1.0  # sweep slack
+
+            with trio.CancelScope() as scope:
+                scope.cancel()  # delivered while it waits for its ack
+                await conn.js_publish(subject, b"cancelled")
+            assert scope.cancelled_caught
+            ack = await conn.js_publish(subject, b"after")  # its late ack harms nothing
+            assert ack.seq > 0
+            assert not link._acks  # no waiter left behind
