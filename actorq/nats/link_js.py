@@ -68,6 +68,7 @@ class LinkJs:
         self._prefix = prefix
         self._acks: dict[str, _Ack] = {}
         self._next = 0
+        self._closed = False
         #: Publishes sent over the link (tests and benchmarks check the path taken).
         self.published = 0
 
@@ -105,7 +106,7 @@ class LinkJs:
     @property
     def usable(self) -> bool:
         """Whether the link is connected now (if not, use nats-py meanwhile)."""
-        return self.link.connected.is_set()
+        return not self._closed and self.link.connected.is_set()
 
     async def publish(
         self,
@@ -141,7 +142,7 @@ class LinkJs:
         finally:
             acks.pop(token, None)
         if not ack.done:
-            raise nats.errors.TimeoutError
+            raise nats.errors.ConnectionClosedError if self._closed else nats.errors.TimeoutError
         result = settle_ack(ack.data, no_responders=ack.no_responders)
         if isinstance(result, BaseException):
             raise result
@@ -173,6 +174,11 @@ class LinkJs:
         self.link.unsubscribe(sid)
 
     async def aclose(self) -> None:
+        """Close the link; publishes still waiting for an ack raise at once (the
+        sweeper that would time them out stops with the connection)."""
+        self._closed = True
+        for token in list(self._acks):
+            trio.lowlevel.reschedule(self._acks.pop(token).task)
         await self.link.aclose()
 
 

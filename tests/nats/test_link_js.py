@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
-from actorq.exceptions import ActorqError, BrokerTimeout, Conflict, NotFound
+from actorq.exceptions import ActorqError, BrokerError, BrokerTimeout, Conflict, NotFound
 from actorq.nats import Connection, NatsServerProcess, open_nats
 from actorq.nats.embedded_server import free_port
 from actorq.nats.provisioning import StreamSpec, ensure_stream
@@ -224,3 +225,27 @@ async def test_a_publish_nobody_acks_times_out_and_a_cancelled_one_leaves_the_li
             ack = await conn.js_publish(subject, b"after")  # its late ack harms nothing
             assert ack.seq > 0
             assert not link._acks  # no waiter left behind
+
+
+async def test_a_publish_still_waiting_when_its_connection_closes_raises_at_once(
+    nats_url: str,
+) -> None:
+    errors: list[BaseException] = []
+    with trio.fail_after(20):  # far below the request timeout: not the sweeper
+        async with (
+            trio.open_nursery() as nursery,
+            open_nats(nats_url, request_timeout=60) as conn,
+        ):
+            assert await conn.open_link() is not None
+            silent = _name("silent.")
+            async with conn.on_messages(silent, lambda data: None):
+
+                async def waiting() -> None:
+                    try:
+                        await conn.js_publish(silent, b"x")  # no ack will come
+                    except BrokerError as exc:
+                        errors.append(exc)
+
+                nursery.start_soon(waiting)
+                await trio.testing.wait_all_tasks_blocked()
+    assert len(errors) == 1
