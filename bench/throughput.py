@@ -41,6 +41,8 @@ Figures (each rate the best of ``--rounds`` rounds, reference and actorq alterna
   run (:func:`ref_rtt`: publish to a work-queue stream, a worker fetches one message,
   puts a KV entry and acks, the caller is woken by a KV watch); ``rtt_p50_ratio`` and
   ``rtt_p99_ratio`` are actorq over raw (bars: <= 2 and <= 3).
+* ``client_link``: whether the client's single publishes took its Trio-owned link
+  (``actorq.nats.link_js``) rather than the asyncio bridge.
 * backlog: ``--backlog`` jobs enqueued first, then a fresh queue actor process drains
   them; its RSS is sampled with psutil every 50 ms.
 """
