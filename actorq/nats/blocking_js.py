@@ -117,10 +117,12 @@ class BlockingJs:
             return False
         try:
             # Not recv(MSG_DONTWAIT): a socket with a timeout polls before it reads.
-            readable, _, _ = select.select([self._sock], [], [], 0)
+            # poll, not select: a busy process's descriptors may be past 1024.
+            poller = select.poll()
+            poller.register(self._sock, select.POLLIN)
+            return not poller.poll(0)
         except (OSError, ValueError):  # closed
             return False
-        return not readable
 
     def close(self) -> None:
         self._sock.close()
