@@ -36,7 +36,13 @@ Figures (each rate the best of ``--rounds`` rounds, reference and actorq alterna
   across rounds; ``processing_signed_ratio`` is signed over unsigned (bar: >= 0.95).
   ``processing_signed_cpu_ratio`` compares the queue actor's CPU time per job instead
   (unsigned over signed, least of the rounds), which a busy machine disturbs less.
-* round trip: 500 sequential ``await (await client.enqueue(noop)).result()``.
+* round trip: 500 sequential ``await (await client.enqueue(noop)).result()`` (after 20
+  to warm up), against the same raw nats-py round trip measured just before in the same
+  run (:func:`ref_rtt`: publish to a work-queue stream, a worker fetches one message,
+  puts a KV entry and acks, the caller is woken by a KV watch); ``rtt_p50_ratio`` and
+  ``rtt_p99_ratio`` are actorq over raw (bars: <= 2 and <= 3).
+* ``client_link``: whether the client's single publishes took its Trio-owned link
+  (``actorq.nats.link_js``) rather than the asyncio bridge.
 * backlog: ``--backlog`` jobs enqueued first, then a fresh queue actor process drains
   them; its RSS is sampled with psutil every 50 ms.
 """
@@ -59,6 +65,7 @@ from typing import Any
 
 import msgspec
 import nats
+import nats.errors
 import psutil
 import trio
 from nats.js.api import AckPolicy, ConsumerConfig, KeyValueConfig, RetentionPolicy, StreamConfig
@@ -174,6 +181,69 @@ async def ref_run(
     finally:
         await nc.close()
     return out
+
+
+async def ref_rtt(url: str, n: int, size: int, tag: str) -> list[float]:
+    """Round trips (ms) of one job at a time, raw nats-py: the caller publishes to a
+    work-queue stream and awaits the ack; a worker task (same process, as the bench's
+    result actor) fetches one message at a time, puts a result into a KV bucket and acks;
+    the caller is woken by a watch on that bucket (one watch for the whole run,
+    opened before the first job: a watch per job would be a consumer per job)."""
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    payload = b"x" * size
+    name = f"RTT{tag}"
+    bucket = f"RTT{tag}_results"
+    waiters: dict[str, asyncio.Future[bytes]] = {}
+    rtts: list[float] = []
+    try:
+        await js.add_stream(
+            StreamConfig(name=name, subjects=[f"{name}.>"], retention=RetentionPolicy.WORK_QUEUE)
+        )
+        kv = await js.create_key_value(KeyValueConfig(bucket=bucket))
+        await js.add_consumer(
+            name, ConsumerConfig(durable_name="w", ack_policy=AckPolicy.EXPLICIT)
+        )
+        psub = await js.pull_subscribe_bind("w", name)
+        watcher = await kv.watchall()
+
+        async def watch() -> None:
+            async for entry in watcher:
+                if entry is None or entry.value is None:
+                    continue
+                fut = waiters.pop(entry.key, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(entry.value)
+
+        async def worker() -> None:
+            while True:
+                try:
+                    msgs = await psub.fetch(1, timeout=5)
+                except nats.errors.TimeoutError:
+                    continue
+                for m in msgs:
+                    await kv.put(m.subject.rsplit(".", 1)[1], RESULT_VALUE)
+                    await m.ack()
+
+        tasks = [asyncio.create_task(watch()), asyncio.create_task(worker())]
+        loop = asyncio.get_running_loop()
+        for i in range(n + 20):  # the first 20 warm up
+            job_id = uuid.uuid4().hex
+            fut = waiters[job_id] = loop.create_future()
+            t0 = time.perf_counter()
+            await js.publish(f"{name}.work.{job_id}", payload)
+            await asyncio.wait_for(fut, 10)
+            if i >= 20:
+                rtts.append((time.perf_counter() - t0) * 1000)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await watcher.stop()
+        await js.delete_stream(name)
+        await js.delete_key_value(bucket)
+    finally:
+        await nc.close()
+    return rtts
 
 
 async def pool_worker_for(js: Any, it: Any, subject: str, payload: bytes) -> None:
@@ -300,6 +370,8 @@ async def actorq_run(
                 url, namespace=namespace, task_status=task_status
             ))  # fmt: skip
             async with open_client(url, namespace=namespace) as client:
+                # Which path single publishes take: the Trio-owned link or the bridge.
+                out["client_link"] = getattr(client.conn, "link_js", None) is not None
                 # -- enqueue rates (no consumer on ENQ_QUEUE)
                 opts = EnqueueOptions(queue=ENQ_QUEUE)
                 calls = [(fn, (), {})] * n
@@ -363,11 +435,12 @@ async def actorq_run(
                     # -- round trip, same process
                     rtts: list[float] = []
                     wopts = EnqueueOptions(queue=work_queue)
-                    for _ in range(RTT_JOBS):
+                    for i in range(RTT_JOBS + 20):  # the first 20 warm up, as the raw run's
                         t0 = time.perf_counter()
                         job = await client.enqueue_with(wopts, fn)
                         await job.result(timeout=10)
-                        rtts.append((time.perf_counter() - t0) * 1000)
+                        if i >= 20:
+                            rtts.append((time.perf_counter() - t0) * 1000)
                     out["rtt_p50_ms"] = round(statistics.median(rtts), 3)
                     out["rtt_p99_ms"] = round(pct(rtts, 0.99), 3)
                     out["rtt_mean_ms"] = round(statistics.fmean(rtts), 3)
@@ -502,6 +575,7 @@ def main(argv: list[str] | None = None) -> int:
     size = envelope_size()
     ref: dict[str, Any] | None = None
     act: dict[str, Any] | None = None
+    ref_rtts: list[float] = []
     sync_rate: float | None = None
     with NatsServerProcess() as server:
         args.nats_pid = server.pid
@@ -509,6 +583,8 @@ def main(argv: list[str] | None = None) -> int:
             params = (server.url, args.n, args.window, args.tasks, args.batch, args.n_seq)
             ref = best(ref, asyncio.run(ref_run(*params, size, f"{r}")))
             last = r == args.rounds - 1
+            if last:
+                ref_rtts = asyncio.run(ref_rtt(server.url, RTT_JOBS, size, f"{r}"))
             act = best(act, trio.run(actorq_run, server.url, args, fn, f"r{r}", last, r))
         for _ in range(args.rounds):
             rate = sync_run(server.url, args.n_seq, fn)
@@ -527,6 +603,7 @@ def main(argv: list[str] | None = None) -> int:
         "n_seq": args.n_seq,
         "envelope_bytes": size,
         "result_actor": "trio task in the bench process",
+        "client_link": act.get("client_link", False),
     }
     for mode in ("enqueue_pipelined", "enqueue_concurrent", "enqueue_sequential", "processing"):
         res[f"{mode}_ref_per_s"] = round(ref[mode])
@@ -552,17 +629,26 @@ def main(argv: list[str] | None = None) -> int:
     res["processing_cpu_share"] = act.get("processing_cpu_share")
     for key in ("rtt_p50_ms", "rtt_p99_ms", "rtt_mean_ms"):
         res[key] = act.get(key)
+    res["rtt_raw_p50_ms"] = round(statistics.median(ref_rtts), 3)
+    res["rtt_raw_p99_ms"] = round(pct(ref_rtts, 0.99), 3)
+    res["rtt_raw_mean_ms"] = round(statistics.fmean(ref_rtts), 3)
+    res["rtt_p50_ratio"] = round(res["rtt_p50_ms"] / res["rtt_raw_p50_ms"], 3)
+    res["rtt_p99_ratio"] = round(res["rtt_p99_ms"] / res["rtt_raw_p99_ms"], 3)
     for key in ("backlog", "backlog_ready_rss_mb", "backlog_peak_rss_mb",
                 "backlog_processing_per_s"):  # fmt: skip
         res[key] = act.get(key)
 
     bars = {
         "enqueue_ratio": res["enqueue_ratio"] >= 0.7,
-        "sync_enqueue_ratio": None if sync_rate is None else res["sync_enqueue_ratio"] >= 0.5,
+        "enqueue_sequential_ratio": res["enqueue_sequential_ratio"] >= 0.9,
+        "enqueue_concurrent_ratio": res["enqueue_concurrent_ratio"] >= 0.9,
+        "sync_enqueue_ratio": None if sync_rate is None else res["sync_enqueue_ratio"] >= 0.9,
         "processing_ratio": res["processing_ratio"] >= 0.5,
         "processing_signed_ratio": res["processing_signed_ratio"] >= 0.95,
         "rtt_p50_ms": res["rtt_p50_ms"] is not None and res["rtt_p50_ms"] < 3,
         "rtt_p99_ms": res["rtt_p99_ms"] is not None and res["rtt_p99_ms"] < 15,
+        "rtt_p50_ratio": res["rtt_p50_ratio"] <= 2,
+        "rtt_p99_ratio": res["rtt_p99_ratio"] <= 3,
         "backlog_peak_rss_mb": res["backlog_peak_rss_mb"] is not None
         and res["backlog_peak_rss_mb"] < 150,
     }
@@ -597,7 +683,11 @@ def main(argv: list[str] | None = None) -> int:
             f"  sync enqueue         {res['sync_enqueue_per_s']:>8,}/s vs async sequential   "
             f"ratio {res['sync_enqueue_ratio']:.2f}"
         )
-    print(f"  round trip           p50 {res['rtt_p50_ms']} ms   p99 {res['rtt_p99_ms']} ms")
+    print(
+        f"  round trip           p50 {res['rtt_p50_ms']} ms (raw {res['rtt_raw_p50_ms']}, "
+        f"ratio {res['rtt_p50_ratio']:.2f})   p99 {res['rtt_p99_ms']} ms (raw "
+        f"{res['rtt_raw_p99_ms']}, ratio {res['rtt_p99_ratio']:.2f})"
+    )
     print(
         f"  backlog {res['backlog']}: peak RSS {res['backlog_peak_rss_mb']} MB "
         f"(ready {res['backlog_ready_rss_mb']} MB), {res['backlog_processing_per_s']}/s"

@@ -33,9 +33,9 @@ from actorq.exceptions import (
     ActorqError,
     BrokerError,
     CodecError,
+    Conflict,
     JobCancelled,
     JobFailed,
-    JobTimeout,
     KeyExists,
     NotFound,
     UsageError,
@@ -48,11 +48,11 @@ from actorq.jobs.options import (
     EnqueueOptions,
     due_in,
 )
+from actorq.jobs.result_waits import ResultWaits
 from actorq.jobs.schedules import ScheduleBook, ScheduleVerbs, at_header, to_timestamp
 from actorq.jobs.streams import DEFAULT_MAX_BYTES, JobStreams, check_job_id, check_queue_name
 from actorq.jobs.tracing import enqueue_span, enqueue_spans
 from actorq.nats.connection import Connection, OutMsg, open_nats
-from actorq.nats.errors import is_transient
 from actorq.nats.kv import KeyValueStore
 from actorq.nats.local_credentials import resolve_local
 from actorq.process import faults
@@ -66,7 +66,6 @@ from actorq.wire.messages import (
     WaitForParents,
     WaitingJob,
     decode_envelope,
-    decode_record,
     encode,
 )
 from actorq.wire.signing import sign_envelope
@@ -74,6 +73,7 @@ from actorq.wire.signing import sign_envelope
 log = logging.getLogger("actorq.client")
 
 __all__ = ["Client", "Job", "open_client"]
+
 
 class Job:
     """A handle on an enqueued job. Cheap: holds only its id and queue."""
@@ -123,7 +123,7 @@ class Job:
         return self.client.unwrap(record)
 
 
-class Client(ScheduleVerbs, DeadLetterVerbs):
+class Client(ResultWaits, ScheduleVerbs, DeadLetterVerbs):
     """The async job-queue client. Get one from :func:`open_client`.
 
     Recurring schedules: :meth:`schedule`, :meth:`schedules`, :meth:`pause_schedule`,
@@ -157,11 +157,14 @@ class Client(ScheduleVerbs, DeadLetterVerbs):
         self._book = ScheduleBook(self)
         self._codecs: dict[str, Codec] = {codec.name: codec}
         self._inbox: str | None = None
-        self._waiters: dict[str, list[_Waiter]] = {}
+        self._init_waits()
         #: Queues known to have a consumer (checked once each, see :meth:`served`).
         self._served: set[str] = set()
+        self._checking: dict[str, trio.Event] = {}
 
     async def _setup(self) -> None:
+        # The first enqueue should not pay for opening the Trio-owned link.
+        await self.conn.open_link()
         await self.streams.provision(self.conn)
         self._results = await self.conn.kv(self.streams.results_bucket)
         self._cancels = await self.conn.kv(self.streams.cancels_bucket)
@@ -172,23 +175,14 @@ class Client(ScheduleVerbs, DeadLetterVerbs):
     async def _serve_inbox(self, *, task_status: trio.TaskStatus[None]) -> None:
         """Wake waiters with the final records the result actor sends this client."""
         inbox = self.streams.ns.subject(f"reply.{uuid.uuid4().hex}")
-        async with self.conn.subscribe(inbox) as messages:
+        # A callback in the Trio thread (the link's reader task where there is a link):
+        # a record wakes its waiters with no thread hop and no task switch in between.
+        async with self.conn.on_messages(inbox, self._on_notice):
             self._inbox = inbox
             task_status.started()
-            async for msg in messages:
-                try:
-                    record = decode_record(msg.data)
-                except CodecError:
-                    continue
-                for waiter in self._waiters.get(record.id, ()):
-                    waiter.record = record
-                    waiter.event.set()
+            await trio.sleep_forever()
 
-    @property
-    def results(self) -> KeyValueStore:
-        """The results bucket (job id -> :class:`JobRecord`)."""
-        assert self._results is not None
-        return self._results
+
 
     @property
     def deps(self) -> KeyValueStore:
@@ -279,6 +273,13 @@ class Client(ScheduleVerbs, DeadLetterVerbs):
         """Enqueue with explicit :class:`EnqueueOptions`, at time ``at`` if given."""
         due = None if at is None else to_timestamp(at)
         env = self.build_envelope(opts, fn, args, kwargs or {})
+        return await self._enqueue_envelope(env, opts, due)
+
+    async def _enqueue_envelope(
+        self, env: JobEnvelope, opts: EnqueueOptions, due: float | None
+    ) -> Job:
+        """The I/O half of :meth:`enqueue_with`, for an envelope built already (the
+        sync helper builds it in the caller's thread)."""
         if opts.depends_on:
             if due is not None:
                 raise UsageError(
@@ -287,14 +288,16 @@ class Client(ScheduleVerbs, DeadLetterVerbs):
                 )
             await check_parents(self, env.id, list(opts.depends_on))
         if env.queue not in self._served:
-            await self.served(env.queue, warn=True)
+            await self._first_use(env.queue)
         if opts.job_id is None:
             return await self._publish_job(env, due, explicit_id=False)
-        assert self._claims is not None
-        try:
-            await self._claims.create(env.id, env.queue.encode())
-        except KeyExists:
+        if not await self._claim(env.id, env.queue):
             return Job(self, env.id, env.queue, deduplicated=True)
+        return await self._publish_claimed(env, due)
+
+    async def _publish_claimed(self, env: JobEnvelope, due: float | None) -> Job:
+        """Publish a job whose explicit id this client has just claimed; the claim is
+        released if the publish fails."""
         try:
             return await self._publish_job(env, due, explicit_id=True)
         except BaseException:
@@ -302,6 +305,46 @@ class Client(ScheduleVerbs, DeadLetterVerbs):
             # retry would be "deduplicated" against a job that does not exist.
             await self._release_claim(env.id)
             raise
+
+    def _claim_message(self, job_id: str, queue: str) -> tuple[str, bytes, dict[str, str]]:
+        """Subject, value and headers of a write that claims ``job_id`` only if no one
+        holds it: a KV create, as one JetStream publish."""
+        return (
+            f"$KV.{self.streams.claims_bucket}.{job_id}",
+            queue.encode(),
+            {"Nats-Expected-Last-Subject-Sequence": "0"},
+        )
+
+    async def _claim(self, job_id: str, queue: str) -> bool:
+        """Claim an explicit job id; ``False`` when it is taken."""
+        try:
+            # One publish (over the connection's link when it has one).
+            subject, value, headers = self._claim_message(job_id, queue)
+            await self.conn.js_publish(subject, value, headers=headers)
+            return True
+        except (Conflict, KeyExists):
+            pass  # taken, or a released claim's purge marker: create() tells them apart
+        assert self._claims is not None
+        try:
+            await self._claims.create(job_id, queue.encode())
+        except KeyExists:
+            return False
+        return True
+
+    async def _first_use(self, queue: str) -> None:
+        """:meth:`served` with ``warn``, checked once however many callers enqueue to a
+        new queue at the same moment (256 concurrent first enqueues made 256 checks,
+        and as many consumers provisioned, before)."""
+        checking = self._checking.get(queue)
+        if checking is not None:
+            await checking.wait()
+            return
+        checking = self._checking[queue] = trio.Event()
+        try:
+            await self.served(queue, warn=True)
+        finally:
+            del self._checking[queue]
+            checking.set()
 
     async def served(self, queue: str, *, warn: bool = False) -> bool:
         """Whether ``queue`` has a consumer, i.e. a queue actor served it at least once.
@@ -344,7 +387,8 @@ class Client(ScheduleVerbs, DeadLetterVerbs):
 
     async def _publish_job(self, env: JobEnvelope, due: float | None, *, explicit_id: bool) -> Job:
         """Publish an envelope (held for its parents, delayed, or to its queue)."""
-        env = await self.large.fit_envelope(env, max_bytes=self.max_bytes)
+        if not self.large.fits(env.payload):
+            env = await self.large.fit_envelope(env, max_bytes=self.max_bytes)
         if env.options.depends_on:
             return await self._hold(env)
         faults.hit("client.publish_job")
@@ -403,9 +447,7 @@ class Client(ScheduleVerbs, DeadLetterVerbs):
         if opts.queue not in self._served:
             await self.served(opts.queue, warn=True)
         job_options = opts.job_options()
-        envs = [
-            self.build_envelope(opts, fn, a, k, job_options=job_options) for fn, a, k in calls
-        ]
+        envs = [self.build_envelope(opts, fn, a, k, job_options=job_options) for fn, a, k in calls]
         envs = [await self.large.fit_envelope(e, max_bytes=self.max_bytes) for e in envs]
         subject = self.streams.job_subject
         with enqueue_spans(envs) as traces:
@@ -425,10 +467,6 @@ class Client(ScheduleVerbs, DeadLetterVerbs):
         """A handle on a job by id (no I/O; see :meth:`get_record`)."""
         return Job(self, check_job_id(job_id), queue)
 
-    async def get_record(self, job_id: str) -> JobRecord | None:
-        """The stored record of a job, or ``None`` if there is none (yet, or any more)."""
-        entry = await self.results.get(job_id)
-        return None if entry is None else decode_record(entry.value)
 
     async def _queued_envelope(self, job_id: str) -> JobEnvelope | None:
         try:
@@ -466,76 +504,13 @@ class Client(ScheduleVerbs, DeadLetterVerbs):
             "or its record expired (result TTL)."
         )
 
-    async def wait(
-        self, job_id: str, timeout: float | None = None, *, via_inbox: bool = False  # noqa: ASYNC109
-    ) -> JobRecord:
-        """Wait until the job has a final record and return it (see :meth:`Job.result`).
-
-        ``via_inbox``: the job was enqueued by this client, so its final record comes
-        to this client's inbox; otherwise the job's record is watched (push). A
-        result kept in the object store is read into the record's ``result``.
-        """
-        record = await self._wait_final(job_id, timeout, via_inbox=via_inbox)
-        return await self.large.load_result(record)
-
-    async def _wait_final(
-        self, job_id: str, timeout: float | None, *, via_inbox: bool  # noqa: ASYNC109
-    ) -> JobRecord:
-        if via_inbox and self._inbox is not None:
-            return await self._wait_inbox(job_id, timeout)
-        with trio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
-            # A watch delivers the current record first, then every change.
-            async with self.results.watch(job_id) as updates:
-                async for entry in updates:
-                    if entry is None or entry.operation != "PUT":
-                        continue
-                    record = decode_record(entry.value)
-                    if record.done:
-                        return record
-        assert scope.cancelled_caught
-        raise JobTimeout(
-            f"job {job_id} has no result after {timeout}s; it may still be queued or running: "
-            f"see its status() or `actorq jobs show {job_id}`, or wait longer."
-        )
-
-    async def _wait_inbox(self, job_id: str, timeout: float | None) -> JobRecord:  # noqa: ASYNC109
-        waiter = _Waiter()
-        waiters = self._waiters.setdefault(job_id, [])
-        waiters.append(waiter)
-        try:
-            with trio.move_on_after(timeout if timeout is not None else float("inf")):
-                # Registered first, then read: a result stored in between is not missed.
-                # The wake-up is one core message (at most once): should it be lost,
-                # the record is read again every so often, so a stored final record
-                # is always seen.
-                pause = _RECHECK_FIRST
-                while True:
-                    try:
-                        record = await self.get_record(job_id)
-                    except BrokerError as exc:
-                        # NATS in trouble (reconnecting, a cluster electing a leader):
-                        # keep waiting; the wake-up or the next read will tell.
-                        if not is_transient(exc):
-                            raise
-                        record = None
-                    if record is not None and record.done:
-                        return record
-                    with trio.move_on_after(pause):
-                        await waiter.event.wait()
-                    if waiter.record is not None:
-                        return waiter.record
-                    pause = min(pause * 2, _RECHECK_MAX)
-        finally:
-            waiters.remove(waiter)
-            if not waiters:
-                del self._waiters[job_id]
-        raise JobTimeout(
-            f"job {job_id} has no result after {timeout}s; it may still be queued or running: "
-            f"see its status() or `actorq jobs show {job_id}`, or wait longer."
-        )
 
     async def result(
-        self, job_id: str, timeout: float | None = None, *, via_inbox: bool = False  # noqa: ASYNC109
+        self,
+        job_id: str,
+        timeout: float | None = None,  # noqa: ASYNC109
+        *,
+        via_inbox: bool = False,
     ) -> Any:
         """Wait for the job's final record; its value, or the matching exception
         (see :meth:`Job.result`)."""
@@ -567,9 +542,7 @@ class Client(ScheduleVerbs, DeadLetterVerbs):
         """Cancel a job by id; durable, so it holds even when no worker is online."""
         assert self._cancels is not None
         # Queue actors watch this bucket (push), so a running job stops promptly too.
-        await self._cancels.put(
-            job_id, encode(CancelJob(job_id=job_id, requested_at=time.time()))
-        )
+        await self._cancels.put(job_id, encode(CancelJob(job_id=job_id, requested_at=time.time())))
 
     async def trigger_schedule(self, name: str) -> Job:
         """Run schedule ``name`` once now, as job ``<name>-<unix ms>``, outside its plan
@@ -577,21 +550,6 @@ class Client(ScheduleVerbs, DeadLetterVerbs):
         job_id, queue = await self._book.trigger(name)
         return Job(self, job_id, queue)
 
-
-#: A waiter re-reads its job's record after this long without a wake-up, then
-#: doubles the pause up to ``_RECHECK_MAX``.
-_RECHECK_FIRST = 1.0
-_RECHECK_MAX = 10.0
-
-
-class _Waiter:
-    """One caller waiting for a job's final record."""
-
-    __slots__ = ("event", "record")
-
-    def __init__(self) -> None:
-        self.event = trio.Event()
-        self.record: JobRecord | None = None
 
 
 @contextlib.asynccontextmanager

@@ -260,6 +260,10 @@ class ResultActor:
         for subject, data in notices:
             if not faults.hit("result.notify"):
                 await self.side.publish(subject, data)
+        if notices:
+            # Let nats-py's flusher write the wake-ups now, ahead of the dependency
+            # steps and the acks (which would otherwise go first, in one write).
+            await self.side.sleep(0)
         if waits or parents_done:
             finals = {r.id: r for r, _ in written if r is not None and r.done}
             for record in parents_done:

@@ -55,12 +55,20 @@ from actorq.constants import (
     DEFAULT_NAMESPACE,
     DEFAULT_QUEUE,
 )
-from actorq.exceptions import ActorqError, BrokerTimeout, ClientClosed, ConnectionFailed, UsageError
+from actorq.exceptions import (
+    ActorqError,
+    BrokerTimeout,
+    ClientClosed,
+    ConnectionFailed,
+    UsageError,
+)
 from actorq.jobs.client import Client, Job, open_client
 from actorq.jobs.options import EnqueueOptions, due_in
-from actorq.jobs.schedules import DEFAULT_MISFIRE_GRACE, ScheduleInfo
+from actorq.jobs.schedules import DEFAULT_MISFIRE_GRACE, ScheduleInfo, to_timestamp
+from actorq.jobs.sync_direct import direct_enqueue
+from actorq.nats.blocking_js import BlockingJsPool
 from actorq.wire.codec import Codec, Signer
-from actorq.wire.messages import DeadLetter, JobRecord, JobStatus
+from actorq.wire.messages import DeadLetter, JobEnvelope, JobRecord, JobStatus
 
 __all__ = ["SyncBoundEnqueue", "SyncClient", "SyncJob"]
 
@@ -68,7 +76,6 @@ log = logging.getLogger("actorq.sync")
 
 T = TypeVar("T")
 _Done = queue.SimpleQueue[outcome.Outcome[Any]]
-
 
 
 class SyncJob:
@@ -161,6 +168,8 @@ class SyncClient:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._bridge_thread: threading.Thread | None = None
+        # Blocking sockets for enqueues from the calling thread (None: not usable).
+        self._pool: BlockingJsPool | None = None
         self._thread = threading.Thread(target=self._own, name="actorq-sync-client", daemon=True)
         self._thread.start()
         if not self._ready.wait(start_timeout):
@@ -206,8 +215,13 @@ class SyncClient:
             async with open_client(self.url, **self._open_args) as client:
                 self._client = client
                 self._bridge_thread = client.conn.bridge._thread
+                self._pool = client.conn.blocking_pool()
                 self._ready.set()
-                await stop.wait()
+                try:
+                    await stop.wait()
+                finally:
+                    if self._pool is not None:
+                        self._pool.close()
                 # The calls in flight were cancelled; their cleanup (unsubscribing) still
                 # needs the connection, so let them unwind before it closes.
                 with trio.move_on_after(5):
@@ -364,8 +378,29 @@ class SyncClient:
         at: dt.datetime | float | None = None,
     ) -> SyncJob:
         """Enqueue with explicit :class:`~actorq.EnqueueOptions`, at time ``at`` if given."""
-        enqueue = functools.partial(Client.enqueue_with, at=at)
-        return self._wrap(self.run(enqueue, opts, fn, args, kwargs))
+        if self._closed:
+            raise self._closed_error()
+        client = self._c
+        due = None if at is None else to_timestamp(at)
+        # Built here, in the caller's thread: the owner loop stays free for others.
+        env = client.build_envelope(opts, fn, args, kwargs or {})
+        if due is None and not opts.depends_on and env.queue in client._served:
+            job = self._direct_enqueue(env, opts)
+            if job is not None:
+                return job
+        return self._wrap(self.run(Client._enqueue_envelope, env, opts, due))
+
+    def _direct_enqueue(self, env: JobEnvelope, opts: EnqueueOptions) -> SyncJob | None:
+        """``env`` enqueued from the calling thread (see :mod:`actorq.jobs.sync_direct`),
+        or ``None`` when that path cannot take it."""
+        if self._pool is None:
+            return None
+        sent = direct_enqueue(self._pool, self._c, env, opts, self.run)
+        if sent is None:
+            return None
+        if isinstance(sent, Job):
+            return self._wrap(sent)
+        return SyncJob(self, env.id, env.queue, deduplicated=sent, via_inbox=True)
 
     def enqueue_at(
         self, when: dt.datetime | float, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
@@ -400,9 +435,7 @@ class SyncClient:
         """The job's status; raises :class:`~actorq.exceptions.NotFound` for an unknown id."""
         return self.run(Client.status, job_id)
 
-    def result(
-        self, job_id: str, timeout: float | None = None, *, via_inbox: bool = False
-    ) -> Any:
+    def result(self, job_id: str, timeout: float | None = None, *, via_inbox: bool = False) -> Any:
         """Block until the job has a final record; its value or exception (see SyncJob)."""
         # Decoding the result happens here, in the caller's thread, to keep the shared
         # owner loop free for other callers.

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -34,10 +35,13 @@ from nats.aio.msg import Msg as _NatsMsg
 
 from actorq.constants import DEFAULT_URL
 from actorq.exceptions import BrokerError, ConnectionFailed
+from actorq.nats.actor_link import link_options
+from actorq.nats.blocking_js import BlockingJsPool
 from actorq.nats.bridge import AsyncioBridge, open_bridge
 from actorq.nats.delivery import JsMsg, Message, OutMsg, PubAck
 from actorq.nats.errors import FETCH_RETRY, is_transient, translate_errors
 from actorq.nats.kv import KeyValueStore
+from actorq.nats.link_js import ENV_CLIENT_LINK, LinkJs
 from actorq.nats.loop import LoopSide
 from actorq.nats.publisher import JsPublisher
 from actorq.nats.pull_fetch import fetch_batch
@@ -83,6 +87,10 @@ class Connection:
         self.publisher = JsPublisher(nc)
         #: The same connection for programs that run on its asyncio loop.
         self.loop = LoopSide(nc, self.publisher, request_timeout)
+        #: JetStream publishes from Trio with no thread hop, once :meth:`open_link` ran.
+        self.link_js: LinkJs | None = None
+        self._link_tried = False
+        self._link_lock = trio.Lock()
 
     # -- lifetime ------------------------------------------------------------------
 
@@ -104,6 +112,40 @@ class Connection:
                 await closer()
         if self._service is not None:
             self._service.cancel_scope.cancel()
+
+    async def open_link(self) -> LinkJs | None:
+        """Open the Trio-owned link for :meth:`js_publish` and :meth:`on_messages`
+        (once; later calls return it). ``None`` where it cannot be used (TLS, ``.creds``,
+        nkeys, a connection without a service nursery, ``ACTORQ_CLIENT_LINK=0``): the
+        calls then go through nats-py, as fast as before."""
+        if self._link_tried:
+            return self.link_js
+        async with self._link_lock:
+            if not self._link_tried:
+                if self._service is not None and os.environ.get(ENV_CLIENT_LINK, "1") != "0":
+                    service = self._service
+                    js = await LinkJs.open(
+                        self.nc, lambda fn: service.start_soon(fn, name="actorq-client-link")
+                    )
+                    if js is not None:
+                        self.on_close(js.aclose)
+                    self.link_js = js
+                self._link_tried = True
+        return self.link_js
+
+    def blocking_pool(self, size: int = 4) -> BlockingJsPool | None:
+        """Blocking sockets for JetStream publishes from plain threads, beside this
+        connection (see :mod:`actorq.nats.blocking_js`); ``None`` where they cannot
+        speak its auth (as for :meth:`open_link`) or with ``ACTORQ_CLIENT_LINK=0``."""
+        if os.environ.get(ENV_CLIENT_LINK, "1") == "0" or link_options(self.nc) is None:
+            return None
+        nc = self.nc
+        return BlockingJsPool(
+            lambda: link_options(nc),
+            timeout=self.request_timeout,
+            size=size,
+            inbox=nc.new_inbox(),  # a least-privilege user may subscribe there only
+        )
 
     # -- core ----------------------------------------------------------------------
 
@@ -186,6 +228,44 @@ class Connection:
             ):
                 await self.bridge.run(sub.unsubscribe)
 
+    @contextlib.asynccontextmanager
+    async def on_messages(
+        self, subject: str, callback: Callable[[bytes], None]
+    ) -> AsyncIterator[None]:
+        """Call ``callback(data)`` in the Trio thread for each message on ``subject``,
+        for the duration of the block (registered with the server when it starts).
+
+        Over the link when open (the callback runs in its reader task: no thread hop,
+        no task switch), else through nats-py. It must not block. At most once, as
+        any core subscription.
+        """
+        link = await self.open_link()
+        if link is not None:
+            sid = link.subscribe(subject, lambda _s, _r, data, _st: callback(data))
+            try:
+                await link.link.flush(self.request_timeout)
+                yield
+            finally:
+                link.unsubscribe(sid)
+            return
+        token = trio.lowlevel.current_trio_token()
+
+        async def cb(raw: _NatsMsg) -> None:
+            token.run_sync_soon(callback, raw.data)
+
+        with translate_errors(f"subscribe to {subject!r}"):
+            sub = await self.bridge.run(self.nc.subscribe, subject, cb=cb)
+            await self.bridge.run(self.nc.flush, int(self.request_timeout))
+        try:
+            yield
+        finally:
+            with (
+                trio.CancelScope(shield=True),
+                trio.move_on_after(5),
+                contextlib.suppress(nats.errors.Error, BrokerError),
+            ):
+                await self.bridge.run(sub.unsubscribe)
+
     # -- JetStream -------------------------------------------------------------------
 
     async def js_publish(
@@ -201,7 +281,18 @@ class Connection:
         ``msg_id`` sets ``Nats-Msg-Id`` so a retried publish within the stream's
         duplicate window is stored once (``PubAck.duplicate`` tells).
         """
-        item = (subject, data, _headers(headers, msg_id))
+        hdrs = _headers(headers, msg_id)
+        link = self.link_js if self._link_tried else await self.open_link()
+        if link is not None and link.usable:
+            # The Trio-owned link: no thread hop (see actorq.nats.link_js).
+            try:
+                raw = await link.publish(subject, data, hdrs, timeout=self.request_timeout)
+            except Exception:  # translated only when raised: no context manager per call
+                with translate_errors(f"JetStream publish to {subject!r}"):
+                    raise
+                raise  # not a NATS error: as it was
+            return PubAck(raw.stream, raw.seq, raw.duplicate)
+        item = (subject, data, hdrs)
         publisher = self.publisher
         timeout = self.request_timeout
 

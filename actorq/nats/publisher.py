@@ -20,7 +20,7 @@ import msgspec
 import nats.errors
 import nats.js.errors
 
-__all__ = ["JsPublisher", "RawAck"]
+__all__ = ["JsPublisher", "RawAck", "settle_ack"]
 
 
 class _AckError(msgspec.Struct):
@@ -103,10 +103,18 @@ class JsPublisher:
 
 
 def _settle(msg: Any) -> RawAck | BaseException:
-    if msg.headers and msg.headers.get("Status") == "503":
+    return settle_ack(
+        msg.data, no_responders=bool(msg.headers) and msg.headers.get("Status") == "503"
+    )
+
+
+def settle_ack(data: bytes, *, no_responders: bool) -> RawAck | BaseException:
+    """A publish ack's bytes as a :class:`RawAck`, or the nats-py error it stands for
+    (so :func:`actorq.nats.errors.translate_errors` maps it like any other)."""
+    if no_responders:
         return nats.js.errors.NoStreamResponseError()
     try:
-        ack = _decode_ack(msg.data)
+        ack = _decode_ack(data)
     except msgspec.DecodeError as exc:
         return nats.errors.Error(f"unreadable publish ack: {exc}")
     if ack.error is not None:
