@@ -56,6 +56,7 @@ __all__ = [
     "main",
     "on_standby",
     "resolve_target",
+    "run_standby_hook",
     "setup_child",
 ]
 
@@ -191,11 +192,17 @@ def on_standby(prepare: Callable[..., None]) -> Callable[[F], F]:
     return mark
 
 
-def _park(function: Callable[..., Any], args: list[str]) -> None:
-    """A warm standby: prepare, say so, wait to be activated (or killed)."""
+def run_standby_hook(function: Callable[..., Any], *args: str) -> None:
+    """Run ``function``'s :func:`on_standby` hook with ``args``, if it has one (for a
+    wrapper target whose own hook prepares the target it wraps)."""
     prepare = getattr(function, _PREPARE_ATTR, None)
     if prepare is not None:
         prepare(*args)
+
+
+def _park(function: Callable[..., Any], args: list[str]) -> None:
+    """A warm standby: prepare, say so, wait to be activated (or killed)."""
+    run_standby_hook(function, *args)
     if _control is None:  # no supervisor: nobody will activate us, so run now
         return
     with contextlib.suppress(OSError):
