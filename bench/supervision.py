@@ -24,7 +24,10 @@ nats-py, msgspec, cloudpickle and the job module):
   the SIGKILL to that job's result being back at the client: the replacement
   started, connected, fetched and ran the job, and its outcome went through the
   result actor. Default config (``standby = true``: a warm spare takes over); over
-  ``--queue-n`` kills, each once the spare is parked again. ``queue_actor_ready_p50_ms``
+  ``--queue-n`` kills, each once the spare is parked again; ``..._waited_ack_wait``
+  counts the kills whose job still went to the dead process (nats-server, short of
+  CPU, had not yet processed its closed socket; the job waits for ``ack_wait``).
+  ``queue_actor_ready_p50_ms``
   is SIGKILL to the replacement's ready. ``queue_actor_restart_cold_p50_ms``: the
   same with ``standby = false`` (a fresh interpreter). ``..._ratio``: p50 over
   ``python_start_ms``;
@@ -268,6 +271,15 @@ async def queue_restarts_ms(url: str, n: int, standby: bool) -> tuple[list[float
                 totals.append((time.perf_counter() - began) * 1000)
                 restarted = await _until(events, lambda e: isinstance(e, ChildRestarted))
                 readies.append((restarted.at - wall) * 1000)
+                if totals[-1] > 1000:  # say why: which process had it, how many tries
+                    record = await job.record()
+                    assert record is not None
+                    print(
+                        f"slow restart ({'warm' if standby else 'cold'}): {totals[-1]:.0f} ms, "
+                        f"job attempts {record.attempts}, ran on {record.worker}, "
+                        f"replacement pid {restarted.pid}, ready after {readies[-1]:.0f} ms",
+                        file=sys.stderr,
+                    )
     return totals, readies
 
 
@@ -318,6 +330,9 @@ async def measure_queue(url: str, n: int, kills: int) -> dict[str, Any]:
         "queue_actor_restart_p50_ms": round(percentile(warm, 50), 1),
         "queue_actor_restart_p99_ms": round(percentile(warm, 99), 1),
         "queue_actor_ready_p50_ms": round(percentile(readies, 50), 1),
+        # Kills whose job, sent after the reap, still went to the dead process (see
+        # docs/nats.md: nats-server had not processed its closed socket yet).
+        "queue_actor_restarts_waited_ack_wait": sum(1 for t in warm if t > 1000),
         "queue_actor_restart_cold_p50_ms": round(percentile(cold, 50), 1),
         "queue_actor_ready_cold_p50_ms": round(percentile(cold_readies, 50), 1),
         "post_crash_job_delay_p50_ms": round(percentile(after_reap, 50), 1),
@@ -378,7 +393,8 @@ def main() -> int:
     )
     print(
         f"  warm standby: p50 {r['queue_actor_restart_p50_ms']:.1f} ms  p99 "
-        f"{r['queue_actor_restart_p99_ms']:.1f} ms  (goal p50 <= 100)  "
+        f"{r['queue_actor_restart_p99_ms']:.1f} ms  (goal p50 <= 100), "
+        f"{r['queue_actor_restarts_waited_ack_wait']} waited for ack_wait; "
         f"= {r['queue_actor_restart_ratio']:.2f}x a bare python start; "
         f"ready after {r['queue_actor_ready_p50_ms']:.1f} ms"
     )
