@@ -70,6 +70,8 @@ class StandbyPool:
         if spawned is None:
             return None
         self._parked = None
+        # The next spare waits for this replacement's refill(), not an earlier one.
+        self._wanted = trio.Event()
         self._watch.cancel()
         # The keeper stops waiting on the spare's pidfd before the caller does.
         await self._handed.wait()
