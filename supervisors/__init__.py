@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .child_runtime import Ready as Ready
+    from .child_runtime import on_standby as on_standby
     from .child_runtime import setup_child as setup_child
     from .events import ChildExited as ChildExited
     from .events import ChildKind as ChildKind
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from .events import EventBus as EventBus
     from .events import ExitKind as ExitKind
     from .events import ExitReason as ExitReason
+    from .events import StandbyParked as StandbyParked
     from .events import SupervisorEscalated as SupervisorEscalated
     from .events import SupervisorEvent as SupervisorEvent
     from .exceptions import ChildNotFound as ChildNotFound
@@ -58,6 +60,7 @@ logging.getLogger("supervisors").addHandler(logging.NullHandler())
 _WHERE = {
     "Ready": "child_runtime",
     "setup_child": "child_runtime",
+    "on_standby": "child_runtime",
     "ChildExited": "events",
     "ChildKind": "events",
     "ChildRestarted": "events",
@@ -66,6 +69,7 @@ _WHERE = {
     "ExitKind": "events",
     "ExitReason": "events",
     "SupervisorEscalated": "events",
+    "StandbyParked": "events",
     "SupervisorEvent": "events",
     "ChildNotFound": "exceptions",
     "DuplicateChild": "exceptions",

@@ -20,6 +20,14 @@ What happens, in order:
 A program started some other way (``python -m pkg.module`` through a
 ``ProcessSpec(target="pkg.module")``) calls :func:`setup_child` first thing itself.
 
+**Warm standby** (``ProcessSpec(standby=True)``): the supervisor starts a spare ahead,
+with :data:`STANDBY_ENV` set. It does steps 1-2, imports the target, runs the target's
+``prepare(*args)`` hook if it has one (:func:`on_standby`: more imports, reading its
+settings), writes ``P`` (parked) and blocks until the supervisor writes ``A``
+(activate) on the control socket; only then is step 3 run. A parked process holds no
+resources of the child's (it has not called the function yet), so it is simply killed
+when not needed; its orphan guards are armed like any child's.
+
 This module imports nothing heavy (no Trio unless the target is async), so a restart
 costs little more than a bare interpreter start.
 """
@@ -36,14 +44,19 @@ import socket
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
+    "ACTIVATE",
     "CONTROL_FD_ENV",
     "PARENT_PID_ENV",
+    "PARKED",
+    "STANDBY_ENV",
     "Ready",
     "main",
+    "on_standby",
     "resolve_target",
+    "run_standby_hook",
     "setup_child",
 ]
 
@@ -53,14 +66,27 @@ PARENT_PID_ENV = "SUPERVISORS_PARENT_PID"
 """Environment variable naming the supervising process, to catch a parent that died
 before the parent-death signal was armed."""
 
+STANDBY_ENV = "SUPERVISORS_STANDBY"
+"""Environment variable set (to ``1``) in a warm standby: park before running the target."""
+
 _PR_SET_PDEATHSIG = 1
 _READY = b"R"
+PARKED = b"P"
+"""What a standby writes once its target is imported and prepared."""
+ACTIVATE = b"A"
+"""What the supervisor writes to a parked standby to make it run its target."""
+_PREPARE_ATTR = "__supervisors_prepare__"
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 Ready = Callable[[], None]
 """The type of ``ready``: call it once the child can do its work; later calls do nothing."""
 
 _setup_lock = threading.Lock()
 _ready_fn: Ready | None = None
+# Set by the watch thread when the supervisor activates this (standby) process.
+_activated = threading.Event()
+_control: socket.socket | None = None
 
 
 def _reset_signals() -> None:
@@ -95,6 +121,8 @@ def _watch(sock: socket.socket) -> None:
         if not data:
             _die()
             return
+        if ACTIVATE in data:
+            _activated.set()
 
 
 def _no_op_ready() -> None:
@@ -112,6 +140,7 @@ def setup_child() -> Ready:
     with _setup_lock:
         if _ready_fn is not None:
             return _ready_fn
+        global _control
         _reset_signals()
         fd_text = os.environ.pop(CONTROL_FD_ENV, None)
         parent_text = os.environ.pop(PARENT_PID_ENV, None)
@@ -125,6 +154,7 @@ def setup_child() -> Ready:
         sock = socket.socket(fileno=int(fd_text))
         # Our own children must not hold the socket open, or our death would go unseen.
         sock.set_inheritable(False)
+        _control = sock
         threading.Thread(target=_watch, args=(sock,), name="supervisors-watch", daemon=True).start()
         sent = threading.Event()
 
@@ -137,6 +167,47 @@ def setup_child() -> Ready:
 
         _ready_fn = ready
         return ready
+
+
+def on_standby(prepare: Callable[..., None]) -> Callable[[F], F]:
+    """Decorate a process child's target with what its warm standby does while parked.
+
+    ``prepare(*args)`` gets the target's arguments (without ``ready``) and runs in the
+    standby before it parks: import what the target will need, read its settings. It
+    must not start the child's work (connect, take jobs, open files for writing): a
+    standby that is never activated is killed. An exception in it ends the standby
+    (the supervisor starts another later, and a cold start in the meantime)::
+
+        def _prepare(settings_json: str) -> None:
+            import heavy_module  # noqa: F401
+
+        @on_standby(_prepare)
+        def main(ready: Ready, settings_json: str) -> None: ...
+    """
+
+    def mark(function: F) -> F:
+        setattr(function, _PREPARE_ATTR, prepare)
+        return function
+
+    return mark
+
+
+def run_standby_hook(function: Callable[..., Any], *args: str) -> None:
+    """Run ``function``'s :func:`on_standby` hook with ``args``, if it has one (for a
+    wrapper target whose own hook prepares the target it wraps)."""
+    prepare = getattr(function, _PREPARE_ATTR, None)
+    if prepare is not None:
+        prepare(*args)
+
+
+def _park(function: Callable[..., Any], args: list[str]) -> None:
+    """A warm standby: prepare, say so, wait to be activated (or killed)."""
+    run_standby_hook(function, *args)
+    if _control is None:  # no supervisor: nobody will activate us, so run now
+        return
+    with contextlib.suppress(OSError):
+        _control.sendall(PARKED)
+    _activated.wait()
 
 
 def resolve_target(target: str) -> Callable[..., Any]:
@@ -171,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     function = resolve_target(args[0])
+    if os.environ.pop(STANDBY_ENV, None):
+        _park(function, args[1:])
     if inspect.iscoroutinefunction(function):
         import trio
 

@@ -28,6 +28,7 @@ __all__ = [
     "EventBus",
     "ExitKind",
     "ExitReason",
+    "StandbyParked",
     "SupervisorEscalated",
     "SupervisorEvent",
 ]
@@ -132,7 +133,17 @@ class SupervisorEscalated(msgspec.Struct, frozen=True, tag_field="event", tag="e
     at: float
 
 
-SupervisorEvent = ChildStarted | ChildExited | ChildRestarted | SupervisorEscalated
+class StandbyParked(msgspec.Struct, frozen=True, tag_field="event", tag="standby_parked"):
+    """A warm standby for ``child_id``'s spec (``ProcessSpec(standby=True)``) parked:
+    imported and prepared, ready to take over at the next restart. Not a child."""
+
+    supervisor: str
+    child_id: str
+    pid: int
+    at: float
+
+
+SupervisorEvent = ChildStarted | ChildExited | ChildRestarted | SupervisorEscalated | StandbyParked
 
 
 def now() -> float:

@@ -9,6 +9,10 @@ thread that forked (``trio.lowlevel.open_process`` forks from a worker thread, s
 not used), and each child gets its own process group so a terminal's Ctrl-C
 reaches only the top-level process, which then stops the tree in order.
 
+A spec with ``standby=True`` gets its process from a warm standby when one is parked
+(:mod:`supervisors.standby`): the supervisor writes ``A`` to the standby's control
+socket instead of spawning, and the rest (ready byte, exit, stop) is the same.
+
 Nothing of a child's process group outlives the child: SIGTERM goes to the child
 alone (it decides how to stop what it started), SIGKILL goes to the whole group, and
 once the child has exited whatever is left of its group (grandchildren it started
@@ -25,16 +29,29 @@ import signal
 import socket
 import sys
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import trio
 
-from .child_runtime import CONTROL_FD_ENV, PARENT_PID_ENV
+from .child_runtime import ACTIVATE, CONTROL_FD_ENV, PARENT_PID_ENV, PARKED, STANDBY_ENV
 from .events import ExitReason
 from .exceptions import StartFailed, StartTimeout
 from .spec import ProcessSpec
 from .trio_popen import TrioPopen
 
-__all__ = ["build_argv", "build_env", "kill_all_children", "live_child_pids", "run_process"]
+if TYPE_CHECKING:
+    from .standby import StandbyPool
+
+__all__ = [
+    "Spawned",
+    "build_argv",
+    "build_env",
+    "kill_all_children",
+    "live_child_pids",
+    "park_process",
+    "run_process",
+    "stop_spawned",
+]
 
 log = logging.getLogger("supervisors")
 
@@ -92,17 +109,103 @@ def build_env(
     return env
 
 
-def _spawn(spec: ProcessSpec, control_fd: int) -> TrioPopen:
+class Spawned:
+    """A spawned process child and our end of its control socket."""
+
+    def __init__(self, process: TrioPopen, sock: socket.socket) -> None:
+        self.process = process
+        self.pid = process.pid
+        self.sock = sock
+        self.control = trio.socket.from_stdlib_socket(sock)
+
+    def close(self) -> None:
+        """Release the pidfd and the socket (the process itself is not touched)."""
+        self.process.close()
+        self.sock.close()
+
+
+def _spawn(spec: ProcessSpec, *, standby: bool = False) -> Spawned:
     # Deliberately synchronous, in the Trio thread: Linux ties PR_SET_PDEATHSIG to the
     # thread that forked, and trio.lowlevel.open_process forks from a worker thread that
     # exits after 10 s idle, which would SIGKILL the child. fork+exec takes milliseconds.
-    return TrioPopen(
-        build_argv(spec),
-        env=build_env(spec, control_fd),
-        cwd=spec.cwd,
-        pass_fds=(control_fd,),
-        process_group=0,
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        try:
+            env = build_env(spec, theirs.fileno())
+            if standby:
+                env[STANDBY_ENV] = "1"
+            process = TrioPopen(
+                build_argv(spec),
+                env=env,
+                cwd=spec.cwd,
+                pass_fds=(theirs.fileno(),),
+                process_group=0,
+            )
+        finally:
+            theirs.close()
+    except BaseException:
+        ours.close()
+        raise
+    _live.add(process.pid)
+    return Spawned(process, ours)
+
+
+async def stop_spawned(spawned: Spawned, spec: ProcessSpec) -> None:
+    """Stop ``spawned`` with ``spec``'s shutdown (shielded) and release it."""
+    try:
+        with trio.CancelScope(shield=True):
+            await _stop(spawned.process, spec)
+    finally:
+        if spawned.process.returncode is not None:
+            _live.discard(spawned.pid)
+        spawned.close()
+
+
+async def _start_failure(spawned: Spawned, spec: ProcessSpec, data: bytes) -> StartFailed:
+    """Why a child closed its control socket (or wrote something unexpected) at start."""
+    if data:
+        return StartFailed(spec.id, ExitReason("start_failed", text=f"wrote {data!r} at start"))
+    with trio.move_on_after(_KILL_WAIT):
+        await spawned.process.wait()
+    code = spawned.process.returncode
+    reason = (
+        ExitReason.from_returncode(code)
+        if code is not None
+        else ExitReason("start_failed", text="closed its control socket")
     )
+    return StartFailed(spec.id, reason)
+
+
+async def park_process(spec: ProcessSpec) -> Spawned:
+    """Spawn a warm standby of ``spec`` and return it once it has parked.
+
+    Raises :class:`StartTimeout` or :class:`StartFailed` (the process is then gone).
+    """
+    spawned = _spawn(spec, standby=True)
+    parked = False
+    try:
+        with trio.move_on_after(spec.start_timeout) as start_scope:
+            data = await spawned.control.recv(64)
+        if start_scope.cancelled_caught:
+            raise StartTimeout(spec.id, spec.start_timeout)
+        if data != PARKED:
+            raise await _start_failure(spawned, spec, data)
+        parked = True
+        return spawned
+    finally:
+        if not parked:
+            await stop_spawned(spawned, spec)
+
+
+async def _activate(spawned: Spawned) -> bool:
+    """Tell a parked standby to run its target; ``False`` if it is gone already."""
+    if spawned.process.poll() is not None:
+        return False
+    try:
+        await spawned.control.send(ACTIVATE)
+    except OSError:  # it died between the poll and the write
+        return False
+    return True
 
 
 async def _stop(process: TrioPopen, spec: ProcessSpec) -> None:
@@ -133,42 +236,31 @@ async def _stop(process: TrioPopen, spec: ProcessSpec) -> None:
 async def run_process(
     spec: ProcessSpec,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+    standbys: StandbyPool | None = None,
 ) -> ExitReason:
-    """Spawn ``spec``, report its pid once it is ready, return why it exited.
+    """Spawn ``spec`` (or activate a parked standby from ``standbys``), report its pid
+    once it is ready, return why it exited.
 
     Cancellation stops the process with its shutdown spec before propagating.
     Raises :class:`StartTimeout` or :class:`StartFailed` if it never gets ready.
     """
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    spawned = await standbys.take() if standbys is not None else None
+    if spawned is not None and not await _activate(spawned):
+        await stop_spawned(spawned, spec)
+        spawned = None
+    if spawned is None:
+        spawned = _spawn(spec)
+    process = spawned.process
     try:
-        try:
-            process = _spawn(spec, theirs.fileno())
-        finally:
-            theirs.close()
-        _live.add(process.pid)
-        try:
-            control = trio.socket.from_stdlib_socket(ours)
-            with trio.move_on_after(spec.start_timeout) as start_scope:
-                data = await control.recv(64)
-            if start_scope.cancelled_caught:
-                raise StartTimeout(spec.id, spec.start_timeout)
-            if not data:
-                with trio.move_on_after(_KILL_WAIT):
-                    await process.wait()
-                code = process.returncode
-                reason = (
-                    ExitReason.from_returncode(code)
-                    if code is not None
-                    else ExitReason("start_failed", text="closed its control socket")
-                )
-                raise StartFailed(spec.id, reason)
-            task_status.started(process.pid)
-            return ExitReason.from_returncode(await process.wait())
-        finally:
-            with trio.CancelScope(shield=True):
-                await _stop(process, spec)
-            if process.returncode is not None:
-                _live.discard(process.pid)
-            process.close()
+        with trio.move_on_after(spec.start_timeout) as start_scope:
+            data = await spawned.control.recv(64)
+        if start_scope.cancelled_caught:
+            raise StartTimeout(spec.id, spec.start_timeout)
+        if not data:
+            raise await _start_failure(spawned, spec, data)
+        task_status.started(process.pid)
+        if standbys is not None:
+            standbys.refill()  # only now: the spare's imports must not slow this start
+        return ExitReason.from_returncode(await process.wait())
     finally:
-        ours.close()
+        await stop_spawned(spawned, spec)

@@ -37,7 +37,9 @@ class ChildSnapshot(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     process), ``None`` for a task or a child that is not running. ``started_at`` is the
     Unix time of the current run's readiness (``None`` if not running). ``restarts``
     counts restarts by the supervisor or by ``restart_child``. ``children`` is filled
-    for supervisors only, in start order.
+    for supervisors only, in start order. ``standby_pids`` (supervisors only) are the
+    parked warm standbys of its ``standby=True`` process children: started, not
+    running anything, not children.
     """
 
     id: str
@@ -48,6 +50,7 @@ class ChildSnapshot(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     started_at: float | None = None
     last_exit: ExitReason | None = None
     children: tuple[ChildSnapshot, ...] = ()
+    standby_pids: tuple[int, ...] = ()
 
     def find(self, path: str) -> ChildSnapshot:
         """Return the descendant at ``"a/b/c"`` (relative to this node); KeyError if absent."""

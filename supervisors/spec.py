@@ -182,6 +182,7 @@ class ProcessSpec(msgspec.Struct, frozen=True, kw_only=True):
     restart: Restart = Restart.PERMANENT
     shutdown: Shutdown = 5.0
     start_timeout: float = 10.0
+    standby: bool = False
 
     def __post_init__(self) -> None:
         _check_id(self.id)
@@ -201,6 +202,14 @@ class ProcessSpec(msgspec.Struct, frozen=True, kw_only=True):
         _check_restart(owner, self.restart)
         _check_shutdown(owner, self.shutdown)
         _check_timeout(owner, "start_timeout", self.start_timeout)
+        if not isinstance(self.standby, bool):
+            raise SpecError(f"{owner}: standby must be True or False, got {self.standby!r}")
+        if self.standby and ":" not in self.target:
+            raise SpecError(
+                f"{owner}: standby=True needs a 'pkg.module:function' target (a standby "
+                "parks in supervisors.child_runtime before calling it); "
+                f"{self.target!r} runs with python -m"
+            )
 
     @property
     def kind(self) -> Literal["process"]:

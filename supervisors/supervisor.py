@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import Any, NoReturn
 
+import msgspec
 import trio
 
 from .events import (
@@ -64,6 +65,7 @@ from .spec import (
     SupervisorSpec,
     TaskSpec,
 )
+from .standby import StandbyPool
 from .task_child import run_task
 
 __all__ = ["DEFAULT_BACKOFF", "Supervisor"]
@@ -114,6 +116,8 @@ class Supervisor:
         self._inbox_send, self._inbox = trio.open_memory_channel[Message](math.inf)
         self._nursery: trio.Nursery | None = None
         self._started_at = now()
+        # Warm standbys (ProcessSpec(standby=True)), one per spec but for its id.
+        self._standbys: dict[bytes, StandbyPool] = {}
 
     # ---- public API -------------------------------------------------------------------
 
@@ -136,7 +140,13 @@ class Supervisor:
             state=self._state,
             started_at=self._started_at,
             children=tuple(self._child_snapshot(child) for child in self._children),
+            standby_pids=self.standby_pids(),
         )
+
+    def standby_pids(self) -> tuple[int, ...]:
+        """PIDs of this supervisor's parked warm standbys (not children: they run nothing
+        until a restart activates one)."""
+        return tuple(p.pid for p in self._standbys.values() if p.pid is not None)
 
     def subscribe(self, max_buffer: float = 1024) -> trio.MemoryReceiveChannel[SupervisorEvent]:
         """A channel of every later event of the whole tree this supervisor belongs to.
@@ -358,7 +368,7 @@ class Supervisor:
             with incarnation.scope:
                 try:
                     if isinstance(spec, ProcessSpec):
-                        reason = await run_process(spec, reporter)
+                        reason = await run_process(spec, reporter, self._standby_pool(spec))
                     elif isinstance(spec, TaskSpec):
                         reason = await run_task(spec, reporter)
                     else:
@@ -408,7 +418,22 @@ class Supervisor:
             )
         )
 
+    def _standby_pool(self, spec: ProcessSpec) -> StandbyPool | None:
+        """The warm standby pool for ``spec`` (started on first use), if it wants one."""
+        if not spec.standby:
+            return None
+        key = msgspec.json.encode(msgspec.structs.replace(spec, id="standby"))
+        pool = self._standbys.get(key)
+        if pool is None:
+            assert self._nursery is not None
+            pool = self._standbys[key] = StandbyPool(spec, self.path, self._bus)
+            self._nursery.start_soon(pool.keep)
+        return pool
+
     async def _stop_all(self) -> None:
+        # Spares first: none may be activated while the children stop, and none outlives us.
+        for pool in self._standbys.values():
+            await pool.close()
         for child in reversed(list(self._children)):
             child.restart_token = None
             if child.current is not None:
@@ -534,6 +559,7 @@ class Supervisor:
     def _child_snapshot(self, child: Child) -> ChildSnapshot:
         incarnation = child.current
         grandchildren: tuple[ChildSnapshot, ...] = ()
+        standbys: tuple[int, ...] = ()
         pid = None
         started_at = None
         if incarnation is not None:
@@ -542,6 +568,7 @@ class Supervisor:
             if incarnation.sub is not None:
                 pid = os.getpid()
                 grandchildren = incarnation.sub.snapshot().children
+                standbys = incarnation.sub.standby_pids()
         return ChildSnapshot(
             id=child.spec.id,
             kind=child.spec.kind,
@@ -551,4 +578,5 @@ class Supervisor:
             started_at=started_at,
             last_exit=child.last_exit,
             children=grandchildren,
+            standby_pids=standbys,
         )

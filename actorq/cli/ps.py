@@ -21,6 +21,7 @@ from actorq.cli.common import (
 from actorq.jobs.stats import TreeNode as TreeNode
 from actorq.jobs.stats import read_all as read_all
 from actorq.jobs.stats import read_reports as read_reports
+from actorq.jobs.stats import standbys
 from actorq.jobs.stats import tree_nodes as tree_nodes
 from actorq.process.heartbeat import state_of
 
@@ -39,6 +40,7 @@ def ps(
     open files, jobs.
 
     A process whose reports stopped (killed, frozen, cut off) shows as ``lost``.
+    Parked warm standbys (spare queue actor processes, not serving) are listed last.
     """
     with sync_client(resolve(url, config, namespace)) as client:
         reports, trees = client.run(read_all)
@@ -92,6 +94,8 @@ def ps(
                 + (f"  last error: {r.last_error[:60]}" if r.last_error else "")
             ).rstrip()
         )
+    for pid, supervisor in sorted(standbys(trees).items()):
+        typer.echo(f"  standby pid {pid:<7} parked (a spare of {supervisor}, not serving)")
 
 
 def register(app: typer.Typer) -> None:

@@ -83,6 +83,9 @@ ack_wait = 15.0
 shutdown_timeout = 30.0
 # Record a "running" status when a job starts (one extra message per job).
 track_started = true
+# Keep one warm spare worker process (imports done, parked): a crashed worker is
+# replaced in tens of milliseconds instead of a fresh interpreter's start.
+standby = true
 
 [scheduler]
 # The scheduler actor: delayed and recurring jobs. Several runtimes on one NATS elect

@@ -138,6 +138,9 @@ class QueueConfig(_Section, frozen=True, kw_only=True):
     #: Seconds in-flight jobs get to finish on SIGTERM before being left for redelivery.
     shutdown_timeout: Seconds = 30.0
     track_started: bool = True
+    #: Keep one warm spare process per queue (imports done, parked), so a crashed
+    #: worker is replaced without paying for interpreter start-up and imports.
+    standby: bool = True
 
     def enqueue_options(self, **overrides: Any) -> dict[str, Any]:
         """This queue's name, retry policy and timeout as keyword arguments of

@@ -74,6 +74,23 @@ def tree_nodes(trees: list[ChildSnapshot]) -> dict[int, TreeNode]:
     return nodes
 
 
+def standbys(trees: list[ChildSnapshot]) -> dict[int, str]:
+    """Parked warm standbys of ``trees`` (spare processes, not serving): pid ->
+    the path of the supervisor that keeps it."""
+    found: dict[int, str] = {}
+
+    def add(node: ChildSnapshot, parent: str) -> None:
+        path = f"{parent}/{node.id}" if parent else node.id
+        for pid in node.standby_pids:
+            found[pid] = path
+        for child in node.children:
+            add(child, path)
+
+    for tree in trees:
+        add(tree, "")
+    return found
+
+
 #: Queues are the durable consumers named ``q-<queue>`` on the jobs stream.
 _PREFIX = "q-"
 

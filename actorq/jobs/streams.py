@@ -46,7 +46,11 @@ worker's job comes back within seconds and a long job is never run twice.
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Literal
+
+import trio
 
 from actorq.constants import DEFAULT_NAMESPACE, RESULTS_DURABLE, SCHEDULER_DURABLE
 from actorq.exceptions import ConfigError
@@ -215,77 +219,105 @@ class JobStreams:
         """
         ttl = DEFAULT_RESULT_TTL if result_ttl is None else result_ttl
         n = self.ns
-        await ensure_stream(
-            conn,
-            StreamSpec(
-                name=self.jobs_stream,
-                # sched.>: server-fired timers (delayed jobs, schedules); queue
-                # consumers filter jobs.<queue>.*, so a timer is never run as a job.
-                subjects=[n.subject("jobs.>"), n.subject("sched.>")],
-                retention="workqueue",
-                # Lets `enqueue_at` hand delays to the server (nats-server >= 2.12).
-                allow_msg_schedules=True,
-                num_replicas=replicas,
-            ),
-        )
-        await ensure_stream(
-            conn,
-            StreamSpec(
-                name=self.outcomes_stream,
-                subjects=[n.subject("outcomes.>")],
-                # The result actor's consumer is made right here, before anyone can
-                # publish an outcome, so none is dropped for lack of interest.
-                retention="interest",
-                num_replicas=replicas,
-            ),
-        )
-        await ensure_stream(
-            conn,
-            StreamSpec(
-                name=self.dead_stream, subjects=[n.subject("dead.>")], num_replicas=replicas
-            ),
-        )
-        # Before any queue consumer exists, so no advisory is published to no stream.
-        await ensure_stream(
-            conn,
-            StreamSpec(
-                name=self.undelivered_stream,
-                subjects=[self.undelivered_filter],
-                retention="workqueue",
-                num_replicas=replicas,
-            ),
-        )
-        for bucket in (self.results_bucket, self.cancels_bucket, self.deps_bucket):
-            await ensure_kv(
+        update = result_ttl is not None or replicas is not None
+
+        async def outcomes() -> None:
+            await ensure_stream(
                 conn,
-                KvSpec(bucket=bucket, ttl=ttl, replicas=replicas),
-                update_existing=result_ttl is not None or replicas is not None,
-                update_ttl=result_ttl is not None,
+                StreamSpec(
+                    name=self.outcomes_stream,
+                    subjects=[n.subject("outcomes.>")],
+                    # The result actor's consumer is made right here, before anyone can
+                    # publish an outcome, so none is dropped for lack of interest.
+                    retention="interest",
+                    num_replicas=replicas,
+                ),
             )
-        await ensure_kv(conn, KvSpec(bucket=self.claims_bucket, ttl=CLAIM_TTL, replicas=replicas))
-        await ensure_kv(conn, KvSpec(bucket=self.schedules_bucket, replicas=replicas))
+            await self._ensure_consumer(
+                conn,
+                self.outcomes_stream,
+                RESULTS_DURABLE,
+                n.subject("outcomes.>"),
+            )
+
+        async def undelivered() -> None:
+            # Before any queue consumer exists, so no advisory is published to no stream.
+            await ensure_stream(
+                conn,
+                StreamSpec(
+                    name=self.undelivered_stream,
+                    subjects=[self.undelivered_filter],
+                    retention="workqueue",
+                    num_replicas=replicas,
+                ),
+            )
+            await self._ensure_consumer(
+                conn, self.undelivered_stream, RESULTS_DURABLE, self.undelivered_filter
+            )
+
+        # Independent of each other: asked all at once, so a starting process (a
+        # restarted queue actor above all) waits for one round trip, not a dozen.
+        steps: list[Callable[[], Awaitable[object]]] = [
+            partial(
+                ensure_stream,
+                conn,
+                StreamSpec(
+                    name=self.jobs_stream,
+                    # sched.>: server-fired timers (delayed jobs, schedules); queue
+                    # consumers filter jobs.<queue>.*, so a timer is never run as a job.
+                    subjects=[n.subject("jobs.>"), n.subject("sched.>")],
+                    retention="workqueue",
+                    # Lets `enqueue_at` hand delays to the server (nats-server >= 2.12).
+                    allow_msg_schedules=True,
+                    num_replicas=replicas,
+                ),
+            ),
+            outcomes,
+            undelivered,
+            partial(
+                ensure_stream,
+                conn,
+                StreamSpec(
+                    name=self.dead_stream, subjects=[n.subject("dead.>")], num_replicas=replicas
+                ),
+            ),
+        ]
+        for bucket in (self.results_bucket, self.cancels_bucket, self.deps_bucket):
+            steps.append(
+                partial(
+                    ensure_kv,
+                    conn,
+                    KvSpec(bucket=bucket, ttl=ttl, replicas=replicas),
+                    update_existing=update,
+                    update_ttl=result_ttl is not None,
+                )
+            )
+        steps.append(
+            partial(
+                ensure_kv, conn, KvSpec(bucket=self.claims_bucket, ttl=CLAIM_TTL, replicas=replicas)
+            )
+        )
+        steps.append(
+            partial(ensure_kv, conn, KvSpec(bucket=self.schedules_bucket, replicas=replicas))
+        )
         if replicas is not None:
             # The scheduler's lease too, so a leader survives the loss of a node; the
             # scheduler creates it when missing and owns its TTL.
-            await ensure_kv(
-                conn,
-                KvSpec(bucket=self.leader_bucket, ttl=LEASE_TTL, replicas=replicas),
-                update_ttl=False,
+            steps.append(
+                partial(
+                    ensure_kv,
+                    conn,
+                    KvSpec(bucket=self.leader_bucket, ttl=LEASE_TTL, replicas=replicas),
+                    update_ttl=False,
+                )
             )
-        await self.objects(
-            conn, ttl=ttl, replicas=replicas,
-            update_existing=result_ttl is not None or replicas is not None,
-            update_ttl=result_ttl is not None,
+        steps.append(
+            partial(
+                self.objects, conn, ttl=ttl, replicas=replicas, update_existing=update,
+                update_ttl=result_ttl is not None,
+            )
         )  # fmt: skip
-        await self._ensure_consumer(
-            conn,
-            self.outcomes_stream,
-            RESULTS_DURABLE,
-            n.subject("outcomes.>"),
-        )
-        await self._ensure_consumer(
-            conn, self.undelivered_stream, RESULTS_DURABLE, self.undelivered_filter
-        )
+        await _all_at_once(steps)
 
     async def provision_queue(
         self,
@@ -356,3 +388,24 @@ def envelope_problem(env: JobEnvelope) -> str | None:
         if problem is not None:
             return f"reply subject {problem}"
     return None
+
+
+async def _all_at_once(steps: list[Callable[[], Awaitable[object]]]) -> None:
+    """Run ``steps`` concurrently; raise the first failure as itself (not in a group),
+    as the sequential provisioning did."""
+    try:
+        async with trio.open_nursery() as nursery:
+            for step in steps:
+                nursery.start_soon(step)
+    except BaseExceptionGroup as group:
+        errors = [e for e in _leaves(group) if not isinstance(e, trio.Cancelled)]
+        if not errors:
+            raise  # only cancellation: the scope that cancelled us takes it
+        raise errors[0] from None
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out

@@ -33,6 +33,8 @@ import msgspec
 from actorq.constants import ENV_CHILD
 from actorq.jobs.job_log import JOB_FIELDS, JobLines
 from actorq.runtime.child_log import CHILD_FIELDS, log_crash
+from supervisors import on_standby
+from supervisors.child_runtime import resolve_target, run_standby_hook
 
 __all__ = ["ENV_CHILD", "JsonFormatter", "TextFormatter", "configure_logging", "main"]
 
@@ -160,6 +162,13 @@ def _setup_tracing(path: str, sys_path: list[str]) -> None:
     func()
 
 
+def _prepare(target: str, *args: str) -> None:
+    """A warm standby of a wrapped child: import the real target and run its own
+    standby hook (a queue actor's imports its job modules)."""
+    run_standby_hook(resolve_target(target), *args)
+
+
+@on_standby(_prepare)
 def main(ready: Callable[[], None], target: str, *args: str) -> Any:
     """Set up as ``ACTORQ_UP_CHILD`` says, then run ``target(ready, *args)``."""
     setup = json.loads(os.environ.pop(ENV_CHILD, "{}"))

@@ -10,8 +10,10 @@ A supervisor starts each in a fresh interpreter
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -25,6 +27,7 @@ from actorq.nats.connection import Connection
 from actorq.process.entry import default_logging, run_until_signalled
 from actorq.process.heartbeat import queue_stats
 from actorq.runtime.probes import RESULTS_PROBE, SCHEDULER_PROBE, queue_probe, serve_probe
+from supervisors import on_standby
 
 __all__ = [
     "QUEUE_TARGET",
@@ -88,6 +91,20 @@ def _scheduler_stats(actor: SchedulerActor) -> dict[str, Any]:
     }
 
 
+def _prepare_queue_actor(settings_json: str) -> None:
+    """What a parked warm standby of a queue actor does ahead (``standby=True`` in
+    :func:`~actorq.runtime.specs.queue_supervisor_spec`): this module's imports are done
+    by then; add the job modules (``imports``, on ``sys_path``). It does not connect:
+    a standby runs nothing until a restart activates it."""
+    settings = msgspec.json.decode(settings_json, type=QueueActorSettings)
+    for path in reversed(settings.sys_path):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    for module in settings.imports:
+        importlib.import_module(module)
+
+
+@on_standby(_prepare_queue_actor)
 def queue_actor(ready: Callable[[], None], settings_json: str) -> None:
     """A queue actor process. SIGTERM/SIGINT stop it gracefully; it exits 0 when stopped
     or recycled (a ``permanent`` child is then started afresh by its supervisor)."""

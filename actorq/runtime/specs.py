@@ -31,6 +31,7 @@ def queue_supervisor_spec(
     max_restarts: int | None = None,
     within: float = 10.0,
     backoff: Backoff | None = None,
+    standby: bool = True,
 ) -> SupervisorSpec:
     """A ``one_for_one`` supervisor of ``processes`` queue actor processes for one queue.
 
@@ -38,6 +39,11 @@ def queue_supervisor_spec(
     exit after N jobs or above an RSS limit) all start a fresh process, without
     touching its siblings. Each gets ``shutdown_timeout`` + 5 s to drain on SIGTERM
     before SIGKILL. ``max_restarts`` defaults to 3 per process within ``within``.
+
+    ``standby`` keeps one warm spare per queue (``ProcessSpec(standby=True)``: an
+    interpreter with actorq and the job modules imported, parked, not connected), so
+    a restart skips interpreter start-up and imports; it costs one idle process's
+    memory per queue.
     """
     if processes < 1:
         raise ValueError(f"processes must be at least 1, got {processes}")
@@ -49,6 +55,7 @@ def queue_supervisor_spec(
             args=(payload,),
             shutdown=settings.shutdown_timeout + 5,
             start_timeout=30.0,
+            standby=standby,
         )
         for i in range(processes)
     )

@@ -254,6 +254,7 @@ def build_children(
                 queue.processes,
                 max_restarts=sup.max_restarts * queue.processes,
                 within=sup.within,
+                standby=queue.standby,
             )
         )
     for actor in config.actors:

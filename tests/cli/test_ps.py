@@ -115,6 +115,20 @@ def test_ps_lists_the_queue_actor_pids_and_a_killed_one_is_replaced(tmp_path: Pa
         assert "results" in table.stdout
         assert "scheduler" in table.stdout
 
+        # The queue's parked warm standby: listed apart, never as a running worker.
+        def standby_line() -> str:
+            out = subprocess.run(
+                [sys.executable, "-m", "actorq", "ps", "--url", up.url],
+                cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+            ).stdout  # fmt: skip
+            return next((line for line in out.splitlines() if "standby pid" in line), "")
+
+        line = _poll(standby_line, 30, "the parked standby in the tree")
+        assert "a spare of actorq/queue-default, not serving" in line
+        spare = int(line.split()[2])
+        assert spare in up.descendants()
+        assert spare not in {r["pid"] for r in ps_json(up.url)}
+
         victim = up.pids["default-0"]
         up.descendants()
         os.kill(victim, signal.SIGKILL)

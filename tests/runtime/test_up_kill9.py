@@ -76,11 +76,15 @@ def _wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 def _role_pid(up: Up, role: str) -> int | None:
-    """The pid of the live process of ``role`` under ``up`` (``None``: none now)."""
+    """The pid of the live process of ``role`` under ``up`` (``None``: none now).
+
+    A queue's parked warm standby (``[[queues]] standby``) has the same command line
+    but no NATS connection until it is activated: it is not the queue's process."""
     for pid in up.descendants():
         try:
             proc = psutil.Process(pid)
-            if proc.status() != psutil.STATUS_ZOMBIE and ROLES[role] in proc.cmdline():
+            live = proc.status() != psutil.STATUS_ZOMBIE
+            if live and ROLES[role] in proc.cmdline() and proc.net_connections(kind="tcp"):
                 return pid
         except psutil.NoSuchProcess:
             continue

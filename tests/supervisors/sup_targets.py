@@ -122,3 +122,47 @@ def spawn_grandchild(ready: Ready, path: str, then: str = "wait") -> int:
         return 0
     _wait_forever()
     return 0
+
+
+def _note_prepared(path: str) -> None:
+    with open(f"{path}.{os.getpid()}.prepared", "w"):
+        pass
+
+
+def _standby_serve(ready: Ready, path: str) -> None:
+    """Notes in ``<path>.<pid>.run`` that it runs, then is ready and idles. As a warm
+    standby it first notes ``<path>.<pid>.prepared`` (its ``on_standby`` hook)."""
+    with open(f"{path}.{os.getpid()}.run", "w"):
+        pass
+    ready()
+    _wait_forever()
+
+
+def _with_standby_hook() -> Callable[..., None]:
+    from supervisors import on_standby
+
+    return on_standby(_note_prepared)(_standby_serve)
+
+
+standby_serve = _with_standby_hook()
+
+
+async def standby_tree_main(ready: Ready, path: str) -> None:
+    """A process supervising one ``standby=True`` child; prints its own, the child's
+    and the parked standby's pids once the standby is parked."""
+    import trio
+    from sup_specs import pspec
+
+    from supervisors import StandbyParked, open_supervisor
+
+    spec = pspec("w", "standby_serve", path, standby=True)
+    async with open_supervisor([spec]) as sup, sup.subscribe() as events:
+        if not sup.snapshot().standby_pids:
+            async for event in events:
+                if isinstance(event, StandbyParked):
+                    break
+        snap = sup.snapshot()
+        ready()
+        pids = {"pid": os.getpid(), "child": snap.find("w").pid, "standby": snap.standby_pids[0]}
+        print(json.dumps(pids), flush=True)
+        await trio.sleep_forever()

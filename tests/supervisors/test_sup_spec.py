@@ -34,6 +34,7 @@ from supervisors import (
         (lambda: SupervisorSpec(id="s", strategy="one_for_some"), "'rest_for_one'"),
         (lambda: SupervisorSpec(id="s", max_restarts=-1), "max_restarts"),
         (lambda: Backoff(initial=2, max=1), "raise max"),
+        (lambda: ProcessSpec(id="p", target="pkg.module", standby=True), "standby=True needs"),
     ],
 )
 def test_an_invalid_spec_is_refused_with_a_message_naming_the_field(
@@ -67,6 +68,7 @@ def test_the_public_names_are_exactly_these() -> None:
         "Shutdown",
         "ShutdownSignals",
         "SpecError",
+        "StandbyParked",
         "StartError",
         "StartFailed",
         "StartTimeout",
@@ -79,6 +81,7 @@ def test_the_public_names_are_exactly_these() -> None:
         "SupervisorStopped",
         "TaskSpec",
         "TrioPopen",
+        "on_standby",
         "open_supervisor",
         "serve_supervisor",
         "setup_child",
