@@ -122,6 +122,8 @@ class Runtime:
         return found
 
     def by_role(self) -> dict[str, list[int]]:
+        """Live pids by role; a parked warm standby (same command line as its queue's
+        actors, no NATS connection until activated) is ``standby``, not ``queue``."""
         roles: dict[str, list[int]] = {}
         for proc in self.children():
             with contextlib.suppress(psutil.Error):
@@ -133,6 +135,8 @@ class Runtime:
                 cmd = " ".join(proc.cmdline())
                 for needle, role in ROLES.items():
                     if needle in cmd:
+                        if role == "queue" and not proc.net_connections(kind="tcp"):
+                            role = "standby"
                         roles.setdefault(role, []).append(proc.pid)
         return roles
 
