@@ -22,7 +22,7 @@ import logging
 import trio
 
 from .events import EventBus, ExitReason, StandbyParked, now
-from .exceptions import StartError
+from .exceptions import StartError, StartFailed
 from .process_child import Spawned, park_process, stop_spawned
 from .spec import ProcessSpec
 
@@ -100,7 +100,10 @@ class StandbyPool:
             spawned = await park_process(self.spec)
         except StartError as exc:
             self.failures += 1
-            log.warning("standby of %r in %r did not park: %s", self.spec.id, self.path, exc)
+            # The reason alone: the child's own restart reports the same failure, with
+            # the advice that goes with it.
+            why = exc.reason.describe() if isinstance(exc, StartFailed) else str(exc)
+            log.warning("standby of %r in %r did not park: %s", self.spec.id, self.path, why)
             self._wanted.set()
             return
         self.spawned += 1
