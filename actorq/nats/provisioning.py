@@ -191,22 +191,33 @@ async def ensure_stream(conn: Connection, spec: StreamSpec) -> _api.StreamInfo:
 
 
 async def _await_replicas(conn: Connection, stream: str, within: float = 60.0) -> None:
-    """Wait until a stream whose replica count changed has a leader and every replica
-    caught up: until then the cluster answers its publishes late or not at all."""
+    """Wait until a stream whose replica count changed, and each of its consumers (the
+    server moves them along with the stream, after it), has a leader and every replica
+    caught up: until then the cluster answers its publishes and fetches late or not at
+    all, and a consumer still on one node is lost with that node."""
     with trio.move_on_after(within):
         while True:
             try:
                 info = await conn.jsm("stream_info", stream)
+                want = (info.config.num_replicas or 1) - 1
+                consumers = await conn.jsm("consumers_info", stream)
             except BrokerError:
                 info = None
-            cluster = getattr(info, "cluster", None)
-            if info is not None and cluster is not None and cluster.leader:
-                peers = cluster.replicas or []
-                want = (info.config.num_replicas or 1) - 1
-                if len(peers) >= want and all(p.current for p in peers):
-                    return
+            replicated = info is not None and _replicated(info, want)
+            if replicated and all(_replicated(c, want) for c in consumers):
+                return
             await trio.sleep(0.1)
     log.warning("stream %s: its replicas did not catch up within %.0fs", stream, within)
+
+
+def _replicated(info: Any, want: int) -> bool:
+    """Whether a stream's or consumer's info shows a leader and ``want`` other replicas,
+    all current."""
+    cluster = getattr(info, "cluster", None)
+    if cluster is None or not cluster.leader:
+        return False
+    peers = cluster.replicas or []
+    return len(peers) >= want and all(p.current for p in peers)
 
 
 class ConsumerSpec(msgspec.Struct, frozen=True, kw_only=True):
