@@ -6,6 +6,8 @@ The bench passes this directory in ``QueueActorSettings.sys_path`` and ``_jobs``
 
 from __future__ import annotations
 
+import time
+
 
 def noop() -> None:
     """A sync no-op (runs in a worker thread, the common case)."""
@@ -15,3 +17,8 @@ def noop() -> None:
 async def noop_async() -> None:
     """A Trio no-op (runs as a Trio task: no thread hop)."""
     return None
+
+
+def stamp() -> float:
+    """A sync job that returns when it started (``time.time()``): the idle pickup bench."""
+    return time.time()

@@ -36,6 +36,9 @@ Figures (each rate the best of ``--rounds`` rounds, reference and actorq alterna
   across rounds; ``processing_signed_ratio`` is signed over unsigned (bar: >= 0.95).
   ``processing_signed_cpu_ratio`` compares the queue actor's CPU time per job instead
   (unsigned over signed, least of the rounds), which a busy machine disturbs less.
+* processing async: the same backlog of ``async def`` no-op jobs (``_jobs.noop_async``,
+  a Trio task each, no thread), in the same rounds; ``processing_async_ratio`` is its
+  rate over the reference's.
 * round trip: 500 sequential ``await (await client.enqueue(noop)).result()`` (after 20
   to warm up), against the same raw nats-py round trip measured just before in the same
   run (:func:`ref_rtt`: publish to a work-queue stream, a worker fetches one message,
@@ -43,6 +46,10 @@ Figures (each rate the best of ``--rounds`` rounds, reference and actorq alterna
   ``rtt_p99_ratio`` are actorq over raw (bars: <= 2 and <= 3).
 * ``client_link``: whether the client's single publishes took its Trio-owned link
   (``actorq.nats.link_js``) rather than the asyncio bridge.
+* idle first job: ``--idle-periods`` times (default 100), 1-3 s of quiet (random), then
+  one plain ``def`` job that returns when it started (``_jobs.stamp``);
+  ``idle_first_job_p99_ms`` is the p99 from the client's ``enqueue`` call to the job
+  starting in the queue actor process (both clocks are this machine's ``time.time()``).
 * backlog: ``--backlog`` jobs enqueued first, then a fresh queue actor process drains
   them; its RSS is sampled with psutil every 50 ms.
 """
@@ -53,6 +60,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -406,18 +414,19 @@ async def actorq_run(
                 async with open_client(
                     url, namespace=namespace, signing_key=SIGNING_KEY
                 ) as signer:
-                    plain_run = ("", client, "work")
-                    signed_run = ("_signed", signer, "signed")
-                    a, b = (plain_run, signed_run)
+                    plain_run = ("", client, "work", fn)
+                    signed_run = ("_signed", signer, "signed", fn)
+                    async_run = ("_async", client, "async", _jobs.noop_async)
+                    a, b, c = (plain_run, signed_run, async_run)
                     if round_index % 2:
-                        a, b = b, a
+                        a, b, c = c, b, a
                     qa = None
                     work_queue = ""
-                    for i, (suffix, sender, queue) in enumerate((a, b, b, a)):
+                    for i, (suffix, sender, queue, job) in enumerate((a, b, c, c, b, a)):
                         qs = settings(f"{queue}{i}")
-                        if suffix:
+                        if suffix == "_signed":
                             qs = msgspec.structs.replace(qs, signing_key_hex=SIGNING_KEY.hex())
-                        rate, share, runner = await processing_run(sender, qs, fn, n, args, procs)
+                        rate, share, runner = await processing_run(sender, qs, job, n, args, procs)
                         cpu_us = share.pop("queue_actor_us_per_job")
                         if rate > out.get(f"processing{suffix}", 0.0):
                             out[f"processing{suffix}"] = rate
@@ -444,6 +453,8 @@ async def actorq_run(
                     out["rtt_p50_ms"] = round(statistics.median(rtts), 3)
                     out["rtt_p99_ms"] = round(pct(rtts, 0.99), 3)
                     out["rtt_mean_ms"] = round(statistics.fmean(rtts), 3)
+                    if args.idle_periods > 0:
+                        out.update(await idle_run(client, wopts, args.idle_periods))
                 await qa.stop()
 
                 if last_round and args.backlog > 0:
@@ -483,6 +494,29 @@ async def processing_run(
     qa_cpu = cpu._cpu(cpu.procs["queue_actor"]) - cpu.start["queue_actor"]
     shares["queue_actor_us_per_job"] = round(qa_cpu / n * 1e6, 1)
     return n / span, shares, qa
+
+
+async def idle_run(client: Client, opts: EnqueueOptions, periods: int) -> dict[str, Any]:
+    """The first job after 1-3 s of quiet, ``periods`` times: from the ``enqueue`` call to
+    the job starting (the job returns ``time.time()`` when it starts), and to its result."""
+    starts: list[float] = []
+    rtts: list[float] = []
+    rng = random.Random(14)
+    for _ in range(periods):
+        await trio.sleep(rng.uniform(1.0, 3.0))
+        t0 = time.time()
+        job = await client.enqueue_with(opts, _jobs.stamp)
+        started = await job.result(timeout=10)
+        rtts.append((time.time() - t0) * 1000)
+        starts.append((started - t0) * 1000)
+    return {
+        "idle_periods": periods,
+        "idle_first_job_p50_ms": round(statistics.median(starts), 3),
+        "idle_first_job_p99_ms": round(pct(starts, 0.99), 3),
+        "idle_first_job_max_ms": round(max(starts), 3),
+        "idle_rtt_p50_ms": round(statistics.median(rtts), 3),
+        "idle_rtt_p99_ms": round(pct(rtts, 0.99), 3),
+    }
 
 
 async def backlog_run(
@@ -542,9 +576,9 @@ def best(a: dict[str, Any] | None, b: dict[str, Any]) -> dict[str, Any]:
         return b
     rates = (
         "enqueue_pipelined", "enqueue_concurrent", "enqueue_sequential", "processing",
-        "processing_signed",
+        "processing_signed", "processing_async",
     )  # fmt: skip
-    cpu = ("processing_cpu_us", "processing_signed_cpu_us")
+    cpu = ("processing_cpu_us", "processing_signed_cpu_us", "processing_async_cpu_us")
     return {
         **a, **b,
         **{k: max(a[k], b[k]) for k in rates if k in a and k in b},
@@ -567,6 +601,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-track-started", action="store_true",
                         help="queue actor sends no 'running' outcome per job")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=2, help="best of this many rounds")
+    parser.add_argument("--idle-periods", type=int, default=100,
+                        help="quiet periods of 1-3 s for idle_first_job (0: skip)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     args.n_seq = min(args.n_seq, args.n)
@@ -617,6 +653,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         res["sync_enqueue_per_s"] = round(sync_rate)
         res["sync_enqueue_ratio"] = round(sync_rate / act["enqueue_sequential"], 3)
+    res["processing_async_actorq_per_s"] = round(act["processing_async"])
+    res["processing_async_ratio"] = round(act["processing_async"] / ref["processing"], 3)
+    res["processing_async_cpu_us_per_job"] = act["processing_async_cpu_us"]
     res["processing_signed_per_s"] = round(act["processing_signed"])
     res["processing_signed_ratio"] = round(act["processing_signed"] / act["processing"], 3)
     # The same comparison by the queue actor's CPU time per job (least of the rounds):
@@ -627,7 +666,9 @@ def main(argv: list[str] | None = None) -> int:
         act["processing_cpu_us"] / act["processing_signed_cpu_us"], 3
     )
     res["processing_cpu_share"] = act.get("processing_cpu_share")
-    for key in ("rtt_p50_ms", "rtt_p99_ms", "rtt_mean_ms"):
+    for key in ("rtt_p50_ms", "rtt_p99_ms", "rtt_mean_ms", "idle_periods",
+                "idle_first_job_p50_ms", "idle_first_job_p99_ms", "idle_first_job_max_ms",
+                "idle_rtt_p50_ms", "idle_rtt_p99_ms"):  # fmt: skip
         res[key] = act.get(key)
     res["rtt_raw_p50_ms"] = round(statistics.median(ref_rtts), 3)
     res["rtt_raw_p99_ms"] = round(pct(ref_rtts, 0.99), 3)
@@ -643,7 +684,8 @@ def main(argv: list[str] | None = None) -> int:
         "enqueue_sequential_ratio": res["enqueue_sequential_ratio"] >= 0.9,
         "enqueue_concurrent_ratio": res["enqueue_concurrent_ratio"] >= 0.9,
         "sync_enqueue_ratio": None if sync_rate is None else res["sync_enqueue_ratio"] >= 0.9,
-        "processing_ratio": res["processing_ratio"] >= 0.5,
+        "processing_ratio": res["processing_ratio"] >= 0.8,
+        "processing_async_ratio": res["processing_async_ratio"] >= 0.8,
         "processing_signed_ratio": res["processing_signed_ratio"] >= 0.95,
         "rtt_p50_ms": res["rtt_p50_ms"] is not None and res["rtt_p50_ms"] < 3,
         "rtt_p99_ms": res["rtt_p99_ms"] is not None and res["rtt_p99_ms"] < 15,
@@ -651,6 +693,8 @@ def main(argv: list[str] | None = None) -> int:
         "rtt_p99_ratio": res["rtt_p99_ratio"] <= 3,
         "backlog_peak_rss_mb": res["backlog_peak_rss_mb"] is not None
         and res["backlog_peak_rss_mb"] < 150,
+        "idle_first_job_p99_ms": None if res["idle_first_job_p99_ms"] is None
+        else res["idle_first_job_p99_ms"] <= 5,
     }
     res["bars_met"] = bars
 
@@ -666,6 +710,10 @@ def main(argv: list[str] | None = None) -> int:
             f"  {mode:20s} ref {res[f'{mode}_ref_per_s']:>8,}/s   "
             f"actorq {res[f'{mode}_actorq_per_s']:>8,}/s   ratio {res[f'{mode}_ratio']:.2f}"
         )
+    print(
+        f"  processing async def {res['processing_async_actorq_per_s']:>8,}/s vs the same "
+        f"reference   ratio {res['processing_async_ratio']:.2f}"
+    )
     print(
         f"  processing signed    {res['processing_signed_per_s']:>8,}/s vs unsigned, same "
         f"run   ratio {res['processing_signed_ratio']:.2f}"
@@ -688,6 +736,12 @@ def main(argv: list[str] | None = None) -> int:
         f"ratio {res['rtt_p50_ratio']:.2f})   p99 {res['rtt_p99_ms']} ms (raw "
         f"{res['rtt_raw_p99_ms']}, ratio {res['rtt_p99_ratio']:.2f})"
     )
+    if res["idle_periods"]:
+        print(
+            f"  first job after 1-3 s quiet ({res['idle_periods']} times): enqueue -> start "
+            f"p50 {res['idle_first_job_p50_ms']} ms, p99 {res['idle_first_job_p99_ms']} ms; "
+            f"round trip p99 {res['idle_rtt_p99_ms']} ms"
+        )
     print(
         f"  backlog {res['backlog']}: peak RSS {res['backlog_peak_rss_mb']} MB "
         f"(ready {res['backlog_ready_rss_mb']} MB), {res['backlog_processing_per_s']}/s"
