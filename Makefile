@@ -21,9 +21,10 @@
 
 PYTHON ?= python3
 VENV ?= .venv
-# The tests mostly wait on real processes, so 2 cores carry 4 workers (measured: see
-# the `test` target). `--dist loadfile` keeps each file on one worker: module-scoped
-# fixtures (one `actorq up` shared by a file's tests) then start once.
+# The tests mostly wait on real processes, so 2 cores carry 4 workers. `--dist
+# loadgroup` spreads the tests one by one, except that tests/conftest.py keeps a
+# module's tests on one worker when they share a module-scoped fixture (one `actorq up`
+# for a file's tests), so that it starts once.
 PYTEST_WORKERS ?= 4
 PYTEST_ARGS ?=
 
@@ -114,4 +115,4 @@ test: setup
 	@cd "$(ROOT)"; echo "== ruff"; "$(venv)/bin/ruff" check actorq supervisors tests bench examples
 	@cd "$(ROOT)"; echo "== import contracts"; "$(venv)/bin/lint-imports"
 	@cd "$(ROOT)"; echo "== mypy --strict"; "$(venv)/bin/mypy"
-	@cd "$(ROOT)"; echo "== pytest"; exec "$(venv)/bin/pytest" -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	@cd "$(ROOT)"; echo "== pytest"; exec "$(venv)/bin/pytest" -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
