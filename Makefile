@@ -15,10 +15,17 @@
 # (or make -C .. up).
 #
 # Variables: PYTHON (the interpreter that creates .venv; default python3),
-# VENV (default .venv, relative to the repository root), PYTEST_ARGS (make test).
+# VENV (default .venv, relative to the repository root), PYTEST_WORKERS (make test's
+# pytest-xdist workers; default 4, 0 runs in one process), PYTEST_ARGS (more pytest
+# arguments for make test).
 
 PYTHON ?= python3
 VENV ?= .venv
+# The tests mostly wait on real processes, so 2 cores carry 4 workers. `--dist
+# loadgroup` spreads the tests one by one, except that tests/conftest.py keeps a
+# module's tests on one worker when they share a module-scoped fixture (one `actorq up`
+# for a file's tests), so that it starts once.
+PYTEST_WORKERS ?= 4
 PYTEST_ARGS ?=
 
 ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
@@ -108,4 +115,4 @@ test: setup
 	@cd "$(ROOT)"; echo "== ruff"; "$(venv)/bin/ruff" check actorq supervisors tests bench examples
 	@cd "$(ROOT)"; echo "== import contracts"; "$(venv)/bin/lint-imports"
 	@cd "$(ROOT)"; echo "== mypy --strict"; "$(venv)/bin/mypy"
-	@cd "$(ROOT)"; echo "== pytest"; exec "$(venv)/bin/pytest" $(PYTEST_ARGS)
+	@cd "$(ROOT)"; echo "== pytest"; exec "$(venv)/bin/pytest" -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)

@@ -7,6 +7,7 @@ launch ``/usr/bin/chromium`` and skip, saying why, where it is absent.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import threading
@@ -102,22 +103,31 @@ def open_browser(profile: Path) -> Iterator[Any]:
     """A logged-out chromium context (a fresh profile), closed at the end."""
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=ARGS,
-            viewport={"width": 1280, "height": 800},
-            # Playwright's wait_for_function evaluates strings, which the dashboard's
-            # CSP forbids; without the CSP the XSS test is also the stricter one: the
-            # page must be safe by how it renders, not only by policy.
-            bypass_csp=True,
-        )
-        try:
-            yield context
-        finally:
-            context.close()
+    # Playwright's sync API makes its loop with asyncio.new_event_loop(), through the
+    # current policy; once trio_asyncio is imported in this process (an asyncio job ran
+    # in it: a test file that ran before on the same pytest-xdist worker), that is a
+    # trio-asyncio loop, which Playwright cannot drive. It gets a plain one.
+    policy = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(asyncio.DefaultEventLoopPolicy())
+    try:
+        with sync_playwright() as pw:
+            context = pw.chromium.launch_persistent_context(
+                str(profile),
+                executable_path=str(CHROMIUM),
+                headless=True,
+                args=ARGS,
+                viewport={"width": 1280, "height": 800},
+                # Playwright's wait_for_function evaluates strings, which the dashboard's
+                # CSP forbids; without the CSP the XSS test is also the stricter one: the
+                # page must be safe by how it renders, not only by policy.
+                bypass_csp=True,
+            )
+            try:
+                yield context
+            finally:
+                context.close()
+    finally:
+        asyncio.set_event_loop_policy(policy)
 
 
 def login(page: Any, served: Served, path: str = "/") -> None:
