@@ -34,6 +34,9 @@ __all__ = ["AsyncioBridge", "open_bridge"]
 T = TypeVar("T")
 P = ParamSpec("P")
 
+#: How often a cancelled asyncio task that is still running is cancelled again.
+_RECANCEL_EVERY = 0.05
+
 _Call = tuple[Callable[[], Awaitable[Any]], trio.lowlevel.Task, "_Pending"]
 
 
@@ -120,8 +123,17 @@ class AsyncioBridge:
 
     def _abort(self, pending: _Pending) -> None:
         pending.abort_requested = True
-        if pending.asyncio_task is not None:
-            pending.asyncio_task.cancel()
+        self._cancel_until_done(pending)
+
+    def _cancel_until_done(self, pending: _Pending) -> None:
+        atask = pending.asyncio_task
+        if atask is None or atask.done():
+            return
+        atask.cancel()
+        # A coroutine can swallow one cancellation (nats-py's first-connect retry loop
+        # does, then retries for minutes): cancel again until it ends, or the Trio
+        # caller, which resumes only once the asyncio side has finished, waits forever.
+        self.loop.call_later(_RECANCEL_EVERY, self._cancel_until_done, pending)
 
     def _complete(
         self, task: trio.lowlevel.Task, pending: _Pending, result: outcome.Outcome[Any]

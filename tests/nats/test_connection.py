@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -11,6 +12,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from actorq import ConnectionFailed
 from actorq.exceptions import BrokerTimeout, KeyExists
 from actorq.nats import Connection, OutMsg, open_nats
+from actorq.nats.bridge import open_bridge
 from actorq.nats.embedded_server import free_port
 from actorq.nats.provisioning import KvSpec, StreamSpec, ensure_kv, ensure_stream
 
@@ -253,3 +255,26 @@ async def test_leaving_a_watch_while_updates_still_arrive_is_harmless(nc: Connec
                 await msgs.receive()
         await trio.sleep(0.2)  # let the stragglers arrive at the closed channels
     assert await kv.get("k0") is not None
+
+
+async def test_cancelling_a_call_whose_coroutine_swallows_a_cancel_still_returns() -> None:
+    # nats-py's first-connect retry loop swallowed a cancellation; the caller, waiting
+    # for the asyncio side to finish, hung until pytest's timeout (seen under xdist).
+    swallowed = 0
+
+    async def stubborn() -> None:
+        nonlocal swallowed
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                swallowed += 1
+                if swallowed >= 3:
+                    raise
+
+    async with open_bridge() as bridge:
+        with trio.fail_after(10):
+            with trio.move_on_after(0.1) as scope:
+                await bridge.run(stubborn)
+    assert scope.cancelled_caught
+    assert swallowed == 3
