@@ -571,7 +571,8 @@ async def serve_queue_actor(
             actor._service = service
             service.start_soon(_close_threads_on_exit, actor.threads)
             service.start_soon(actor.heartbeat_loop)
-            service.start_soon(publish_heartbeats, conn, settings.namespace, actor)
+            # Listed by `actorq ps` before it reports ready.
+            await service.start(publish_heartbeats, conn, settings.namespace, actor)
             await service.start(actor.cancel_watch, cancels)
             service.start_soon(_forward_stop, stop, actor)
             if extra is not None:

@@ -448,11 +448,12 @@ async def serve_result_actor(
         deps_kv = await conn.bridge.run(side.kv, streams.deps_bucket)
         actor = ResultActor(side, streams, pull, kv, deps_kv)
         await conn.bridge.run(actor.deps.load)
-        task_status.started(actor)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(
+            # Listed by `actorq ps` before it reports ready.
+            await nursery.start(
                 functools.partial(publish_heartbeats, conn, namespace, role="results")
             )
+            task_status.started(actor)
             if extra is not None:
                 nursery.start_soon(extra, conn, actor)
             nursery.start_soon(serve_undelivered, conn, streams)

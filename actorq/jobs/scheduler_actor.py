@@ -345,7 +345,7 @@ async def serve_scheduler_actor(
                     publish_heartbeats, conn, namespace, role="scheduler",
                     stats=lambda: {"schedule_lag": actor.lag},
                 )  # fmt: skip
-                nursery.start_soon(beats)
+                await nursery.start(beats)  # listed by `actorq ps` before it is ready
                 if extra is not None:
                     nursery.start_soon(extra, conn, actor)
                 task_status.started(actor)

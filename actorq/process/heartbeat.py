@@ -148,8 +148,10 @@ async def publish_heartbeats(
     *,
     role: str = "queue",
     stats: Callable[[], dict[str, Any]] | None = None,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Report this process until cancelled.
+    """Report this process until cancelled; started once the first report was put, so
+    a process that reports ready after it is already listed by ``actorq ps``.
 
     ``actor`` is a :class:`~actorq.jobs.queue_actor.QueueActor` (role ``queue``); other
     processes pass their ``role`` and optionally ``stats``, returning further
@@ -167,6 +169,7 @@ async def publish_heartbeats(
         kv = await ensure_kv(conn, KvSpec(bucket=procs_bucket(namespace), ttl=TTL))
     except Exception:
         log.exception("heartbeats disabled: cannot open bucket %s", procs_bucket(namespace))
+        task_status.started()
         return
     first = True
     previous: ProcReport | None = None
@@ -182,6 +185,8 @@ async def publish_heartbeats(
                 await kv.put(key, msgspec.json.encode(report))
             except Exception as exc:  # a missed beat only makes the process look lost
                 log.warning("heartbeat not published: %s", exc)
+            task_status.started()  # the first time; later calls are not made
+            task_status = trio.TASK_STATUS_IGNORED
             await trio.sleep(INTERVAL)
     finally:
         # A clean stop removes the entry, so ps does not show it as lost.
@@ -225,14 +230,22 @@ def _report(
     )
 
 
-async def publish_tree(conn: Any, namespace: str, snapshot: Callable[[], Any]) -> None:
+async def publish_tree(
+    conn: Any,
+    namespace: str,
+    snapshot: Callable[[], Any],
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
     """Put ``snapshot()`` (a supervisor's :class:`~supervisors.ChildSnapshot`) every
-    :data:`INTERVAL` seconds under ``<host>.tree.<pid>`` until cancelled; then delete it."""
+    :data:`INTERVAL` seconds under ``<host>.tree.<pid>`` until cancelled; then delete it.
+    Started once the first snapshot was put."""
     key = tree_key(socket.gethostname(), os.getpid())
     try:
         kv = await ensure_kv(conn, KvSpec(bucket=procs_bucket(namespace), ttl=TTL))
     except Exception:
         log.exception("tree snapshots disabled: cannot open bucket %s", procs_bucket(namespace))
+        task_status.started()
         return
     try:
         while True:
@@ -240,6 +253,8 @@ async def publish_tree(conn: Any, namespace: str, snapshot: Callable[[], Any]) -
                 await kv.put(key, msgspec.json.encode(snapshot()))
             except Exception as exc:
                 log.warning("tree snapshot not published: %s", exc)
+            task_status.started()  # the first time; later calls are not made
+            task_status = trio.TASK_STATUS_IGNORED
             await trio.sleep(INTERVAL)
     finally:
         with trio.CancelScope(shield=True), trio.move_on_after(2), contextlib.suppress(Exception):

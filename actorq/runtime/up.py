@@ -411,29 +411,50 @@ async def _serve(
         if config.dashboard.enabled:
             side.start_soon(_serve_dashboard, config, urls, secrets, echo)
         tree_view.append(tree.snapshot)
+        # The tree is in the heartbeat bucket before `ready` is printed, so `actorq ps`
+        # right after it shows every child by name.
+        await side.start(partial(_publish_tree, config, urls, secrets, tree.snapshot))
         elapsed = time.monotonic() - started
         echo(summary(tree.snapshot(), urls, note, config.namespace, elapsed))
         log.info("ready in %.2fs", elapsed)
         try:
-            await _publish_tree(config, urls, secrets, tree.snapshot)
+            await trio.sleep_forever()
         finally:
             side.cancel_scope.cancel()
 
 
 async def _publish_tree(
-    config: Config, urls: list[str], secrets: Secrets, snapshot: Callable[[], object]
+    config: Config,
+    urls: list[str],
+    secrets: Secrets,
+    snapshot: Callable[[], object],
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Put the tree's snapshot in the heartbeat bucket until cancelled (see
     :func:`actorq.process.heartbeat.publish_tree`); without NATS, only wait to be cancelled."""
     options = secrets.connect.kwargs()
+    once = _StartedOnce(task_status)
     try:
         async with open_nats(
             urls, name="actorq-up", connect_timeout=config.nats.connect_timeout, **options
         ) as conn:
-            await publish_tree(conn, config.namespace, snapshot)
+            await publish_tree(conn, config.namespace, snapshot, task_status=once)
     except (ActorqError, OSError) as exc:
         log.warning("supervision tree not published: %s", exc)
+    once.started()  # without NATS (or after it failed): ready all the same
     await trio.sleep_forever()
+
+
+class _StartedOnce:
+    """A task status whose ``started()`` may be called again (then does nothing)."""
+
+    def __init__(self, inner: trio.TaskStatus[None]) -> None:
+        self._inner: trio.TaskStatus[None] | None = inner
+
+    def started(self, value: None = None) -> None:
+        if self._inner is not None:
+            self._inner.started()
+            self._inner = None
 
 
 async def _serve_dashboard(

@@ -60,6 +60,12 @@ def test_ps_lists_the_queue_actor_pids_and_a_killed_one_is_replaced(tmp_path: Pa
     with run_up(tmp_path, up_env(tmp_path / "nats")) as up:
         up.ready()
         workers = {up.pids["default-0"], up.pids["default-1"]}
+        # Once `ready` is printed every child is listed at once, with its path: each
+        # puts its first report before it is ready, `up` its tree before the summary.
+        first = {r["pid"]: r for r in ps_json(up.url)}
+        assert workers | {up.pids["results"], up.pids["scheduler"]} <= set(first), first
+        for pid in workers:
+            assert first[pid]["path"].startswith("actorq/queue-default/default-"), first[pid]
 
         def queue_rows() -> list[dict[str, Any]]:
             return [r for r in ps_json(up.url) if r["role"] == "queue"]
@@ -202,3 +208,4 @@ async def test_heartbeats_carry_a_job_rate_that_queues_sums_per_queue(nats_url: 
     assert 0 < rate < 50
     (default,) = [s for s in stats if s.queue == "default"]
     assert default.jobs_per_s > 0
+
