@@ -584,12 +584,23 @@ async def serve_queue_actor(
                     await actor.fetch_loop(actor._consumer, jobs)
                     # Graceful: in-flight jobs get their time; past it they are nak'ed.
                     jobs.cancel_scope.deadline = trio.current_time() + settings.shutdown_timeout
-                # Report everything that finished, then stop.
+                # Report everything that finished, then stop. With the server gone
+                # the last outcomes may never get out: they get a short while (a
+                # restarting server is back within it), not the full 10 s. Nothing is
+                # lost: a job is acked only after its outcome is stored, so those
+                # whose outcome was not stay unacked and are delivered again.
                 actor.reporter.close()
-                reporter.cancel_scope.deadline = trio.current_time() + 10
+                grace = _REPORT_GRACE if conn.connected else _REPORT_GRACE_DISCONNECTED
+                reporter.cancel_scope.deadline = trio.current_time() + grace
             service.cancel_scope.cancel()
         return actor.exit_reason
 
+
+#: Seconds the last outcomes get to be published on stop; when the connection is down
+#: at that moment, the shorter figure: a server restarting may still be back within
+#: it, one that is gone no longer holds the stop up for long.
+_REPORT_GRACE = 10.0
+_REPORT_GRACE_DISCONNECTED = 3.0
 
 #: A dead letter that could not be published is tried again after this many seconds.
 _DEAD_LETTER_RETRY = 1.0

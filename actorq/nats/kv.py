@@ -55,6 +55,12 @@ class KeyValueStore:
         self._kv = store
         self.bucket = bucket
 
+    @property
+    def connected(self) -> bool:
+        """Whether the bucket's connection is up right now (not closed, not
+        reconnecting): a server round trip can be answered."""
+        return bool(self._kv._js._nc.is_connected)
+
     def _errors(self, what: str) -> contextlib.AbstractContextManager[None]:
         cm: contextlib.AbstractContextManager[None] = translate_errors(f"KV {self.bucket}: {what}")
         return cm
@@ -160,11 +166,17 @@ class KeyValueStore:
                 yield receive
         finally:
             send.close()
+            connected = self.connected
 
             async def stop() -> None:
                 task.cancel()
                 with contextlib.suppress(Exception):
                     await watcher.stop()
+                if not connected:
+                    # No server to ask: the delete would only wait out the request
+                    # timeout (5 s, seen in every process stopping with its server
+                    # gone); the server drops the consumer after _WATCH_INACTIVE.
+                    return
                 # Each watch is a consumer on the bucket's stream: delete it now, not
                 # when its inactivity threshold passes, or a burst of short watches
                 # (one per job.result()) runs into the server's consumer limit.

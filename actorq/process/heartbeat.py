@@ -190,8 +190,17 @@ async def publish_heartbeats(
             await trio.sleep(INTERVAL)
     finally:
         # A clean stop removes the entry, so ps does not show it as lost.
-        with trio.CancelScope(shield=True), trio.move_on_after(2), contextlib.suppress(Exception):
-            await kv.delete(key)
+        await _remove(kv, key)
+
+
+async def _remove(kv: Any, key: str) -> None:
+    """Delete ``key`` on the way out, bounded: with the server gone (the connection is
+    down) nobody could take the delete, so it is not tried; the entry then shows
+    ``lost`` and the bucket's TTL drops it, as for a killed process."""
+    if not kv.connected:
+        return
+    with trio.CancelScope(shield=True), trio.move_on_after(2), contextlib.suppress(Exception):
+        await kv.delete(key)
 
 
 def _report(
@@ -257,5 +266,4 @@ async def publish_tree(
             task_status = trio.TASK_STATUS_IGNORED
             await trio.sleep(INTERVAL)
     finally:
-        with trio.CancelScope(shield=True), trio.move_on_after(2), contextlib.suppress(Exception):
-            await kv.delete(key)
+        await _remove(kv, key)
