@@ -408,8 +408,6 @@ async def _serve(
                     tree.snapshot, host=config.metrics.host, port=config.metrics.port,
                 )
             )  # fmt: skip
-        if config.dashboard.enabled:
-            side.start_soon(_serve_dashboard, config, urls, secrets, echo)
         tree_view.append(tree.snapshot)
         # The tree is in the heartbeat bucket before `ready` is printed, so `actorq ps`
         # right after it shows every child by name.
@@ -417,6 +415,9 @@ async def _serve(
         elapsed = time.monotonic() - started
         echo(summary(tree.snapshot(), urls, note, config.namespace, elapsed))
         log.info("ready in %.2fs", elapsed)
+        if config.dashboard.enabled:
+            # After the summary, so its "dashboard at" line always follows `ready`.
+            side.start_soon(_serve_dashboard, config, urls, secrets, echo)
         try:
             await trio.sleep_forever()
         finally:
