@@ -62,36 +62,6 @@ NAMESPACE = "chaosc"
 SCHEDULES = {"tick1": 1.0, "tick2": 2.0, "tick3": 3.0}
 _KEY_ENV = "ACTORQ_CHAOS_KEY"
 
-_CONFIG = """\
-namespace = "{namespace}"
-sys_path = [{bench}]
-imports = ["_chaos_jobs"]
-
-[nats]
-url = {urls}
-replicas = 3
-
-[security]
-signing_key_env = "{key_env}"
-
-[[queues]]
-name = "default"
-processes = 2
-concurrency = {concurrency}
-
-[results]
-max_bytes = 1048576
-
-[supervisor]
-strategy = "one_for_one"
-max_restarts = 100
-within = 10.0
-
-[logging]
-level = "WARNING"
-"""
-
-
 async def _until_streams(
     urls: list[str], behind: Callable[[Any], bool], within: float, lagging: list[Any]
 ) -> float | None:
@@ -265,12 +235,11 @@ def run_cluster(
             trio.run(wait_for_jetstream, cluster.urls)
             config = tmp / "chaos.toml"
             config.write_text(
-                _CONFIG.format(
-                    namespace=NAMESPACE,
-                    bench=json.dumps(str(common.BENCH)),
-                    urls=json.dumps(cluster.urls),
-                    key_env=_KEY_ENV,
-                    concurrency=concurrency,
+                common.config_text(
+                    NAMESPACE,
+                    f"[nats]\nurl = {json.dumps(cluster.urls)}\nreplicas = 3\n\n"
+                    f'[security]\nsigning_key_env = "{_KEY_ENV}"\n',
+                    concurrency,
                 )
             )
 

@@ -5,6 +5,7 @@ tally of what survived (see ``chaos.py``'s docstring for the keys)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import signal
@@ -30,6 +31,43 @@ READY = "actorq ready"
 TERMINAL = {"succeeded", "failed", "cancelled", "dead"}
 #: The poison kinds, in turn, and the final status each must reach.
 POISON = {"oversize": "failed", "exits": "failed", "unimportable": "dead"}
+_CONFIG = """\
+namespace = "{namespace}"
+sys_path = [{bench}]
+imports = ["_chaos_jobs"]
+
+{nats}
+[[queues]]
+name = "default"
+processes = 2
+concurrency = {concurrency}
+
+[results]
+# Below the oversize poison's 2 MiB: a bigger result would travel through the object store.
+max_bytes = 1048576
+
+[supervisor]
+# A kill a second would exceed the default intensity (3 restarts in 10 s).
+strategy = "one_for_one"
+max_restarts = 100
+within = 10.0
+
+[logging]
+level = "WARNING"
+"""
+
+
+def config_text(namespace: str, nats: str, concurrency: int) -> str:
+    """The chaos runtime's config: one queue, 2 queue actor processes; ``nats`` is
+    the ``[nats]`` section (and any other section the run needs)."""
+    return _CONFIG.format(
+        namespace=namespace,
+        bench=json.dumps(str(BENCH)),
+        nats=nats,
+        concurrency=concurrency,
+    )
+
+
 ROLES = {
     "children:queue_actor": "queue",
     "children:result_actor": "results",

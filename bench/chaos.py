@@ -66,33 +66,6 @@ import _chaos_jobs  # noqa: E402
 from actorq import SyncClient  # noqa: E402
 from actorq.nats.local_credentials import ENV_CREDENTIALS_FILE, credentials_path  # noqa: E402
 
-_CONFIG = """\
-namespace = "chaos"
-sys_path = [{bench}]
-imports = ["_chaos_jobs"]
-
-[nats]
-port = {port}
-data_dir = {data}
-
-[[queues]]
-name = "default"
-processes = 2
-concurrency = {concurrency}
-
-[results]
-# Below the oversize poison's 2 MiB: a bigger result would travel through the object store.
-max_bytes = 1048576
-
-[supervisor]
-strategy = "one_for_one"
-max_restarts = 100
-within = 10.0
-
-[logging]
-level = "WARNING"
-"""
-
 
 class Killer(threading.Thread):
     """``kill -9`` a random runtime process every ``every`` s, ``kills`` times; the
@@ -153,11 +126,10 @@ def run(
         marker.mkdir()
         config = tmp / "chaos.toml"
         config.write_text(
-            _CONFIG.format(
-                bench=json.dumps(str(BENCH)),
-                port=port,
-                data=json.dumps(str(data)),
-                concurrency=concurrency,
+            common.config_text(
+                "chaos",
+                f"[nats]\nport = {port}\ndata_dir = {json.dumps(str(data))}\n",
+                concurrency,
             )
         )
         unimportable = common.client_only_function(tmp)

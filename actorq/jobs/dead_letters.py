@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from actorq.constants import DEFAULT_QUEUE
 from actorq.exceptions import NotFound
@@ -50,16 +50,19 @@ class DeadLetterVerbs:
         """A handle on a job by id (the client's)."""
         raise NotImplementedError
 
-    async def requeue(self, job_id: str) -> Job:
-        """Enqueue a dead-lettered job again, as it was; removes its dead letter."""
+    async def _last_letter(self, job_id: str) -> Any:
         try:
-            msg = await self.conn.jsm(
+            return await self.conn.jsm(
                 "get_last_msg", self.streams.dead_stream, self.streams.dead_subject(job_id)
             )
         except NotFound:
             raise NotFound(
                 f"no dead letter for job {job_id!r}; list them with `actorq jobs dead`"
             ) from None
+
+    async def requeue(self, job_id: str) -> Job:
+        """Enqueue a dead-lettered job again, as it was; removes its dead letter."""
+        msg = await self._last_letter(job_id)
         letter = decode_dead_letter(msg.data)
         env = decode_envelope(letter.original)
         assert self._cancels is not None
@@ -96,14 +99,7 @@ class DeadLetterVerbs:
     async def delete_dead_letter(self, job_id: str) -> None:
         """Delete the dead letter of ``job_id`` without running the job again;
         raises :class:`~actorq.NotFound` when there is none."""
-        try:
-            msg = await self.conn.jsm(
-                "get_last_msg", self.streams.dead_stream, self.streams.dead_subject(job_id)
-            )
-        except NotFound:
-            raise NotFound(
-                f"no dead letter for job {job_id!r}; list them with `actorq jobs dead`"
-            ) from None
+        msg = await self._last_letter(job_id)
         await self.conn.jsm("delete_msg", self.streams.dead_stream, msg.seq)
 
     async def purge(self, queue: str) -> int:

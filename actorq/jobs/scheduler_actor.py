@@ -42,7 +42,7 @@ import trio
 
 from actorq.constants import DEFAULT_NAMESPACE, DEFAULT_URL, SCHEDULER_DURABLE
 from actorq.exceptions import BrokerError, Conflict
-from actorq.jobs.schedules import next_due, timer_headers
+from actorq.jobs.schedules import next_due, run_envelope, timer_headers
 from actorq.jobs.streams import LEASE_TTL, JobStreams
 from actorq.jobs.tracing import enqueue_span
 from actorq.nats.connection import Connection, open_nats
@@ -55,7 +55,6 @@ from actorq.process import faults
 from actorq.process.heartbeat import publish_heartbeats
 from actorq.process.job_counts import LagCounts
 from actorq.wire.messages import (
-    JobEnvelope,
     ScheduleEntry,
     ScheduleFire,
     decode_schedule_entry,
@@ -292,16 +291,7 @@ class SchedulerActor:
             claim = await self.claims.get(job_id)
             if now - float(claim.value if claim else b"0") > _REPUBLISH_WITHIN:
                 return
-        env = JobEnvelope(
-            id=job_id,
-            queue=entry.queue,
-            function=entry.function,
-            codec=entry.codec,
-            payload=entry.payload,
-            signature=entry.signature,
-            options=entry.options,
-            enqueued_at=now,
-        )
+        env = run_envelope(entry, job_id, now)
         # A due job starts its trace here (when traced): the scheduler is its enqueuer.
         with enqueue_span(entry.queue, job_id, entry.function, schedule=entry.name) as trace:
             await self.side.js_publish(

@@ -62,6 +62,7 @@ __all__ = [
     "at_header",
     "next_due",
     "next_dues",
+    "run_envelope",
     "to_timestamp",
     "wall_to_instant",
 ]
@@ -175,6 +176,21 @@ def _next_cron(expr: str, zone: dt.tzinfo, after: float) -> float:
 
 #: Wall-clock times skipped at most in one search (a repeated hour of every second).
 _MAX_SKIPPED = 2 * 3600 + 2
+
+
+def run_envelope(entry: ScheduleEntry, job_id: str, now: float) -> JobEnvelope:
+    """The job of one run of ``entry`` (a due time's, or one triggered now), signed by
+    the schedule's own signature."""
+    return JobEnvelope(
+        id=job_id,
+        queue=entry.queue,
+        function=entry.function,
+        codec=entry.codec,
+        payload=entry.payload,
+        signature=entry.signature,
+        options=entry.options,
+        enqueued_at=now,
+    )
 
 
 def next_dues(entry: ScheduleEntry, after: float, count: int = 3) -> list[float]:
@@ -403,16 +419,7 @@ class ScheduleBook:
         entry, _ = await self.get(name)
         now = self.clock()
         job_id = f"{name}-{int(now * 1000)}"
-        env = JobEnvelope(
-            id=job_id,
-            queue=entry.queue,
-            function=entry.function,
-            codec=entry.codec,
-            payload=entry.payload,
-            signature=entry.signature,
-            options=entry.options,
-            enqueued_at=now,
-        )
+        env = run_envelope(entry, job_id, now)
         await self.client.conn.js_publish(
             self.streams.job_subject(entry.queue, job_id), encode(env), msg_id=job_id
         )

@@ -4,6 +4,7 @@ sure every process it started is gone, by pid, whatever happens."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import re
@@ -14,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -218,3 +220,14 @@ def run_up(
             os.environ.pop(ENV_CREDENTIALS_FILE, None)
         else:
             os.environ[ENV_CREDENTIALS_FILE] = saved
+
+
+def ps_json(url: str) -> list[dict[str, Any]]:
+    """The rows of ``actorq ps --json --url URL`` (asserting it exits 0)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "actorq", "ps", "--json", "--url", url],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    rows: list[dict[str, Any]] = json.loads(out.stdout)
+    return rows

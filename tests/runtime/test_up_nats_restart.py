@@ -4,14 +4,11 @@ heartbeats go on; a server that cannot come back ends `up` non-zero with the rea
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +22,7 @@ from actorq import SyncClient
 from actorq.cli.main import RET_GAVE_UP, RET_OK
 from actorq.nats.embedded_server import find_nats_server
 from tests.helpers import jobfuncs
-from tests.helpers.up_harness import ROOT, Up, gone, run_up, up_env, wait_gone
+from tests.helpers.up_harness import Up, gone, ps_json, run_up, up_env, wait_gone
 from tests.runtime.test_up import _introspect_runtime
 
 pytestmark = pytest.mark.timeout(240)
@@ -58,16 +55,6 @@ def _accepts(port: int) -> bool:
             return sock.recv(5) == b"INFO "
     except OSError:
         return False
-
-
-def _ps_rows(url: str) -> list[dict[str, Any]]:
-    out = subprocess.run(
-        [sys.executable, "-m", "actorq", "ps", "--json", "--url", url],
-        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    rows: list[dict[str, Any]] = json.loads(out.stdout)
-    return rows
 
 
 def test_a_killed_embedded_server_is_back_within_2s_and_jobs_and_heartbeats_carry_on(
@@ -104,7 +91,7 @@ def test_a_killed_embedded_server_is_back_within_2s_and_jobs_and_heartbeats_carr
 
         # Heartbeats resume: every runtime process reports again after the restart.
         def fresh() -> list[dict[str, Any]]:
-            rows = [r for r in _ps_rows(up.url) if r["at"] > restarted_at]
+            rows = [r for r in ps_json(up.url) if r["at"] > restarted_at]
             roles = {r["role"] for r in rows}
             return rows if {"queue", "results", "scheduler"} <= roles else []
 
@@ -126,14 +113,20 @@ def test_a_killed_embedded_server_is_back_within_2s_and_jobs_and_heartbeats_carr
     assert "starting it again" in up.stderr()
 
 
+def _removable_server(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A copy of the nats-server binary, and the env of an `up` that runs it: once the
+    copy is removed, no restart of the server can succeed."""
+    binary = tmp_path / "bin" / "nats-server"
+    binary.parent.mkdir()
+    shutil.copy2(find_nats_server(), binary)
+    return binary, up_env(tmp_path / "nats", ACTORQ_NATS_SERVER=str(binary))
+
+
 def test_up_exits_non_zero_with_the_reason_when_its_server_cannot_come_back(
     tmp_path: Path,
 ) -> None:
     # The binary goes away while the server runs: no restart can succeed.
-    binary = tmp_path / "bin" / "nats-server"
-    binary.parent.mkdir()
-    shutil.copy2(find_nats_server(), binary)
-    env = up_env(tmp_path / "nats", ACTORQ_NATS_SERVER=str(binary))
+    binary, env = _removable_server(tmp_path)
     with run_up(tmp_path, env) as up:
         up.ready()
         first = up.pids["nats-server"]
@@ -167,10 +160,7 @@ def test_up_whose_server_is_gone_stops_its_queue_actors_within_seconds(tmp_path:
     # Nothing a stopping queue actor would ask the server (a watch's consumer delete,
     # its heartbeat's delete) can be answered: it must not wait out request timeouts.
     # Before: ~5.6 s per queue actor, stopped one after another, ~18 s in all.
-    binary = tmp_path / "bin" / "nats-server"
-    binary.parent.mkdir()
-    shutil.copy2(find_nats_server(), binary)
-    env = up_env(tmp_path / "nats", ACTORQ_NATS_SERVER=str(binary))
+    binary, env = _removable_server(tmp_path)
     with run_up(tmp_path, env) as up:
         up.ready()
         queues = {up.pids["default-0"], up.pids["default-1"]}
